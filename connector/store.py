@@ -235,7 +235,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot prepare the store in {self.home}: {exc.strerror}") from None
         except ValueError:
-            raise StoreError(f"the secret key ({KEY_ENV} or {KEY_FILE}) is not a Fernet key") from None
+            raise StoreError(f"the key ({KEY_ENV} or {KEY_FILE}) is not a Fernet key") from None
         self.path = self.home / DB_NAME
         self._local = threading.local()
         self._thread_locks: dict[str, threading.Lock] = {}
