@@ -1,0 +1,40 @@
+# xero-elt: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-fast lint bench bench-smoke clean
+
+# Installs the project and its test tools into .venv, with the exact versions we test with.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole story against the local Xero sandbox, into demo-data/xero.duckdb.
+demo: $(STAMP)
+	$(BIN)/xero-elt demo
+
+## Every test: browser, PostgreSQL, kill and fuzz tests included.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The quick subset for development (under 3 minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not hardening" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
+
+clean:
+	rm -rf $(VENV) demo-data .xero-elt .pytest_cache
