@@ -1,0 +1,107 @@
+"""Where a run loads: the dlt destination, dataset and pipeline name, from flags or config.
+
+No destination gets special code beyond two defaults: DuckDB's file is `xero.duckdb` in the
+working directory unless `destination.duckdb.credentials` says otherwise (CONVENTIONS.md), and
+destinations that can take parquet get it (DuckDB loads 10x faster; PostgreSQL goes through ADBC).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination.reference import Destination
+
+DEFAULT_DESTINATION = "duckdb"
+DEFAULT_DATASET = "xero"
+DEFAULT_DUCKDB_FILE = "xero.duckdb"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+
+
+class DestinationError(ValueError):
+    """The destination or dataset cannot be used as configured (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved destination: what dlt.pipeline() needs, plus how to describe it."""
+
+    name: str
+    dataset: str
+    destination: Any
+    loader_file_format: str | None
+    description: str
+
+    @property
+    def pipeline_name(self) -> str:
+        """Separate incremental state per destination and dataset."""
+        return f"xero_{self.name}_{self.dataset}"
+
+
+def _config(key: str) -> Any:
+    try:
+        return dlt.config.get(key)
+    except Exception:  # a malformed toml surfaces later with dlt's own message
+        return None
+
+
+def configured_duckdb_path() -> str:
+    """The DuckDB file a run writes to (dlt's setting, else ./xero.duckdb)."""
+    value = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or _secret(
+        "destination.duckdb.credentials"
+    )
+    return str(value) if value else DEFAULT_DUCKDB_FILE
+
+
+def _secret(key: str) -> Any:
+    try:
+        return dlt.secrets.get(key)
+    except Exception:
+        return None
+
+
+def resolve_target(destination: str | None = None, dataset: str | None = None) -> Target:
+    """Resolve flags and config (`[pipelines] destination`, `dataset_name`) into a Target."""
+    name = destination or _config("pipelines.destination") or DEFAULT_DESTINATION
+    dataset = dataset or _config("pipelines.dataset_name") or DEFAULT_DATASET
+    for what, value in (("destination", name), ("dataset", dataset)):
+        if not _NAME.match(str(value)):
+            raise DestinationError(
+                f"bad {what} name {value!r}: use letters, digits and underscores"
+            )
+    if name == "duckdb":
+        path = configured_duckdb_path()
+        if not path.startswith("md:") and not path.startswith(":"):
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        dest: Any = dlt.destinations.duckdb(credentials=path)
+        description = f"duckdb file {Path(path).resolve()}"
+    else:
+        try:
+            dest = Destination.from_reference(name, destination_name=name)
+        except Exception as exc:
+            raise DestinationError(f"unknown dlt destination {name!r}: {exc}") from None
+        description = f"{name} (dataset {dataset})"
+    return Target(
+        name=name,
+        dataset=str(dataset),
+        destination=dest,
+        loader_file_format=_preferred_format(dest),
+        description=description,
+    )
+
+
+def _preferred_format(dest: Any) -> str | None:
+    """Parquet where the destination takes it directly; otherwise dlt's own preference."""
+    try:
+        caps = dest.capabilities()
+    except Exception:
+        return None
+    if caps.preferred_loader_file_format == "insert_values" and (
+        "parquet" in (caps.supported_loader_file_formats or [])
+    ):
+        return "parquet"
+    return None
