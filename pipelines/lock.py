@@ -36,7 +36,8 @@ def run_lock(home: Path, wait: float | None = None) -> Iterator[None]:
                     raise LockHeld(_describe_holder(path)) from None
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {datetime.now(UTC).isoformat(timespec='seconds')}\n".encode(), 0)
+        holder = f"{os.getpid()} {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+        os.pwrite(fd, holder.encode(), 0)
         try:
             yield
         finally:

@@ -1,0 +1,268 @@
+"""`xero-elt run`: load every connected organisation into the destination, made for cron.
+
+One run: take the lock, finish load packages a killed run left behind, extract every named
+organisation and entity in parallel through the connector's source, load, then write
+`sync_runs` and `connections`, update the store, log one line per organisation, and exit with
+0 (ok), 1 (failed), 2 (usage), 3 (partial) or 75 (locked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.store import ConnectionStatus, Store, StoreError
+from pipelines import exitcodes
+from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
+from pipelines.destinations import DestinationError, Target, resolve_target
+from pipelines.lock import LockHeld, run_lock
+
+log = logging.getLogger("xero_elt.run")
+
+ENTITIES = ("suppliers", "accounts", "tax_rates", "tracking_categories")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `xero-elt run` was asked to do."""
+
+    destination: str | None = None
+    dataset: str | None = None
+    tenants: Sequence[str] | None = None
+    entities: Sequence[str] | None = None
+    reconcile: bool = False
+    full_refresh: bool = False
+    wait: float | None = None
+    as_json: bool = False
+
+
+@dataclass
+class RunReport:
+    """The outcome of one run: the exit code and the summary `--json` prints."""
+
+    exit_code: int
+    summary: dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger("xero_elt")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                               "%Y-%m-%dT%H:%M:%S"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
+def run_from_cli(options: RunOptions) -> int:
+    """The `xero-elt run` command: run, log, print the JSON summary when asked."""
+    _setup_logging()
+    report = execute(options)
+    if options.as_json:
+        json.dump(report.summary, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    return report.exit_code
+
+
+def execute(options: RunOptions, store: Store | None = None) -> RunReport:
+    """Run once with the lock held; never raises for a Xero or destination problem."""
+    try:
+        unknown = set(options.entities or ()) - set(ENTITIES)
+        if unknown:
+            raise DestinationError(
+                f"unknown entities {sorted(unknown)}; choose from {', '.join(ENTITIES)}"
+            )
+        target = resolve_target(options.destination, options.dataset)
+        store = store or Store()
+    except (DestinationError, StoreError) as exc:
+        log.error("%s", exc)
+        return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
+    try:
+        with run_lock(store.home, options.wait):
+            return _run_locked(options, target, store)
+    except LockHeld as exc:
+        # One line, for cron mail: the other run is doing the work.
+        print(f"xero-elt run: {exc}; exiting", file=sys.stderr)
+        return RunReport(exitcodes.LOCKED, {"outcome": "locked", "error": str(exc)})
+
+
+def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[Any]:
+    connected = store.list_connections([ConnectionStatus.CONNECTED])
+    if not tenants:
+        return connected
+    wanted = set(tenants)
+    known = {c.tenant_id for c in connected}
+    missing = wanted - known
+    if missing:
+        raise DestinationError(
+            "not connected: " + ", ".join(sorted(missing))
+            + " (see `xero-elt connections`)"
+        )
+    return [c for c in connected if c.tenant_id in wanted]
+
+
+def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
+    import dlt
+
+    from pipelines.loading import finish_pending, load_organisations
+
+    started = _now()
+    run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    try:
+        connections = _selected_connections(store, options.tenants)
+    except DestinationError as exc:
+        log.error("%s", exc)
+        return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
+                                           "error": str(exc)})
+    pipeline = dlt.pipeline(
+        pipeline_name=target.pipeline_name,
+        destination=target.destination,
+        dataset_name=target.dataset,
+        pipelines_dir=str(store.home / "pipelines"),
+        progress="log" if sys.stderr.isatty() else None,  # type: ignore[arg-type]
+    )
+    entities = list(options.entities or ENTITIES)
+    outcomes = RunOutcomes(run_id=run_id)
+    clock = time.monotonic()
+    try:
+        finished = finish_pending(pipeline, target)
+        if finished:
+            log.info("finished %d load package(s) left by an interrupted run", finished)
+        if connections:
+            for conn in connections:
+                store.update_connection(conn.connection_id, sync_state="syncing")
+            load_organisations(pipeline, target, store, connections, entities, options, outcomes)
+    except Exception as exc:  # a destination or pipeline failure: everything failed
+        log.error("run %s failed: %s", run_id, _one_line(exc))
+        for conn in connections:
+            for entity in entities:
+                if not any(o.tenant_id == conn.tenant_id and o.entity == entity
+                           for o in outcomes.entities):
+                    outcomes.entities.append(EntityOutcome(
+                        tenant_id=conn.tenant_id, entity=entity,
+                        organisation_name=conn.organisation_name, started_at=started,
+                        finished_at=_now(), outcome="failed", error=_one_line(exc)))
+            for o in outcomes.entities:
+                if o.tenant_id == conn.tenant_id and o.outcome == "ok":
+                    o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
+    finally:
+        _record(pipeline, store, outcomes, connections)
+    return _report(options, target, outcomes, connections, started, time.monotonic() - clock)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
+
+
+def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
+    """Write sync_runs and connections into the destination, and sync results into the store."""
+    finished = _now()
+    for conn in connections:
+        mine = [o for o in outcomes.entities if o.tenant_id == conn.tenant_id]
+        if not mine:
+            store.update_connection(conn.connection_id, sync_state=None)
+            continue
+        failed = [o for o in mine if o.outcome != "ok"]
+        try:
+            current = store.get_connection(conn.connection_id)
+        except StoreError:
+            continue
+        fields: dict[str, Any] = {
+            "sync_state": "failed" if failed else "synced",
+            "last_sync_outcome": "partial" if failed and len(failed) < len(mine)
+            else ("failed" if failed else "ok"),
+        }
+        if not failed or len(failed) < len(mine):
+            fields["last_synced_at"] = finished
+            fields["last_sync_rows"] = sum(o.rows_loaded for o in mine)
+        store.update_connection(current.connection_id, **fields)
+    try:
+        pipeline.run(bookkeeping_resources(outcomes, store.list_connections()))
+    except Exception as exc:
+        log.error("could not write sync_runs/connections: %s", _one_line(exc))
+
+
+def _report(
+    options: RunOptions,
+    target: Target,
+    outcomes: RunOutcomes,
+    connections: list[Any],
+    started: datetime,
+    seconds: float,
+) -> RunReport:
+    organisations = []
+    failed_orgs = ok_orgs = 0
+    for conn in connections:
+        mine = [o for o in outcomes.entities if o.tenant_id == conn.tenant_id]
+        bad = [o for o in mine if o.outcome not in ("ok", "skipped")]
+        outcome = "ok" if not bad else ("deferred" if all(
+            o.outcome == "deferred" for o in bad) else "failed")
+        if bad:
+            failed_orgs += 1
+        else:
+            ok_orgs += 1
+        rows = sum(o.rows_loaded for o in mine)
+        calls = sum(o.api_calls for o in mine)
+        error = "; ".join(f"{o.entity}: {o.error}" for o in bad if o.error)
+        line = (f"{conn.organisation_name or conn.tenant_id} ({conn.tenant_id}): {outcome}, "
+                f"{rows} rows, {calls} API calls")
+        if error:
+            line += f" — {error}"
+        (log.info if outcome == "ok" else log.error)("%s", line)
+        organisations.append({
+            "tenant_id": conn.tenant_id,
+            "organisation_name": conn.organisation_name,
+            "connection_id": conn.connection_id,
+            "outcome": outcome,
+            "rows_loaded": rows,
+            "api_calls": calls,
+            "error": error or None,
+            "entities": {
+                o.entity: {
+                    "rows_loaded": o.rows_loaded,
+                    "api_calls": o.api_calls,
+                    "duration_s": round((o.finished_at - o.started_at).total_seconds(), 3),
+                    "outcome": o.outcome,
+                    "error": o.error,
+                }
+                for o in mine
+            },
+        })
+    if not connections:
+        log.info("no connected organisations to load (see `xero-elt connections`)")
+    if failed_orgs == 0:
+        code, overall = exitcodes.OK, "ok"
+    elif ok_orgs:
+        code, overall = exitcodes.PARTIAL, "partial"
+    else:
+        code, overall = exitcodes.FAILURE, "failed"
+    summary = {
+        "run_id": outcomes.run_id,
+        "outcome": overall,
+        "exit_code": code,
+        "started_at": started.isoformat(),
+        "duration_s": round(seconds, 3),
+        "destination": target.name,
+        "dataset": target.dataset,
+        "pipeline": target.pipeline_name,
+        "organisations": organisations,
+        "token_calls": outcomes.token_calls,
+        "connections_calls": outcomes.connections_calls,
+        "options": {"entities": list(options.entities or ENTITIES),
+                    "reconcile": options.reconcile, "full_refresh": options.full_refresh},
+    }
+    log.info("run %s: %s (%d organisation(s), %.1f s)", outcomes.run_id, overall,
+             len(connections), seconds)
+    return RunReport(code, summary)
