@@ -1,0 +1,319 @@
+"""Xero's identity service and the tenant-less ``/connections`` endpoint.
+
+OAuth 2.0 code exchange, refresh (with rotation), revocation, reading the access token's claims,
+and listing/deleting connections. Every function takes ``XeroSettings`` (URLs, client id and
+secret, timeouts, User-Agent) and raises errors from ``connector.errors``; no token, code or
+secret ever appears in an error, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from connector.errors import (
+    AuthenticationFailed,
+    AuthorizationMissing,
+    GrantInvalid,
+    MalformedResponse,
+    OAuthError,
+    RateLimited,
+    TokenExpired,
+    XeroError,
+    XeroRequestError,
+    XeroUnavailable,
+)
+from connector.settings import XeroSettings
+from connector.wire import oauth_error_code, problem_detail
+
+log = logging.getLogger(__name__)
+
+# Refresh is safe to retry: if Xero rotated but the answer was lost, the previous refresh token
+# still works for 30 minutes. A code exchange is not (codes are single-use), so it is not retried.
+_REFRESH_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """A parsed token response. ``raw`` is the JSON as received (what ``Store.add_grant`` takes)."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_in: int
+    scope: str
+    id_token: str | None = field(repr=False, default=None)
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_response(cls, data: Any, *, endpoint: str) -> TokenSet:
+        """Build from Xero's token JSON; a body without an access token is malformed."""
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise MalformedResponse("the token response has no access_token", endpoint=endpoint)
+        try:
+            expires_in = int(data.get("expires_in", 1800))
+        except (TypeError, ValueError):
+            raise MalformedResponse(
+                "the token response has a non-numeric expires_in", endpoint=endpoint
+            ) from None
+        return cls(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token"),
+            expires_in=expires_in,
+            scope=str(data.get("scope") or ""),
+            id_token=data.get("id_token"),
+            raw=dict(data),
+        )
+
+
+def http_client(settings: XeroSettings, **kwargs: Any) -> httpx.Client:
+    """An httpx client with our timeouts, User-Agent and ``Accept: application/json``."""
+    timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
+    headers = {"User-Agent": settings.user_agent, "Accept": "application/json"}
+    return httpx.Client(timeout=timeout, headers=headers, **kwargs)
+
+
+def _client_auth(settings: XeroSettings, form: dict[str, str]) -> httpx.BasicAuth | None:
+    """Confidential apps authenticate with Basic; PKCE apps (no secret) send ``client_id``."""
+    settings.require_client()
+    if settings.client_secret:
+        return httpx.BasicAuth(settings.client_id, settings.client_secret)
+    form["client_id"] = settings.client_id
+    return None
+
+
+def _token_request(
+    settings: XeroSettings, form: dict[str, str], *, attempts: int, what: str
+) -> TokenSet:
+    """POST to the token endpoint and parse the answer; retries only transient failures."""
+    endpoint = settings.token_url
+    auth = _client_auth(settings, form)
+    last: XeroError | None = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(8.0, settings.backoff_seconds * 2**attempt) * random.uniform(0.5, 1.5))
+        try:
+            with http_client(settings) as http:
+                response = http.post(endpoint, data=form, auth=auth)
+        except httpx.TransportError as exc:
+            last = XeroUnavailable(f"{what} failed", endpoint=endpoint, cause=type(exc).__name__)
+            continue
+        if response.status_code >= 500 or response.status_code == 429:
+            last = XeroUnavailable(
+                f"{what} failed", endpoint=endpoint, cause=f"HTTP {response.status_code}"
+            )
+            continue
+        if response.status_code != 200:
+            raise _token_error(response, what=what, endpoint=endpoint)
+        try:
+            data = response.json()
+        except ValueError:
+            raise MalformedResponse(
+                f"{what}: the token endpoint sent invalid JSON", endpoint=endpoint
+            ) from None
+        return TokenSet.from_response(data, endpoint=endpoint)
+    assert last is not None
+    raise last
+
+
+def _token_error(response: httpx.Response, *, what: str, endpoint: str) -> OAuthError:
+    code = oauth_error_code(response.content)
+    cause = f"HTTP {response.status_code} {code or problem_detail(response.content)}".strip()
+    if code == "invalid_grant":
+        return GrantInvalid(f"{what}: Xero says invalid_grant", error=code, endpoint=endpoint,
+                            cause=cause)
+    return OAuthError(f"{what} was refused", error=code, endpoint=endpoint, cause=cause)
+
+
+def exchange_code(
+    settings: XeroSettings, *, code: str, redirect_uri: str, code_verifier: str
+) -> TokenSet:
+    """Exchange an authorization code (with its PKCE verifier) for tokens.
+
+    Raises:
+        GrantInvalid: the code is wrong, expired or already used.
+        OAuthError: any other refusal (``invalid_client``, ...).
+        XeroUnavailable: the token endpoint could not be reached.
+    """
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
+    return _token_request(settings, form, attempts=1, what="code exchange")
+
+
+def refresh_tokens(settings: XeroSettings, refresh_token: str) -> TokenSet:
+    """Trade a refresh token for a new token set (Xero rotates the refresh token every time).
+
+    Callers must persist ``raw`` (the new refresh token) before using the new access token.
+
+    Raises:
+        GrantInvalid: ``invalid_grant`` (revoked, expired, or superseded beyond the grace period).
+        OAuthError, XeroUnavailable, MalformedResponse: as for ``exchange_code``.
+    """
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return _token_request(settings, form, attempts=_REFRESH_ATTEMPTS, what="token refresh")
+
+
+def revoke(settings: XeroSettings, refresh_token: str) -> None:
+    """Revoke a grant at Xero: its refresh token dies and all its connections are removed.
+
+    Raises:
+        OAuthError: Xero answered anything but 200.
+        XeroUnavailable: the revocation endpoint could not be reached.
+    """
+    form = {"token": refresh_token}
+    auth = _client_auth(settings, form)
+    endpoint = settings.revocation_url
+    try:
+        with http_client(settings) as http:
+            response = http.post(endpoint, data=form, auth=auth)
+    except httpx.TransportError as exc:
+        raise XeroUnavailable("revocation failed", endpoint=endpoint,
+                              cause=type(exc).__name__) from None
+    if response.status_code != 200:
+        raise _token_error(response, what="revocation", endpoint=endpoint)
+
+
+def access_token_claims(access_token: str) -> dict:
+    """The claims of a JWT access token, decoded without verifying the signature.
+
+    We only read facts Xero put there for the client (``authentication_event_id``, ``exp``,
+    ``xero_userid``, ``scope``); trust comes from having received it over TLS from Xero.
+
+    Raises:
+        MalformedResponse: the token is not a JWT with a JSON payload.
+    """
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        raise MalformedResponse("the access token is not a JWT", cause=f"{len(parts)} parts")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        raise MalformedResponse("the access token's payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise MalformedResponse("the access token's payload is not a JSON object")
+    return claims
+
+
+def raise_for_auth_status(
+    response: httpx.Response, *, endpoint: str, **context: str | None
+) -> None:
+    """Map Xero's 401/403/429 answers to our errors (shared by the API client)."""
+    status = response.status_code
+    if status == 401:
+        detail = problem_detail(response.content)
+        if detail.startswith("TokenExpired"):
+            raise TokenExpired("the access token has expired", endpoint=endpoint,
+                               cause=detail.split(":")[0], **context)
+        if "AuthorizationUnsuccessful" in detail:
+            raise AuthorizationMissing(
+                "the grant lacks a scope this endpoint needs (connect again with the right "
+                "scopes)", endpoint=endpoint, cause=detail, **context,
+            )
+        raise AuthenticationFailed("Xero rejected the access token", endpoint=endpoint,
+                                   cause=detail or "HTTP 401", **context)
+    if status == 429:
+        problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower() or None
+        raise RateLimited("Xero rate limit hit", problem=problem,
+                          retry_after=_retry_after(response), endpoint=endpoint,
+                          cause=f"limit {problem or 'unknown'}", **context)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def list_connections(
+    settings: XeroSettings, access_token: str, auth_event_id: str | None = None
+) -> list[dict]:
+    """The organisations this grant may read (``GET /connections``), optionally for one consent.
+
+    Raises:
+        TokenExpired, AuthenticationFailed: the access token is not (or no longer) valid.
+        RateLimited, XeroUnavailable, MalformedResponse, XeroRequestError.
+    """
+    endpoint = settings.connections_url
+    params = {"authEventId": auth_event_id} if auth_event_id else None
+    response = _bearer_call(settings, "GET", endpoint, access_token, params=params)
+    try:
+        data = response.json()
+    except ValueError:
+        raise MalformedResponse("/connections sent invalid JSON", endpoint=endpoint) from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise MalformedResponse("/connections did not send a JSON array", endpoint=endpoint)
+    return data
+
+
+def delete_connection(settings: XeroSettings, access_token: str, xero_connection_id: str) -> bool:
+    """Disconnect one organisation (``DELETE /connections/{id}``); False when Xero says 404."""
+    endpoint = f"{settings.connections_url}/{xero_connection_id}"
+    try:
+        _bearer_call(settings, "DELETE", endpoint, access_token)
+    except XeroRequestError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _bearer_call(
+    settings: XeroSettings,
+    method: str,
+    url: str,
+    access_token: str,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One tenant-less call with a bearer token; transient failures retried a bounded number of
+    times, everything else mapped to our errors."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    last: XeroError | None = None
+    for attempt in range(settings.max_retries + 1):
+        if attempt:
+            time.sleep(min(settings.max_backoff_seconds, settings.backoff_seconds * 2**attempt)
+                       * random.uniform(0.5, 1.5))
+        try:
+            with http_client(settings) as http:
+                response = http.request(method, url, headers=headers, params=params)
+        except httpx.TransportError as exc:
+            last = XeroUnavailable(f"{method} failed", endpoint=url, cause=type(exc).__name__)
+            continue
+        if response.status_code >= 500:
+            last = XeroUnavailable(f"{method} failed", endpoint=url,
+                                   cause=f"HTTP {response.status_code}")
+            continue
+        raise_for_auth_status(response, endpoint=url)
+        if response.status_code >= 400:
+            raise XeroRequestError(f"{method} was refused", status=response.status_code,
+                                   endpoint=url, cause=f"HTTP {response.status_code} "
+                                   f"{problem_detail(response.content)}".strip())
+        return response
+    assert last is not None
+    raise last
+
+
+__all__ = [
+    "TokenSet",
+    "access_token_claims",
+    "delete_connection",
+    "exchange_code",
+    "http_client",
+    "list_connections",
+    "raise_for_auth_status",
+    "refresh_tokens",
+    "revoke",
+]

@@ -1,0 +1,110 @@
+"""Access tokens for a grant: refresh ahead of expiry, with rotation, one refresh at a time.
+
+Xero rotates the refresh token on every refresh and invalidates the previous access token, and two
+refreshes of one grant racing each other burn it. So:
+
+- a refresh happens only inside ``store.grant_lock`` (exclusive across threads and processes);
+- inside the lock the grant is read again: another thread or process may have refreshed already;
+- the rotated token response is saved (``store.save_rotated_tokens``, one transaction) before the
+  new access token is handed to anyone;
+- if we crash after Xero rotated but before our save, the stored refresh token is the previous
+  one, which Xero still accepts for 30 minutes: the next run simply refreshes again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from connector.errors import GrantInvalid
+from connector.identity import refresh_tokens
+from connector.settings import XeroSettings
+
+if TYPE_CHECKING:
+    from connector.store import Grant, Store
+
+log = logging.getLogger(__name__)
+
+
+def _usable(grant: Grant, now: datetime, margin: float, rejected: str | None) -> bool:
+    """The stored access token can be used: not the one Xero just rejected, not about to expire."""
+    if rejected is not None and grant.access_token == rejected:
+        return False
+    return grant.access_expires_at - timedelta(seconds=margin) > now
+
+
+def _check_active(grant: Grant) -> None:
+    if grant.status != "active":
+        raise GrantInvalid(
+            f"grant {grant.grant_id} is {grant.status}; the organisation must be connected again",
+            error="invalid_grant", cause=grant.status_reason,
+        )
+
+
+def access_token_for(
+    store: Store,
+    settings: XeroSettings,
+    grant_id: str,
+    *,
+    rejected: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A valid access token for the grant, refreshing it when needed.
+
+    Args:
+        store: the credential store.
+        settings: Xero settings (token URL, client credentials, ``refresh_margin_seconds``).
+        grant_id: the grant to use.
+        rejected: an access token Xero just answered 401 to; never returned again.
+        now: the current time (tests); defaults to the clock.
+
+    Raises:
+        GrantInvalid: the grant is dead (``invalid_grant``); the grant is marked ``invalid`` and
+            every connected organisation on it ``needs_reconnection``.
+        OAuthError, XeroUnavailable, MalformedResponse: the refresh failed otherwise.
+    """
+    margin = settings.refresh_margin_seconds
+    grant = store.get_grant(grant_id)
+    _check_active(grant)
+    if _usable(grant, now or datetime.now(UTC), margin, rejected):
+        return grant.access_token
+    with store.grant_lock(grant_id):
+        grant = store.get_grant(grant_id)  # another process may have refreshed meanwhile
+        _check_active(grant)
+        if _usable(grant, now or datetime.now(UTC), margin, rejected):
+            return grant.access_token
+        try:
+            token_set = refresh_tokens(settings, grant.refresh_token)
+        except GrantInvalid as exc:
+            mark_grant_invalid(store, grant_id, reason=exc.cause or "invalid_grant")
+            raise
+        # Persist the rotated refresh token before anyone uses the new access token.
+        saved = store.save_rotated_tokens(grant_id, token_set.raw, now=now)
+        log.info("refreshed the access token of grant %s", grant_id)
+        return saved.access_token
+
+
+def mark_grant_invalid(store: Store, grant_id: str, *, reason: str) -> list[str]:
+    """Xero said ``invalid_grant``: mark the grant and its connected organisations.
+
+    Returns:
+        The tenant ids whose connections now need reconnection.
+    """
+    store.set_grant_status(grant_id, "invalid", reason)
+    tenants = []
+    for connection in store.list_connections(statuses=["connected"]):
+        if connection.grant_id == grant_id:
+            store.update_connection(
+                connection.connection_id,
+                status="needs_reconnection",
+                status_reason=f"Xero refused the grant ({reason}); connect again",
+            )
+            if connection.tenant_id:
+                tenants.append(connection.tenant_id)
+    log.warning("grant %s is invalid (%s); %d organisation(s) need reconnection",
+                grant_id, reason, len(tenants))
+    return tenants
+
+
+__all__ = ["access_token_for", "mark_grant_invalid"]
