@@ -86,9 +86,9 @@ def _print_json(doc: object) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import run_demo
+    from pipelines.demo import main as demo_main
 
-    return run_demo(args.dir)
+    return demo_main(args.dir)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ class Form:
     action: str
     method: str
     fields: dict[str, str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)  # field name -> input type
     buttons: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     # (label, name, value) for each submit button
 
@@ -52,6 +53,7 @@ class _FormParser(HTMLParser):
                     self.forms[-1].fields.setdefault(a.get("name", ""), a.get("value", "on"))
             elif a.get("name"):
                 self.forms[-1].fields.setdefault(a["name"], a.get("value", ""))
+                self.forms[-1].types.setdefault(a["name"], kind)
         elif tag == "button" and a.get("type", "submit") == "submit":
             self._button, self._button_text = (a.get("name"), a.get("value")), []
 
@@ -110,13 +112,21 @@ class Browser:
                 return self.page
         raise PageError(f"no link {label!r} on {self.page.url}")
 
-    def click(self, label: str, **fill: str) -> httpx.Response:
-        """Submit the form that has a button labelled `label`, after filling `fill`."""
+    def click(
+        self, label: str, by_type: dict[str, str] | None = None, **fill: str
+    ) -> httpx.Response:
+        """Submit the form that has a button labelled `label`, after filling fields.
+
+        `fill` sets fields by name; `by_type` by input type (e.g. ``{"email": …}``), for forms
+        whose field names are not ours to know.
+        """
         assert self.page is not None
         for form in self._parsed().forms:
             for text, name, value in form.buttons:
                 if text == label:
-                    data = {**form.fields, **fill}
+                    typed = {n: (by_type or {})[t] for n, t in form.types.items()
+                             if t in (by_type or {})}
+                    data = {**form.fields, **typed, **fill}
                     if name:
                         data[name] = value or ""
                     url = urljoin(str(self.page.url), form.action or str(self.page.url))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from connector.store import ConnectionStatus, Store, StoreError
@@ -27,6 +28,7 @@ from pipelines.lock import LockHeld, run_lock
 log = logging.getLogger("xero_elt.run")
 
 ENTITIES = ("suppliers", "accounts", "tax_rates", "tracking_categories")
+HISTORY_FILE = "runs.jsonl"
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
                     o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
     finally:
         _record(pipeline, store, outcomes, connections)
-    return _report(options, target, outcomes, connections, started, time.monotonic() - clock)
+    report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
+    append_history(store.home, report.summary)
+    return report
 
 
 def _one_line(exc: BaseException) -> str:
@@ -266,3 +270,26 @@ def _report(
     log.info("run %s: %s (%d organisation(s), %.1f s)", outcomes.run_id, overall,
              len(connections), seconds)
     return RunReport(code, summary)
+
+
+def append_history(home: Path, summary: dict[str, Any]) -> None:
+    """Keep the run's summary in XERO_ELT_HOME/runs.jsonl for `xero-elt status`."""
+    try:
+        with open(home / HISTORY_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(summary, default=str) + "\n")
+    except OSError as exc:
+        log.warning("could not append to the run history: %s", exc.strerror)
+
+
+def read_history(home: Path, limit: int = 50) -> list[dict[str, Any]]:
+    """The last `limit` run summaries, oldest first (unreadable lines are skipped)."""
+    path = home / HISTORY_FILE
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
+        try:
+            runs.append(json.loads(line))
+        except ValueError:
+            continue
+    return runs

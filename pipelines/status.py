@@ -1,0 +1,98 @@
+"""`xero-elt status`: recent runs, freshness per organisation and entity, and warnings.
+
+Reads only local state (the store and the run history), so it works when the warehouse is down.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.store import ConnectionStatus, Store
+from pipelines import exitcodes
+from pipelines.run import read_history
+
+# Xero forgets a refresh token unused for 60 days; warn with time to spare.
+REFRESH_IDLE_DAYS = 60
+REFRESH_WARN_DAYS = 45
+STALE_AFTER = timedelta(days=2)
+
+
+def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """Everything `status` shows, as one JSON-ready document."""
+    now = now or datetime.now(UTC)
+    history = read_history(store.home)
+    grants = {g.grant_id: g for g in store.list_grants()}
+    freshness: dict[str, dict[str, Any]] = {}
+    for run in history:
+        for org in run.get("organisations", []):
+            for entity, result in org.get("entities", {}).items():
+                if result.get("outcome") == "ok":
+                    freshness.setdefault(org["tenant_id"], {})[entity] = run.get("started_at")
+    warnings: list[str] = []
+    organisations = []
+    for conn in store.list_connections():
+        row: dict[str, Any] = {
+            "connection_id": conn.connection_id,
+            "company": conn.company,
+            "organisation_name": conn.organisation_name,
+            "tenant_id": conn.tenant_id,
+            "status": conn.status,
+            "status_reason": conn.status_reason,
+            "last_synced_at": conn.last_synced_at,
+            "last_sync_outcome": conn.last_sync_outcome,
+            "entities": freshness.get(conn.tenant_id or "", {}),
+        }
+        name = conn.organisation_name or conn.company
+        if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
+            reason = conn.status_reason or "grant revoked"
+            warnings.append(f"{name}: needs reconnection ({reason}); resend the invite with "
+                            f"`xero-elt invite resend {conn.connection_id}`")
+        if conn.status == ConnectionStatus.CONNECTED:
+            grant = grants.get(conn.grant_id or "")
+            if grant is not None:
+                idle = now - grant.refreshed_at
+                expires = grant.refreshed_at + timedelta(days=REFRESH_IDLE_DAYS)
+                row["refresh_token_expires_at"] = expires
+                if idle > timedelta(days=REFRESH_WARN_DAYS):
+                    warnings.append(
+                        f"{name}: the Xero refresh token was last used {idle.days} days ago and "
+                        f"dies at {expires:%Y-%m-%d} unless a run uses it; run `xero-elt run`")
+            if conn.last_synced_at is None or now - conn.last_synced_at > STALE_AFTER:
+                warnings.append(f"{name}: not synced since "
+                                f"{conn.last_synced_at or 'it was connected'}")
+        organisations.append(row)
+    return {
+        "organisations": organisations,
+        "recent_runs": [
+            {k: run.get(k) for k in ("run_id", "started_at", "outcome", "duration_s",
+                                     "destination", "dataset")}
+            for run in history[-10:]
+        ],
+        "warnings": warnings,
+    }
+
+
+def status(as_json: bool = False) -> int:
+    """Print the status; exit 0, or 1 when there is anything to warn about."""
+    doc = collect(Store())
+    if as_json:
+        json.dump(doc, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print("Organisations:")
+        for org in doc["organisations"]:
+            print(f"  {org['connection_id']}  {org['status']:<18} "
+                  f"{org['organisation_name'] or org['company']}  "
+                  f"last sync {org['last_synced_at'] or '-'} ({org['last_sync_outcome'] or '-'})")
+            for entity, when in sorted(org["entities"].items()):
+                print(f"      {entity:<22} fresh as of {when}")
+        print("Recent runs:")
+        for run in doc["recent_runs"]:
+            print(f"  {run['run_id']}  {run['outcome']:<8} {run['duration_s']} s  "
+                  f"{run['destination']}/{run['dataset']}")
+        for warning in doc["warnings"]:
+            print(f"WARNING: {warning}")
+    return exitcodes.FAILURE if doc["warnings"] else exitcodes.OK
