@@ -1,0 +1,94 @@
+"""The dlt part of a run: finish what a killed run left, keep grants alive, extract and load.
+
+Kept apart from `run.py` so the lock and usage checks never import the connector's source.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.errors import XeroError
+from connector.settings import load_settings
+from connector.store import Store
+from connector.tokens import access_token_for
+from pipelines.bookkeeping import EntityOutcome, RunOutcomes
+from pipelines.destinations import Target
+
+log = logging.getLogger("xero_elt.run")
+
+# Refresh tokens die after 60 days unused; a run rotates any it touches that is older than this.
+KEEPALIVE_AFTER = timedelta(days=1)
+
+
+def finish_pending(pipeline: Any, target: Target) -> int:
+    """Normalize and load packages a killed run left behind; how many there were."""
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    if pipeline.has_pending_data:
+        pipeline.normalize(loader_file_format=target.loader_file_format)
+        pipeline.load()
+    return pending
+
+
+def keep_grants_alive(store: Store, connections: list[Any], outcomes: RunOutcomes) -> set[str]:
+    """Rotate every touched grant not refreshed within a day; the tenants whose grant is dead."""
+    settings = load_settings()
+    dead: set[str] = set()
+    now = datetime.now(UTC)
+    for grant_id in sorted({c.grant_id for c in connections if c.grant_id}):
+        try:
+            grant = store.get_grant(grant_id)
+            if now - grant.refreshed_at > KEEPALIVE_AFTER:
+                # Passing the current token as rejected forces one refresh (with rotation).
+                access_token_for(store, settings, grant_id, rejected=grant.access_token)
+                outcomes.token_calls += 1
+        except XeroError as exc:
+            log.error("grant %s: %s", grant_id, exc)
+            dead.update(c.tenant_id for c in connections if c.grant_id == grant_id)
+    return dead
+
+
+def load_organisations(
+    pipeline: Any,
+    target: Target,
+    store: Store,
+    connections: list[Any],
+    entities: list[str],
+    options: Any,
+    outcomes: RunOutcomes,
+) -> None:
+    """Extract and load the organisations' entities, recording an outcome per (tenant, entity)."""
+    from connector import xero_source
+
+    keep_grants_alive(store, connections, outcomes)
+    started = datetime.now(UTC)
+    source = xero_source(
+        tenants=[c.tenant_id for c in connections],
+        entities=entities,
+        reconcile=options.reconcile,
+        full_refresh=options.full_refresh,
+        store=store,
+    )
+    stats = source.state_stats if hasattr(source, "state_stats") else None
+    pipeline.run(source, loader_file_format=target.loader_file_format)
+    finished = datetime.now(UTC)
+    names = {c.tenant_id: c.organisation_name for c in connections}
+    for item in _stats_items(stats, source):
+        outcomes.entities.append(EntityOutcome(
+            tenant_id=item["tenant_id"], entity=item["entity"],
+            organisation_name=names.get(item["tenant_id"]),
+            started_at=item.get("started_at") or started,
+            finished_at=item.get("finished_at") or finished,
+            rows_loaded=item.get("rows", 0), api_calls=item.get("api_calls", 0),
+            outcome=item.get("outcome", "ok"), error=item.get("error"),
+        ))
+
+
+def _stats_items(stats: Any, source: Any) -> list[dict[str, Any]]:
+    """Per (tenant, entity) results from the connector's stats object."""
+    if stats is None:
+        return []
+    return list(stats.items())
