@@ -70,6 +70,7 @@ class _XeroConfig(BaseConfiguration):
     daily_call_budget: int = 5000
     page_size: int = 1000
     max_in_flight: int = 5
+    calls_per_minute: int = 60
     max_retries: int = 4
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
@@ -98,6 +99,9 @@ class XeroSettings:
             Starter tier 1,000). A run stops an organisation cleanly before crossing it.
         page_size: Contacts page size (Xero's maximum is 1000).
         max_in_flight: concurrent requests per organisation (Xero allows 5).
+        calls_per_minute: our own pace per organisation (Xero allows 60 per minute; raise it
+            only against a sandbox without limits); ``X-MinLimit-Remaining`` slows us further
+            when others share the quota.
         max_retries: retries after a 5xx, timeout or dropped connection (bounded).
         backoff_seconds, max_backoff_seconds: exponential backoff base and cap (with jitter).
         max_retry_after_seconds: the longest minute-limit ``Retry-After`` we sleep for.
@@ -123,6 +127,7 @@ class XeroSettings:
     daily_call_budget: int = 5000
     page_size: int = 1000
     max_in_flight: int = 5
+    calls_per_minute: int = 60
     max_retries: int = 4
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
@@ -151,6 +156,8 @@ class XeroSettings:
             raise ConfigurationError(
                 f"sources.xero.max_in_flight must be between 1 and 5, got {self.max_in_flight}"
             )
+        if self.calls_per_minute < 1:
+            raise ConfigurationError("sources.xero.calls_per_minute must be at least 1")
         if self.daily_call_budget < 1:
             raise ConfigurationError("sources.xero.daily_call_budget must be at least 1")
         if self.schema_contract not in SCHEMA_CONTRACT_MODES:

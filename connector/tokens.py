@@ -14,6 +14,7 @@ refreshes of one grant racing each other burn it. So:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ def access_token_for(
     *,
     rejected: str | None = None,
     now: datetime | None = None,
+    on_refresh: Callable[[], None] | None = None,
 ) -> str:
     """A valid access token for the grant, refreshing it when needed.
 
@@ -58,6 +60,7 @@ def access_token_for(
         grant_id: the grant to use.
         rejected: an access token Xero just answered 401 to; never returned again.
         now: the current time (tests); defaults to the clock.
+        on_refresh: called when a refresh request is sent to Xero (call counting).
 
     Raises:
         GrantInvalid: the grant is dead (``invalid_grant``); the grant is marked ``invalid`` and
@@ -74,6 +77,8 @@ def access_token_for(
         _check_active(grant)
         if _usable(grant, now or datetime.now(UTC), margin, rejected):
             return grant.access_token
+        if on_refresh is not None:
+            on_refresh()
         try:
             token_set = refresh_tokens(settings, grant.refresh_token)
         except GrantInvalid as exc:

@@ -1,0 +1,534 @@
+"""The one HTTP client for Xero's Accounting API: auth and tenant headers, pacing, retries, paging.
+
+``XeroClient`` owns one httpx client for the run; ``client.session(org)`` gives an
+``OrganisationSession`` per organisation that keeps that organisation within Xero's limits:
+
+- at most ``max_in_flight`` (5) requests in flight (a semaphore);
+- at most ``calls_per_minute`` (60) requests in any 60 seconds, tightened by the last
+  ``X-MinLimit-Remaining`` Xero sent, so a normal run never sees a 429;
+- a minute 429 waits ``Retry-After`` (capped, else the organisation is deferred); a day 429, a
+  spent ``X-DayLimit-Remaining`` or our own ``daily_call_budget`` stops it (``DailyLimitReached``);
+- 5xx, timeouts and dropped connections retry with exponential backoff and jitter, a bounded
+  number of times; a body that is not JSON is retried once, then ``MalformedResponse``;
+- 401 ``TokenExpired`` refreshes once (or picks up a token another process already refreshed)
+  and retries once; ``invalid_grant`` marks the grant and its connections (see ``tokens``);
+- 403 re-checks ``/connections``: a tenant that is gone is marked ``disconnected``.
+
+Once an organisation hits an error it cannot get past in this run, the session remembers it and
+every later call for that organisation raises it at once, without calling Xero: that organisation
+stops, the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from connector import wire
+from connector.errors import (
+    AuthenticationFailed,
+    DailyLimitReached,
+    MalformedResponse,
+    RateLimited,
+    TenantDisconnected,
+    TokenExpired,
+    XeroError,
+    XeroRequestError,
+    XeroUnavailable,
+)
+from connector.identity import http_client, list_connections, raise_for_auth_status
+from connector.settings import XeroSettings
+from connector.stats import SyncStats
+from connector.tokens import access_token_for
+from connector.usage import DailyUsage
+
+if TYPE_CHECKING:
+    from connector.store import Store
+
+log = logging.getLogger(__name__)
+
+# Our minute window is a little longer than Xero's so clock skew never tips us over.
+_WINDOW_SECONDS = 60.5
+# Minute 429s we sit out per call before giving the organisation up for this run.
+_MAX_THROTTLED = 8
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation to read: its tenant id, the grant that reaches it, its name."""
+
+    tenant_id: str
+    grant_id: str
+    name: str | None = None
+
+
+class _Pacer:
+    """Spaces one organisation's calls: a sliding minute window plus Xero's remaining counters."""
+
+    def __init__(self, per_minute: int, sleep: Callable[[float], None]) -> None:
+        self._per_minute = per_minute
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self._min_remaining: int | None = None
+        self._min_observed_at = 0.0
+        self._min_sent_since = 0
+        self.day_remaining: int | None = None
+        self._day_sent_since = 0
+
+    def wait_turn(self) -> None:
+        """Block until one more call fits in the minute window, then book it."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= _WINDOW_SECONDS:
+                    self._sent.popleft()
+                room = self._per_minute - len(self._sent)
+                wait = self._sent[0] + _WINDOW_SECONDS - now if self._sent else 1.0
+                if self._min_remaining is not None:
+                    age = now - self._min_observed_at
+                    if age < _WINDOW_SECONDS:
+                        header_room = self._min_remaining - self._min_sent_since
+                        if header_room <= 0:
+                            wait = min(wait, _WINDOW_SECONDS - age)
+                        room = min(room, header_room)
+                    else:
+                        self._min_remaining = None
+                if room > 0:
+                    self._sent.append(now)
+                    self._min_sent_since += 1
+                    self._day_sent_since += 1
+                    return
+            log.debug("pacing: waiting %.1fs for the minute window", wait)
+            self._sleep(min(max(wait, 0.05), _WINDOW_SECONDS))
+
+    def observe(self, headers: httpx.Headers) -> None:
+        """Read ``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining`` from a response."""
+        with self._lock:
+            minute = _int_header(headers, "X-MinLimit-Remaining")
+            if minute is not None:
+                self._min_remaining = minute
+                self._min_observed_at = time.monotonic()
+                self._min_sent_since = 0
+            day = _int_header(headers, "X-DayLimit-Remaining")
+            if day is not None:
+                self.day_remaining = day
+                self._day_sent_since = 0
+
+    def day_room(self) -> int | None:
+        """Calls left today by Xero's last word, minus what we sent since; None if unknown."""
+        with self._lock:
+            if self.day_remaining is None:
+                return None
+            return self.day_remaining - self._day_sent_since
+
+
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class XeroClient:
+    """The run's HTTP client; hands out one ``OrganisationSession`` per organisation.
+
+    Args:
+        settings: connector settings.
+        store: the credential and connection store.
+        stats: where calls are counted (a fresh ``SyncStats`` if omitted).
+        usage: the cross-run daily call counter (``XERO_ELT_HOME/usage.sqlite3`` if omitted).
+        sleep: how to wait (tests may pass a faster one).
+    """
+
+    def __init__(
+        self,
+        settings: XeroSettings,
+        store: Store,
+        stats: SyncStats | None = None,
+        *,
+        usage: DailyUsage | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.stats = stats if stats is not None else SyncStats()
+        self.usage = usage if usage is not None else DailyUsage(store.home)
+        self.sleep = sleep
+        self.http = http_client(
+            settings,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self._sessions: dict[str, OrganisationSession] = {}
+        self._lock = threading.Lock()
+
+    def session(self, org: Organisation) -> OrganisationSession:
+        """The session for an organisation (one per tenant per client)."""
+        with self._lock:
+            session = self._sessions.get(org.tenant_id)
+            if session is None:
+                session = self._sessions[org.tenant_id] = OrganisationSession(self, org)
+            return session
+
+    def access_token(self, grant_id: str, rejected: str | None = None) -> str:
+        """A valid access token for the grant (single-flight refresh, see ``tokens``)."""
+
+        def counted() -> None:
+            self.stats.count_identity_call("token")
+
+        return access_token_for(self.store, self.settings, grant_id, rejected=rejected,
+                                on_refresh=counted)
+
+    def close(self) -> None:
+        """Close the HTTP connections and the sessions' page workers."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close()
+        self.http.close()
+
+    def __enter__(self) -> XeroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OrganisationSession:
+    """Calls for one organisation, within its limits; remembers why it stopped, if it did."""
+
+    def __init__(self, client: XeroClient, org: Organisation) -> None:
+        self.client = client
+        self.org = org
+        self.settings = client.settings
+        self.stopped: XeroError | None = None
+        self._semaphore = threading.BoundedSemaphore(self.settings.max_in_flight)
+        self._pacer = _Pacer(self.settings.calls_per_minute, client.sleep)
+        self._budget_lock = threading.Lock()
+        self._used_today = client.usage.used(org.tenant_id)
+        self._workers: ThreadPoolExecutor | None = None
+        self._workers_lock = threading.Lock()
+
+    # -- context for errors ---------------------------------------------------------------------
+
+    def _context(self, entity: str | None, endpoint: str | None = None) -> dict[str, str | None]:
+        return {"organisation": self.org.name, "tenant_id": self.org.tenant_id,
+                "entity": entity, "endpoint": endpoint}
+
+    def stop(self, error: XeroError) -> XeroError:
+        """Stop this organisation for the rest of the run; returns the error to raise."""
+        if self.stopped is None:
+            self.stopped = error
+            log.warning("stopping organisation %s: %s", self.org.name or self.org.tenant_id,
+                        error)
+        return error
+
+    def _check_stopped(self) -> None:
+        if self.stopped is not None:
+            raise self.stopped
+
+    # -- budget ---------------------------------------------------------------------------------
+
+    def _book_call(self, entity: str, endpoint: str) -> None:
+        """Refuse the call if a day limit or our budget is spent; otherwise count it."""
+        budget = self.settings.daily_call_budget
+        with self._budget_lock:
+            if self._used_today >= budget:
+                raise self.stop(DailyLimitReached(
+                    f"the daily call budget of {budget} calls is spent", problem="budget",
+                    **self._context(entity, endpoint),
+                ))
+            room = self._pacer.day_room()
+            if room is not None and room <= 0:
+                raise self.stop(DailyLimitReached(
+                    "Xero's day limit is spent (X-DayLimit-Remaining is 0)", problem="day",
+                    **self._context(entity, endpoint),
+                ))
+            self._used_today += 1
+        self.client.usage.record(self.org.tenant_id)
+        self.client.stats.count_call(self.org.tenant_id, entity)
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def _send(
+        self, url: str, params: dict[str, str] | None, headers: dict[str, str], entity: str,
+        endpoint: str, token: str,
+    ) -> httpx.Response:
+        with self._semaphore:
+            self._check_stopped()
+            self._pacer.wait_turn()
+            self._book_call(entity, endpoint)
+            response = self.client.http.get(
+                url,
+                params=params,
+                headers={**headers, "Authorization": f"Bearer {token}",
+                         "xero-tenant-id": self.org.tenant_id},
+            )
+            self._pacer.observe(response.headers)
+            return response
+
+    def _backoff(self, attempt: int) -> None:
+        base = self.settings.backoff_seconds * 2 ** (attempt - 1)
+        self.client.sleep(min(self.settings.max_backoff_seconds, base) * random.uniform(0.5, 1.5))
+
+    def get(
+        self,
+        path: str,
+        *,
+        entity: str,
+        params: dict[str, str] | None = None,
+        if_modified_since: datetime | None = None,
+    ) -> Any:
+        """GET an Accounting API path and return its JSON (decimal floats); None on 304.
+
+        Raises:
+            XeroError: any failure this organisation cannot get past in this run (the session
+                is stopped with it first).
+        """
+        try:
+            return self._get(path, entity=entity, params=params,
+                             if_modified_since=if_modified_since)
+        except XeroError as exc:
+            raise self.stop(exc.with_context(**self._context(entity, path))) from None
+
+    def _get(
+        self,
+        path: str,
+        *,
+        entity: str,
+        params: dict[str, str] | None,
+        if_modified_since: datetime | None,
+    ) -> Any:
+        self._check_stopped()
+        url = f"{self.settings.api_url}/{path.lstrip('/')}"
+        endpoint = f"/{path.lstrip('/')}"
+        headers = {}
+        if if_modified_since is not None:
+            headers["If-Modified-Since"] = wire.format_if_modified_since(if_modified_since)
+        ctx = self._context(entity, endpoint)
+        transient = throttled = malformed = 0
+        refreshed = False
+        token = self.client.access_token(self.org.grant_id)
+        while True:
+            try:
+                response = self._send(url, params, headers, entity, endpoint, token)
+            except httpx.TransportError as exc:
+                transient += 1
+                if transient > self.settings.max_retries:
+                    raise XeroUnavailable(
+                        f"Xero could not be reached after {transient} attempts",
+                        cause=type(exc).__name__, **ctx,
+                    ) from None
+                log.info("%s for %s; retrying", type(exc).__name__, endpoint)
+                self._backoff(transient)
+                continue
+            status = response.status_code
+            if status == 200:
+                try:
+                    return wire.loads(response.content, **ctx)
+                except MalformedResponse:
+                    malformed += 1
+                    if malformed > 1:
+                        raise
+                    log.info("malformed body from %s; retrying once", endpoint)
+                    self._backoff(malformed)
+                    continue
+            if status == 304:
+                return None
+            if status == 401:
+                try:
+                    raise_for_auth_status(response, **ctx)
+                except (TokenExpired, AuthenticationFailed):
+                    if refreshed:
+                        raise
+                    refreshed = True
+                    token = self.client.access_token(self.org.grant_id, rejected=token)
+                    continue
+            if status == 403:
+                self._forbidden(token, ctx)
+            if status == 429:
+                problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower()
+                retry_after = _retry_after(response)
+                if problem in ("day", "daily"):
+                    raise DailyLimitReached(
+                        "Xero's day limit is reached", problem="day", retry_after=retry_after,
+                        cause=f"Retry-After {retry_after or '?'}s", **ctx,
+                    )
+                throttled += 1
+                cap = self.settings.max_retry_after_seconds
+                wait = retry_after if retry_after is not None else min(2.0 ** throttled, cap)
+                if throttled > _MAX_THROTTLED or wait > cap:
+                    raise RateLimited(
+                        f"Xero kept answering 429 ({problem or 'unknown'} limit)",
+                        problem=problem or None, retry_after=retry_after, **ctx,
+                    )
+                log.info("429 (%s) from %s; waiting %.1fs", problem or "?", endpoint, wait)
+                self.client.sleep(wait)
+                continue
+            if status >= 500:
+                transient += 1
+                if transient > self.settings.max_retries:
+                    raise XeroUnavailable(
+                        f"Xero kept failing after {transient} attempts",
+                        cause=f"HTTP {status}", **ctx,
+                    )
+                log.info("HTTP %d from %s; retrying", status, endpoint)
+                self._backoff(transient)
+                continue
+            raise XeroRequestError(
+                "Xero refused the request", status=status,
+                cause=f"HTTP {status} {wire.problem_detail(response.content)}".strip(), **ctx,
+            )
+
+    def _forbidden(self, token: str, ctx: dict[str, str | None]) -> None:
+        """A 403: ask ``/connections`` whether the tenant is still there; always raises."""
+        self.client.stats.count_identity_call("connections")
+        try:
+            connections = list_connections(self.settings, token)
+        except XeroError as exc:
+            raise TenantDisconnected(
+                "Xero refused the organisation (403) and /connections could not be checked",
+                cause=str(exc), **ctx,
+            ) from None
+        if any(c.get("tenantId") == self.org.tenant_id for c in connections):
+            raise XeroRequestError(
+                "Xero refused the organisation (403) although it is still connected",
+                status=403, cause="AuthenticationUnsuccessful", **ctx,
+            )
+        mark_tenant_disconnected(self.client.store, self.org)
+        raise TenantDisconnected(
+            "the organisation is no longer connected to this app at Xero", cause="HTTP 403",
+            **ctx,
+        )
+
+    # -- collections and pages ------------------------------------------------------------------
+
+    def get_collection(
+        self,
+        path: str,
+        collection: str,
+        *,
+        entity: str,
+        params: dict[str, str] | None = None,
+        if_modified_since: datetime | None = None,
+    ) -> tuple[list[dict], dict]:
+        """The records of one unpaged collection and the envelope they came in."""
+        payload = self.get(path, entity=entity, params=params,
+                           if_modified_since=if_modified_since)
+        if payload is None:
+            return [], {}
+        try:
+            return wire.unwrap(payload, collection, **self._context(entity, f"/{path}")), payload
+        except XeroError as exc:
+            raise self.stop(exc) from None
+
+    def iter_pages(
+        self,
+        path: str,
+        collection: str,
+        *,
+        entity: str,
+        params: dict[str, str] | None = None,
+        if_modified_since: datetime | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict]]:
+        """Pages of a paged collection, in order. ``page`` is always sent.
+
+        After page 1, Xero's ``pagination.pageCount`` says how many pages there are: the rest are
+        fetched a few at a time (within the in-flight limit) and yielded in order. Without it, we
+        read on until a page is shorter than ``page_size``.
+        """
+        size = page_size or self.settings.page_size
+        base = {**(params or {}), "pageSize": str(size)}
+
+        def fetch(page: int) -> list[dict]:
+            records, _ = self.get_collection(path, collection, entity=entity,
+                                             params={**base, "page": str(page)},
+                                             if_modified_since=if_modified_since)
+            return records
+
+        first, payload = self.get_collection(path, collection, entity=entity,
+                                             params={**base, "page": "1"},
+                                             if_modified_since=if_modified_since)
+        yield first
+        page_count = _page_count(payload)
+        if page_count is None:
+            page, records = 1, first
+            while len(records) >= size:
+                page += 1
+                records = fetch(page)
+                yield records
+            return
+        ahead = max(1, self.settings.max_in_flight - 1)
+        pending: deque[Future[list[dict]]] = deque()
+        next_page = 2
+        try:
+            while next_page <= page_count or pending:
+                while next_page <= page_count and len(pending) < ahead:
+                    pending.append(self._pool().submit(fetch, next_page))
+                    next_page += 1
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(
+                    max_workers=self.settings.max_in_flight,
+                    thread_name_prefix=f"xero-{self.org.tenant_id[:8]}",
+                )
+            return self._workers
+
+    def close(self) -> None:
+        """Stop the page workers."""
+        with self._workers_lock:
+            if self._workers is not None:
+                self._workers.shutdown(wait=False, cancel_futures=True)
+                self._workers = None
+
+
+def _page_count(payload: dict) -> int | None:
+    pagination = payload.get("pagination") if isinstance(payload, dict) else None
+    if isinstance(pagination, dict):
+        try:
+            return int(pagination["pageCount"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def mark_tenant_disconnected(store: Store, org: Organisation) -> None:
+    """Xero no longer lists the tenant for this grant: its connections become ``disconnected``."""
+    now = datetime.now(UTC)
+    for connection in store.connections_for_tenant(org.tenant_id):
+        if connection.status == "connected" and connection.grant_id in (None, org.grant_id):
+            store.update_connection(
+                connection.connection_id,
+                status="disconnected",
+                status_reason="Xero no longer lists this organisation for the app (403)",
+                disconnected_at=now,
+            )
+
+
+__all__ = ["Organisation", "OrganisationSession", "XeroClient", "mark_tenant_disconnected"]

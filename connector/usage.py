@@ -1,0 +1,75 @@
+"""Calls made to Xero per organisation per UTC day, kept across runs and processes.
+
+The daily call budget (``daily_call_budget``) must hold across all of a day's runs, whichever
+destination they load, so the count lives beside the credential store
+(``XERO_ELT_HOME/usage.sqlite3``), not in dlt state (which is per pipeline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_usage (
+    tenant_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
+)
+"""
+
+
+def today() -> str:
+    """The current UTC day as ``YYYY-MM-DD`` (freezegun-friendly)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+class DailyUsage:
+    """A counter of API calls per (tenant, UTC day); safe across threads and processes."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.path = Path(home) / "usage.sqlite3"
+        self._local = threading.local()
+        self._db().execute(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def used(self, tenant_id: str, day: str | None = None) -> int:
+        """Calls counted for the organisation on ``day`` (default today)."""
+        row = self._db().execute(
+            "SELECT calls FROM api_usage WHERE tenant_id=? AND day=?", (tenant_id, day or today())
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def record(self, tenant_id: str, calls: int = 1) -> int:
+        """Add calls for today; returns today's total."""
+        day = today()
+        db = self._db()
+        db.execute(
+            "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant_id, day) DO UPDATE SET calls = calls + excluded.calls",
+            (tenant_id, day, calls),
+        )
+        return self.used(tenant_id, day)
+
+    def close(self) -> None:
+        """Close this thread's handle."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            self._local.db = None
+
+
+__all__ = ["DailyUsage", "today"]
