@@ -313,8 +313,9 @@ def pkce_s256(verifier: str) -> str:
     return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
-def _hex_id(seed: str) -> str:
-    return hashlib.md5(seed.encode()).hexdigest()  # noqa: S324 - a stable opaque id, not security
+def subject_id(xero_userid: str) -> str:
+    """The `sub` claim: 32 hex characters, stable per user."""
+    return hashlib.md5(xero_userid.encode()).hexdigest()  # noqa: S324 - a stable opaque id, not security
 
 
 class GrantStore:
@@ -666,7 +667,7 @@ class GrantStore:
             "iss": self.issuer,
             "aud": f"{self.issuer}/resources",
             "client_id": grant.client_id,
-            "sub": _hex_id(user.xero_userid),
+            "sub": subject_id(user.xero_userid),
             "auth_time": int(grant.auth_time.timestamp()),
             "idp": "xero",
             "xero_userid": user.xero_userid,
@@ -690,7 +691,7 @@ class GrantStore:
             "iat": nbf,
             "at_hash": b64url(hashlib.sha256(access_token.encode()).digest()[:16]),
             "sid": grant.session_id,
-            "sub": _hex_id(user.xero_userid),
+            "sub": subject_id(user.xero_userid),
             "auth_time": int(grant.auth_time.timestamp()),
             "idp": "xero",
             "xero_userid": user.xero_userid,

@@ -1,0 +1,8 @@
+"""`python -m sandbox`: run the local Xero (same as `xero-elt sandbox`)."""
+
+import sys
+
+from sandbox.server import main
+
+if __name__ == "__main__":
+    sys.exit(main())
