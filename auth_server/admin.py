@@ -1,0 +1,419 @@
+"""The admin page: connections with status and last sync; create and resend invites; disconnect.
+
+Access: ``Authorization: Bearer <admin token>`` (scripts) or a session cookie obtained by signing
+in with the token at ``/admin/login``. Without either: 401, and nothing is listed. The token is
+compared in constant time; sign-in attempts are rate limited. Session ids are random and stored
+only as hashes (in the store's flow table, encrypted, with an expiry).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from auth_server import connections, invites
+from auth_server.errors import AuthServerError, InvalidInput, InviteError, NotFound, XeroCallFailed
+from auth_server.render import Markup, escape, render, tag
+from auth_server.security import cookie, looks_like_token, new_token, same, token_hash
+from auth_server.web import (
+    Request,
+    Response,
+    csrf_ok,
+    json_response,
+    message,
+    page,
+    redirect,
+)
+from connector.store import Connection, ConnectionStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "xelt_admin"
+SESSION_TTL = timedelta(hours=12)
+LOGIN_PURPOSE = "admin-login"
+ADMIN_PURPOSE = "admin"
+MAX_FAILURES_PER_MINUTE = 10
+
+
+@dataclass(frozen=True)
+class AdminAuth:
+    """Who is asking: a bearer client (no CSRF needed) or a signed-in browser session."""
+
+    session_id: str | None  # None for bearer clients
+
+    @property
+    def is_bearer(self) -> bool:
+        """Scripts with the token in a header: no cookie, so no CSRF to guard against."""
+        return self.session_id is None
+
+
+def _session_key(session_id: str) -> str:
+    return "admin:" + token_hash(session_id)
+
+
+def authenticate(request: Request) -> AdminAuth | None:
+    """The caller's admin credentials, or None."""
+    token = request.app.settings.admin_token
+    if not token:
+        return None
+    header = request.headers.get("Authorization") or ""
+    if header[:7].lower() == "bearer ":
+        return AdminAuth(None) if same(header[7:].strip(), token) else None
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if looks_like_token(session_id):
+        assert session_id is not None
+        data = request.app.store.get_flow(_session_key(session_id))
+        if data and same(data.get("token_hash"), token_hash(token)):
+            return AdminAuth(session_id)
+    return None
+
+
+def _unauthorized(request: Request) -> Response:
+    if not request.app.settings.admin_token:
+        response = message(request, "The admin page is switched off", [
+            Markup("Set <code>admin_token</code> under <code>[auth_server]</code> in "
+                   "<code>.dlt/secrets.toml</code> (or <code>AUTH_SERVER__ADMIN_TOKEN</code>) "
+                   "and restart the server."),
+        ], status=401, tone="warning")
+    else:
+        response = message(request, "Sign in to see connections", [
+            "This page is for the people who manage connections.",
+        ], status=401, action=tag("p", tag("a", "Sign in", href="/admin/login",
+                                           class_="button primary"), class_="actions"))
+    response.headers.append(("WWW-Authenticate", 'Bearer realm="xero-elt admin"'))
+    return response
+
+
+def admin_only(handler: Callable[[Request, AdminAuth], Response]) -> Callable[[Request], Response]:
+    """Wrap a handler: 401 without credentials."""
+
+    def wrapped(request: Request) -> Response:
+        auth = authenticate(request)
+        if auth is None:
+            return _unauthorized(request)
+        return handler(request, auth)
+
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _topbar(request: Request, auth: AdminAuth) -> Markup:
+    if auth.is_bearer:
+        return Markup("")
+    csrf = request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE)
+    return Markup(
+        '<form method="post" action="/admin/logout">'
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+        '<button type="submit" class="button secondary small">Sign out</button></form>'
+    )
+
+
+# -- sign in / out -------------------------------------------------------------------------------
+
+def login_page(request: Request, error: str = "", status: int = 200) -> Response:
+    """``GET /admin/login``."""
+    browser = request.browser_id(create=True) or ""
+    content = render(
+        "admin_login.html", csrf=request.app.csrf.token(browser, LOGIN_PURPOSE),
+        error=tag("p", error, class_="form-error", role="alert") if error else "",
+    )
+    return page(request, "Sign in", content, status=status)
+
+
+def _too_many_failures(request: Request) -> bool:
+    now = time.monotonic()
+    with request.app.lock:
+        recent = [t for t in request.app.login_failures if now - t < 60]
+        request.app.login_failures[:] = recent
+        return len(recent) >= MAX_FAILURES_PER_MINUTE
+
+
+def _note_failure(request: Request) -> None:
+    with request.app.lock:
+        request.app.login_failures.append(time.monotonic())
+
+
+def login_submit(request: Request) -> Response:
+    """``POST /admin/login``: the admin token → a session cookie."""
+    settings = request.app.settings
+    if not settings.admin_token:
+        return _unauthorized(request)
+    if _too_many_failures(request):
+        return message(request, "Too many attempts", [
+            "Wait a minute before trying again.",
+        ], status=429, tone="error")
+    try:
+        form = request.form("token")
+    except InvalidInput as exc:
+        return login_page(request, str(exc), status=400)
+    if not csrf_ok(request, form, request.browser_id(), LOGIN_PURPOSE):
+        return login_page(request, "The form expired; please sign in again.", status=403)
+    if not same(form.get("token", ""), settings.admin_token):
+        _note_failure(request)
+        log.warning("admin sign-in with a wrong token")
+        return login_page(request, "That token is not right.", status=401)
+    session_id = new_token()
+    request.app.store.put_flow(
+        _session_key(session_id), {"token_hash": token_hash(settings.admin_token)},
+        expires_at=utcnow() + SESSION_TTL,
+    )
+    response = redirect("/admin")
+    response.headers.append(("Set-Cookie", cookie(
+        SESSION_COOKIE, session_id, secure=request.secure, path="/admin",
+        max_age=int(SESSION_TTL.total_seconds()), same_site="Strict",
+    )))
+    return response
+
+
+def logout(request: Request) -> Response:
+    """``POST /admin/logout``: forget the session."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if looks_like_token(session_id):
+        assert session_id is not None
+        try:
+            form = request.form()
+        except InvalidInput:
+            form = {}
+        if csrf_ok(request, form, session_id, ADMIN_PURPOSE):
+            request.app.store.delete_flow(_session_key(session_id))
+    response = redirect("/admin/login")
+    response.headers.append(("Set-Cookie", cookie(
+        SESSION_COOKIE, "", secure=request.secure, path="/admin", max_age=0, same_site="Strict",
+    )))
+    return response
+
+
+# -- the connections page ------------------------------------------------------------------------
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "–"
+
+
+def _badge(conn: Connection) -> Markup:
+    tone = {
+        ConnectionStatus.CONNECTED: "ok", ConnectionStatus.INCOMPLETE: "warn",
+        ConnectionStatus.NEEDS_RECONNECTION: "bad", ConnectionStatus.EXPIRED: "warn",
+    }.get(ConnectionStatus(conn.status), "")
+    badge = tag("span", conn.status.replace("_", " "), class_=f"badge {tone}".strip())
+    detail = connections.status_label(conn).removeprefix(conn.status.replace("_", " "))
+    detail = detail.strip(" ·()")
+    return Markup(badge + (tag("span", detail, class_="sub") if detail else ""))
+
+
+def _last_sync(conn: Connection) -> Markup:
+    if conn.status != ConnectionStatus.CONNECTED and conn.last_synced_at is None:
+        return Markup("–")
+    lines = [tag("span", connections.sync_label(conn))]
+    if conn.last_synced_at:
+        rows = f"{conn.last_sync_rows:,} rows" if conn.last_sync_rows is not None else ""
+        lines.append(tag("span", f"{_when(conn.last_synced_at)} {rows}".strip(), class_="sub"))
+    return Markup("".join(lines))
+
+
+def _actions(request: Request, auth: AdminAuth, conn: Connection) -> Markup:
+    csrf = request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE)
+    parts = []
+    cid = escape(conn.connection_id)
+    if conn.status != ConnectionStatus.CONNECTED:
+        label = "New invite" if conn.status == ConnectionStatus.DISCONNECTED else "Resend invite"
+        if conn.status == ConnectionStatus.DISCONNECTED and not conn.tenant_id:
+            label = "Resend invite"
+        parts.append(Markup(
+            f'<form method="post" action="/admin/connections/{cid}/resend">'
+            f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+            f'<button type="submit" class="button secondary small">{escape(label)}</button>'
+            "</form>"
+        ))
+    if conn.status != ConnectionStatus.DISCONNECTED:
+        label = "Disconnect" if conn.tenant_id else "Withdraw"
+        parts.append(tag("a", label, href=f"/admin/connections/{conn.connection_id}/disconnect",
+                         class_="button secondary small"))
+    return Markup(" ".join(parts))
+
+
+def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
+    if not conns:
+        return Markup('<tr><td colspan="6" class="empty">No connections yet. Invite a company '
+                      "above.</td></tr>")
+    rows = []
+    for conn in conns:
+        org = tag("span", conn.organisation_name or "–")
+        if conn.tenant_id:
+            org = Markup(org + tag("span", conn.tenant_id, class_="sub"))
+        company = Markup(tag("span", conn.company or "–")
+                         + tag("span", f"{conn.email} · {conn.connection_id}".strip(" ·"),
+                               class_="sub"))
+        rows.append(Markup(
+            "<tr>" + tag("td", company) + tag("td", org) + tag("td", _badge(conn))
+            + tag("td", _last_sync(conn)) + tag("td", _when(conn.invited_at))
+            + tag("td", _actions(request, auth, conn), class_="actions-cell") + "</tr>"
+        ))
+    return Markup("\n".join(rows))
+
+
+def _summary(conns: list[Connection]) -> str:
+    counts: dict[str, int] = {}
+    for conn in conns:
+        counts[conn.status] = counts.get(conn.status, 0) + 1
+    if not conns:
+        return "No connections yet"
+    order = [s.value for s in ConnectionStatus]
+    return " · ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in order if s in counts)
+
+
+def _take_flash(request: Request, auth: AdminAuth) -> Markup:
+    if auth.session_id is None:
+        return Markup("")
+    key = _session_key(auth.session_id)
+    data = request.app.store.get_flow(key)
+    if not data or not data.get("flash"):
+        return Markup("")
+    flash = data.pop("flash")
+    request.app.store.put_flow(key, data, expires_at=utcnow() + SESSION_TTL)
+    return _flash_markup(flash)
+
+
+def _flash_markup(flash: dict[str, str]) -> Markup:
+    text = tag("span", flash.get("text", ""))
+    if flash.get("link"):
+        text = Markup(text + Markup("<br>Invite link (also in the email): ")
+                      + tag("code", flash["link"]))
+    tone = "flash bad" if flash.get("tone") == "bad" else "flash"
+    return tag("div", text, class_=tone, role="status")
+
+
+def _connections_page(request: Request, auth: AdminAuth, *, notice: Markup | str = "",
+                      status: int = 200, company: str = "", email: str = "") -> Response:
+    invites.expire_stale_invites(request.app.store)
+    conns = sorted(request.app.store.list_connections(), key=lambda c: c.invited_at,
+                   reverse=True)
+    content = render(
+        "admin.html", summary=_summary(conns), rows=_rows(request, auth, conns),
+        notice=Markup(_take_flash(request, auth) + escape(notice)),
+        csrf_invite=request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE),
+        company=company, email=email,
+    )
+    return page(request, "Connections", content, status=status,
+                topbar_extra=_topbar(request, auth), body_class="admin")
+
+
+@admin_only
+def connections_page(request: Request, auth: AdminAuth) -> Response:
+    """``GET /admin``: every connection with status and last sync."""
+    return _connections_page(request, auth)
+
+
+@admin_only
+def connections_json(request: Request, auth: AdminAuth) -> Response:
+    """``GET /admin/api/connections``: the same rows as ``xero-elt connections --json``."""
+    return json_response(connections.list_connection_rows(request.app.store))
+
+
+def _admin_form(request: Request, auth: AdminAuth, *fields: str) -> dict[str, str] | Response:
+    try:
+        form = request.form(*fields)
+    except InvalidInput as exc:
+        return _connections_page(request, auth, notice=_flash_markup(
+            {"text": str(exc), "tone": "bad"}), status=400)
+    if not auth.is_bearer and not csrf_ok(request, form, auth.session_id, ADMIN_PURPOSE):
+        return message(request, "This form has expired", [
+            "Nothing was changed. Go back to the connections page and try again.",
+        ], status=403, tone="error",
+            action=tag("p", tag("a", "Back to connections", href="/admin",
+                                class_="button primary"), class_="actions"))
+    return form
+
+
+def _done(request: Request, auth: AdminAuth, flash: dict[str, str]) -> Response:
+    """After a change: back to the list (PRG for browsers; the page itself for bearer clients)."""
+    if auth.session_id is None:
+        return _connections_page(request, auth, notice=_flash_markup(flash))
+    key = _session_key(auth.session_id)
+    data = request.app.store.get_flow(key) or {}
+    request.app.store.put_flow(key, {**data, "flash": flash}, expires_at=utcnow() + SESSION_TTL)
+    return redirect("/admin")
+
+
+@admin_only
+def create_invite(request: Request, auth: AdminAuth) -> Response:
+    """``POST /admin/invites``: a new invite (the email goes out; the link is shown once)."""
+    form = _admin_form(request, auth, "company", "email")
+    if isinstance(form, Response):
+        return form
+    try:
+        conn, link = invites.create_invite(request.app.store, request.app.settings,
+                                           form.get("company", ""), form.get("email", ""))
+    except InvalidInput as exc:
+        return _connections_page(
+            request, auth, notice=_flash_markup({"text": str(exc), "tone": "bad"}), status=400,
+            company=form.get("company", "")[:200], email=form.get("email", "")[:254],
+        )
+    except AuthServerError as exc:
+        return _done(request, auth, {"text": f"Could not create the invite: {exc}", "tone": "bad"})
+    return _done(request, auth, {
+        "text": f"Invite {conn.connection_id} sent to {conn.email} for {conn.company}.",
+        "link": link,
+    })
+
+
+@admin_only
+def resend(request: Request, auth: AdminAuth) -> Response:
+    """``POST /admin/connections/<id>/resend``: a new link; the old one stops working."""
+    form = _admin_form(request, auth)
+    if isinstance(form, Response):
+        return form
+    try:
+        conn, link = invites.resend_invite(request.app.store, request.app.settings,
+                                           request.params["connection_id"])
+    except NotFound as exc:
+        return message(request, "No such connection", [str(exc)], status=404, tone="error")
+    except (InviteError, InvalidInput) as exc:
+        return _done(request, auth, {"text": str(exc), "tone": "bad"})
+    return _done(request, auth, {
+        "text": f"New invite link for {conn.company} ({conn.connection_id}) sent to {conn.email};"
+                " the previous link no longer works.",
+        "link": link,
+    })
+
+
+def _get_connection(request: Request) -> Connection | Response:
+    try:
+        return invites.get_connection(request.app.store, request.params["connection_id"])
+    except (NotFound, InvalidInput) as exc:
+        return message(request, "No such connection", [str(exc)], status=404, tone="error")
+
+
+@admin_only
+def disconnect_page(request: Request, auth: AdminAuth) -> Response:
+    """``GET /admin/connections/<id>/disconnect``: are you sure?"""
+    conn = _get_connection(request)
+    if isinstance(conn, Response):
+        return conn
+    content = render(
+        "admin_disconnect.html", organisation=conn.organisation_name or conn.company,
+        company=conn.company, product=request.app.settings.product_name,
+        connection_id=conn.connection_id,
+        csrf=request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE),
+    )
+    return page(request, "Disconnect", content, topbar_extra=_topbar(request, auth))
+
+
+@admin_only
+def disconnect(request: Request, auth: AdminAuth) -> Response:
+    """``POST /admin/connections/<id>/disconnect``: at Xero, then here."""
+    conn = _get_connection(request)
+    if isinstance(conn, Response):
+        return conn
+    form = _admin_form(request, auth)
+    if isinstance(form, Response):
+        return form
+    try:
+        conn = connections.disconnect(request.app.store, request.app.xero, conn.connection_id)
+    except XeroCallFailed as exc:
+        return _done(request, auth, {"text": f"Nothing changed: {exc}", "tone": "bad"})
+    return _done(request, auth, {
+        "text": f"Disconnected {conn.organisation_name or conn.company} ({conn.connection_id})."
+    })

@@ -1,0 +1,472 @@
+"""The connection flow, step by step, over the store and Xero's OAuth (no HTTP in here).
+
+1. ``open_link``: the invite link opens a *visit*: this browser (its ``browser id`` cookie) is
+   now working on this invite.
+2. ``start_authorization``: a fresh ``state`` and PKCE verifier, bound to the visit (the browser)
+   and the invite's current token; returns Xero's authorize URL.
+3. ``handle_callback``: checks ``state`` (single use, same browser, same invite), then either
+   records why it came back without a code, or exchanges the code, stores the grant and finds the
+   organisations allowed in this very consent (by ``authEventId``).
+4. ``confirm`` / ``decline``: the person confirms one organisation; whatever was allowed but not
+   confirmed is disconnected at Xero.
+5. ``sweep``: flows left half-way (window closed at Xero or on the confirm page) become
+   ``incomplete`` with the reason, and unconfirmed organisations are let go.
+
+Every step re-checks that the invite is still the one the visit started from, so a resent link
+(or an expired one) stops old visits too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from auth_server import oauth
+from auth_server.connections import (
+    IN_USE,
+    discard_pending,
+    pending_key,
+    release_grant,
+    tenants_in_use,
+)
+from auth_server.errors import InvalidInput
+from auth_server.invites import LinkProblem, check_open, expire_stale_invites, lookup_invite
+from auth_server.oauth import Organisation
+from auth_server.security import looks_like_token, new_token, same, token_hash
+from auth_server.settings import AuthServerSettings
+from connector import identity
+from connector.errors import XeroError
+from connector.settings import XeroSettings
+from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
+
+log = logging.getLogger(__name__)
+
+VISIT_TTL = timedelta(hours=4)
+PENDING_KEEP = timedelta(days=2)  # the sweep needs the pending record after the confirm window
+MAX_PARAM_LEN = 2048
+
+# Reasons recorded on an ``incomplete`` connection (``status_reason``).
+NO_PERMISSION = "no_permission"
+CANCELLED = "cancelled"
+ABANDONED = "abandoned"
+CODE_EXCHANGE_FAILED = "code_exchange_failed"
+NOT_CONFIRMED = "not_confirmed"
+NO_ORGANISATION = "no_organisation"
+XERO_ERROR = "xero_error"
+# Transient markers on a ``link_opened`` connection while the person is at Xero / confirming.
+AUTHORIZING = "authorizing"
+CONFIRMING = "confirming"
+
+_callback_lock = threading.Lock()
+
+
+class FlowProblem(Exception):
+    """The request does not fit the flow; ``kind`` picks the page shown. Nothing was changed.
+
+    Kinds: ``no_visit`` (no flow in this browser), ``bad_callback`` (malformed callback),
+    ``unknown_state`` (expired, replayed or forged state), ``other_browser`` (state from another
+    browser), ``nothing_to_confirm``, ``already_connected`` (organisation connected elsewhere),
+    ``wrong_organisation`` (a reconnection link used for another organisation).
+    """
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A browser working on an invite."""
+
+    key: str
+    connection: Connection
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    """What came back from Xero: ``confirm`` (organisations to confirm) or an incomplete reason."""
+
+    outcome: str
+    connection: Connection
+
+
+def _visit_key(browser_id: str) -> str:
+    return "visit:" + token_hash(browser_id)
+
+
+def _state_key(state: str) -> str:
+    return "state:" + token_hash(state)
+
+
+# -- 1. the link ---------------------------------------------------------------------------------
+
+def open_link(
+    store: Store, token: str, browser_id: str, *, now: datetime | None = None
+) -> Connection:
+    """Open an invite link in this browser (status ``invited`` → ``link_opened``).
+
+    Raises:
+        LinkProblem: the link is invalid, replaced, expired, withdrawn or already connected.
+    """
+    now = now or utcnow()
+    conn = lookup_invite(store, token, now=now)
+    fields: dict[str, Any] = {"link_opened_at": now, "updated_at": now}
+    if conn.status == ConnectionStatus.INVITED:
+        fields["status"] = ConnectionStatus.LINK_OPENED
+    conn = store.update_connection(conn.connection_id, **fields)
+    store.put_flow(
+        _visit_key(browser_id),
+        {"connection_id": conn.connection_id, "token_hash": conn.invite_token_hash},
+        expires_at=now + VISIT_TTL,
+    )
+    return conn
+
+
+def current_visit(
+    store: Store, browser_id: str | None, *, now: datetime | None = None, finished_ok: bool = False
+) -> Visit:
+    """The invite this browser is working on, checked to be still usable.
+
+    Args:
+        finished_ok: accept a visit whose company is already connected (the success page).
+
+    Raises:
+        FlowProblem: ``no_visit``.
+        LinkProblem: the invite was resent (``invalid``), expired, withdrawn or connected.
+    """
+    if not looks_like_token(browser_id):
+        raise FlowProblem("no_visit")
+    assert browser_id is not None
+    key = _visit_key(browser_id)
+    data = store.get_flow(key)
+    if not data:
+        raise FlowProblem("no_visit")
+    try:
+        conn = store.get_connection(str(data.get("connection_id")))
+    except StoreError:
+        raise FlowProblem("no_visit") from None
+    if finished_ok and data.get("done") and conn.status == ConnectionStatus.CONNECTED:
+        return Visit(key, conn, data)
+    if not same(conn.invite_token_hash, data.get("token_hash")):
+        raise LinkProblem("invalid", conn)
+    return Visit(key, check_open(store, conn, now=now), data)
+
+
+# -- 2. off to Xero --------------------------------------------------------------------------------
+
+def start_authorization(
+    store: Store,
+    settings: AuthServerSettings,
+    xero: XeroSettings,
+    browser_id: str | None,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Create ``state`` + PKCE for this visit and return Xero's authorize URL."""
+    now = now or utcnow()
+    visit = current_visit(store, browser_id, now=now)
+    assert browser_id is not None
+    state = new_token()
+    verifier = oauth.new_code_verifier()
+    store.put_flow(
+        _state_key(state),
+        {
+            "visit": token_hash(browser_id),
+            "connection_id": visit.connection.connection_id,
+            "token_hash": visit.connection.invite_token_hash,
+            "verifier": verifier,
+            "redirect_uri": settings.redirect_uri,
+        },
+        expires_at=now + timedelta(minutes=settings.flow_ttl_minutes),
+    )
+    if visit.connection.status != ConnectionStatus.NEEDS_RECONNECTION:
+        store.update_connection(
+            visit.connection.connection_id, status=ConnectionStatus.LINK_OPENED,
+            status_reason=AUTHORIZING, updated_at=now,
+        )
+    return oauth.authorize_url(
+        xero.authorize_url, client_id=xero.client_id, redirect_uri=settings.redirect_uri,
+        scopes=xero.scopes, state=state, challenge=oauth.code_challenge(verifier),
+    )
+
+
+# -- 3. back from Xero -----------------------------------------------------------------------------
+
+def _clean_param(params: dict[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > MAX_PARAM_LEN or not value.isprintable() or not value.isascii():
+        raise FlowProblem("bad_callback", f"malformed {name}")
+    return value
+
+
+def mark_incomplete(
+    store: Store, conn: Connection, reason: str, *, now: datetime | None = None
+) -> Connection:
+    """Record why the flow stopped; a reconnection keeps ``needs_reconnection``."""
+    now = now or utcnow()
+    if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
+        return store.update_connection(
+            conn.connection_id, status_reason=f"reconnection {reason.replace('_', ' ')}",
+            updated_at=now,
+        )
+    return store.update_connection(
+        conn.connection_id, status=ConnectionStatus.INCOMPLETE, status_reason=reason,
+        updated_at=now,
+    )
+
+
+def handle_callback(
+    store: Store,
+    settings: AuthServerSettings,
+    xero: XeroSettings,
+    browser_id: str | None,
+    params: dict[str, str],
+    *,
+    now: datetime | None = None,
+) -> CallbackResult:
+    """Handle ``/callback``; see the module docstring.
+
+    Raises:
+        FlowProblem: the callback itself is not acceptable (nothing changed).
+        LinkProblem: the invite changed while the person was at Xero.
+    """
+    now = now or utcnow()
+    state = _clean_param(params, "state")
+    code = _clean_param(params, "code")
+    error = _clean_param(params, "error")
+    error_description = _clean_param(params, "error_description")
+    if not looks_like_token(state):
+        raise FlowProblem("bad_callback", "missing or malformed state")
+    if not code and not error:
+        raise FlowProblem("bad_callback", "neither code nor error")
+    assert state is not None
+    # Single use: read and delete under one lock so two racing callbacks cannot both pass.
+    with _callback_lock:
+        data = store.get_flow(_state_key(state))
+        if not data:
+            raise FlowProblem("unknown_state")
+        if not looks_like_token(browser_id) or not same(
+            data.get("visit"), token_hash(browser_id or "")
+        ):
+            raise FlowProblem("other_browser")
+        store.delete_flow(_state_key(state))
+    try:
+        conn = store.get_connection(str(data["connection_id"]))
+    except StoreError:
+        raise FlowProblem("unknown_state") from None
+    if not same(conn.invite_token_hash, data.get("token_hash")):
+        raise LinkProblem("invalid", conn)
+    conn = check_open(store, conn, now=now)
+
+    if error:
+        if error == "access_denied" and error_description == "not_admin":
+            reason = NO_PERMISSION
+        elif error == "access_denied":
+            reason = CANCELLED
+        else:
+            reason = XERO_ERROR
+        log.info("consent for %s came back with error %s", conn.connection_id, error)
+        return CallbackResult(reason, mark_incomplete(store, conn, reason, now=now))
+
+    assert code is not None
+    try:
+        tokens = identity.exchange_code(
+            xero, code=code, redirect_uri=str(data["redirect_uri"]),
+            code_verifier=str(data["verifier"]),
+        )
+        if not tokens.refresh_token:
+            raise InvalidInput("no refresh token: offline_access was not granted")
+        claims = identity.access_token_claims(tokens.access_token)
+        grant = store.add_grant(
+            tokens.raw, client_id=xero.client_id, xero_user_id=claims.get("xero_userid"),
+            auth_event_id=claims.get("authentication_event_id"), now=now,
+        )
+    except (XeroError, InvalidInput, StoreError) as exc:
+        log.warning("code exchange for %s failed: %s", conn.connection_id, exc)
+        return CallbackResult(CODE_EXCHANGE_FAILED,
+                              mark_incomplete(store, conn, CODE_EXCHANGE_FAILED, now=now))
+
+    event_id = claims.get("authentication_event_id")
+    try:
+        listed = identity.list_connections(xero, tokens.access_token, event_id)
+    except XeroError as exc:
+        log.warning("listing organisations for %s failed: %s", conn.connection_id, exc)
+        release_grant(store, xero, grant.grant_id)
+        return CallbackResult(XERO_ERROR, mark_incomplete(store, conn, XERO_ERROR, now=now))
+    organisations = oauth.consent_organisations(listed, event_id)
+    if not organisations:
+        release_grant(store, xero, grant.grant_id)
+        return CallbackResult(NO_ORGANISATION,
+                              mark_incomplete(store, conn, NO_ORGANISATION, now=now))
+
+    # A consent left unconfirmed earlier for this invite is replaced by this one; organisations
+    # allowed again now are the same Xero connections, so they stay.
+    discard_pending(store, xero, conn.connection_id,
+                    keep={o.tenant_id for o in organisations}, revoke=False)
+    store.put_flow(
+        pending_key(conn.connection_id),
+        {
+            "grant_id": grant.grant_id,
+            "organisations": [o.to_dict() for o in organisations],
+            "visit": data["visit"],
+            "token_hash": data["token_hash"],
+            "created_at": now.isoformat(),
+        },
+        expires_at=now + PENDING_KEEP,
+    )
+    if conn.status != ConnectionStatus.NEEDS_RECONNECTION:
+        conn = store.update_connection(
+            conn.connection_id, status=ConnectionStatus.LINK_OPENED, status_reason=CONFIRMING,
+            updated_at=now,
+        )
+    return CallbackResult("confirm", conn)
+
+
+# -- 4. confirm ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the confirm page shows: organisations that may be confirmed, and those connected
+    already through another invite (shown, not selectable)."""
+
+    connection: Connection
+    choices: list[Organisation]
+    unavailable: list[tuple[Organisation, Connection]]
+
+
+def _pending(store: Store, visit: Visit) -> dict[str, Any]:
+    data = store.get_flow(pending_key(visit.connection.connection_id))
+    if not data or not same(data.get("visit"), visit.key.removeprefix("visit:")):
+        raise FlowProblem("nothing_to_confirm")
+    return data
+
+
+def confirmation(store: Store, browser_id: str | None, *, now: datetime | None = None
+                 ) -> Confirmation:
+    """The organisations this browser's consent allowed, for the confirm page."""
+    visit = current_visit(store, browser_id, now=now)
+    data = _pending(store, visit)
+    in_use = tenants_in_use(store, besides=visit.connection.connection_id)
+    choices, unavailable = [], []
+    for org in (Organisation.from_dict(o) for o in data.get("organisations", [])):
+        other = in_use.get(org.tenant_id)
+        if other is not None and other.status == ConnectionStatus.CONNECTED:
+            unavailable.append((org, other))
+        elif visit.connection.tenant_id and org.tenant_id != visit.connection.tenant_id:
+            continue  # a reconnection link reconnects its own organisation only
+        else:
+            choices.append(org)
+    return Confirmation(visit.connection, choices, unavailable)
+
+
+def confirm(
+    store: Store,
+    xero: XeroSettings,
+    browser_id: str | None,
+    tenant_id: str | None,
+    *,
+    now: datetime | None = None,
+) -> Connection:
+    """Connect the chosen organisation; disconnect at Xero whatever else the consent allowed.
+
+    Raises:
+        InvalidInput: ``tenant_id`` is not one of the organisations offered (nothing changed).
+        FlowProblem, LinkProblem: as for the other steps.
+    """
+    now = now or utcnow()
+    offered = confirmation(store, browser_id, now=now)
+    visit = current_visit(store, browser_id, now=now)
+    data = _pending(store, visit)
+    chosen = next((o for o in offered.choices if same(o.tenant_id, tenant_id or "")), None)
+    if chosen is None:
+        if any(same(o.tenant_id, tenant_id or "") for o, _ in offered.unavailable):
+            raise FlowProblem("already_connected")
+        raise InvalidInput("Choose one of the organisations listed.", field="tenant")
+    conn = visit.connection
+    previous_grant = conn.grant_id
+    # Another invite's record for this organisation that needs reconnection is taken over here.
+    for other in store.connections_for_tenant(chosen.tenant_id):
+        if other.connection_id != conn.connection_id and other.status in IN_USE:
+            store.update_connection(
+                other.connection_id, status=ConnectionStatus.DISCONNECTED,
+                status_reason=f"reconnected as {conn.connection_id}", disconnected_at=now,
+                invite_token_hash=None, updated_at=now,
+            )
+    conn = store.update_connection(
+        conn.connection_id, status=ConnectionStatus.CONNECTED, status_reason=None,
+        tenant_id=chosen.tenant_id, organisation_name=chosen.name,
+        xero_connection_id=chosen.xero_connection_id, grant_id=data["grant_id"],
+        connected_at=now, disconnected_at=None, updated_at=now,
+    )
+    discard_pending(store, xero, conn.connection_id, keep={chosen.tenant_id})
+    if previous_grant and previous_grant != data["grant_id"]:
+        release_grant(store, xero, previous_grant)
+    store.put_flow(visit.key, {**visit.data, "done": True}, expires_at=now + VISIT_TTL)
+    log.info("%s connected to organisation %s", conn.connection_id, chosen.tenant_id)
+    return conn
+
+
+def decline(store: Store, xero: XeroSettings, browser_id: str | None,
+            *, now: datetime | None = None) -> Connection:
+    """The person did not confirm: let the allowed organisations go; status incomplete."""
+    now = now or utcnow()
+    visit = current_visit(store, browser_id, now=now)
+    _pending(store, visit)
+    discard_pending(store, xero, visit.connection.connection_id)
+    return mark_incomplete(store, visit.connection, NOT_CONFIRMED, now=now)
+
+
+def finished_visit(store: Store, browser_id: str | None) -> Connection:
+    """The connection this browser just connected (the success page and its progress)."""
+    visit = current_visit(store, browser_id, finished_ok=True)
+    if not visit.data.get("done"):
+        raise FlowProblem("no_visit")
+    return visit.connection
+
+
+# -- 5. flows left half-way ------------------------------------------------------------------------
+
+def sweep(store: Store, settings: AuthServerSettings, xero: XeroSettings,
+          *, now: datetime | None = None) -> list[Connection]:
+    """Expire old invites, and close flows nobody finished within ``flow_ttl_minutes``.
+
+    Returns:
+        The records whose status changed to ``incomplete`` here.
+    """
+    now = now or utcnow()
+    expire_stale_invites(store, now=now)
+    cutoff = now - timedelta(minutes=settings.flow_ttl_minutes)
+    changed = []
+    for conn in store.list_connections(statuses=[ConnectionStatus.LINK_OPENED.value]):
+        if conn.updated_at > cutoff:
+            continue
+        if conn.status_reason == AUTHORIZING:
+            changed.append(mark_incomplete(store, conn, ABANDONED, now=now))
+        elif conn.status_reason == CONFIRMING:
+            discard_pending(store, xero, conn.connection_id)
+            changed.append(mark_incomplete(store, conn, NOT_CONFIRMED, now=now))
+    return changed
+
+
+__all__ = [
+    "CallbackResult",
+    "Confirmation",
+    "FlowProblem",
+    "LinkProblem",
+    "confirm",
+    "confirmation",
+    "current_visit",
+    "decline",
+    "finished_visit",
+    "handle_callback",
+    "open_link",
+    "start_authorization",
+    "sweep",
+]

@@ -1,0 +1,113 @@
+"""The invite email: built once (plain text + HTML), then sent by SMTP or written to the outbox.
+
+Without an SMTP server configured, each email is written as a real ``.eml`` file to
+``XERO_ELT_HOME/outbox/`` (0600: it holds a live invite link), atomically, so a mail client or a
+person can open it. If SMTP is configured but fails, the email goes to the outbox instead and a
+warning says so: the invite link is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import smtplib
+import ssl
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from auth_server.errors import MailError
+from auth_server.render import render, render_text
+from auth_server.settings import AuthServerSettings
+
+log = logging.getLogger(__name__)
+
+SUBJECT = "[ACTION REQUIRED] Connect your accounting platform to {product}"
+
+
+def invite_subject(product_name: str) -> str:
+    """The invite email's subject line."""
+    return SUBJECT.format(product=product_name)
+
+
+def build_invite_email(
+    settings: AuthServerSettings, *, company: str, email: str, link: str, expires_at: datetime
+) -> EmailMessage:
+    """The invite email with one clear link, as text and HTML alternatives."""
+    values = {
+        "product": settings.product_name,
+        "company": company,
+        "link": link,
+        "expires": f"{expires_at:%A %d %B %Y}",
+        "days": settings.invite_ttl_days,
+    }
+    msg = EmailMessage()
+    msg["Subject"] = invite_subject(settings.product_name)
+    msg["From"] = settings.sender
+    msg["To"] = email
+    msg["Date"] = format_datetime(datetime.now().astimezone())
+    msg["Message-ID"] = make_msgid(domain="xero-elt.invalid")
+    # Plain text keeps the link on a line of its own; the HTML part is rendered with escaping.
+    # The transfer encoding is left to the email package (7bit when everything is ASCII).
+    msg.set_content(render_text("email.txt", **values))
+    msg.add_alternative(str(render("email.html", **values)), subtype="html")
+    return msg
+
+
+def write_to_outbox(msg: EmailMessage, outbox: Path, *, name_hint: str) -> Path:
+    """Write ``msg`` as ``outbox/<time>-<hint>-<rand>.eml`` (0600, atomic rename)."""
+    try:
+        outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        final = outbox / f"{stamp}-{name_hint}-{secrets.token_hex(3)}.eml"
+        tmp = final.with_suffix(".eml.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msg.as_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(Exception):
+            tmp.unlink(missing_ok=True)  # type: ignore[possibly-undefined]
+        raise MailError(f"could not write the email to {outbox}: {exc.strerror}") from None
+    return final
+
+
+def send_by_smtp(settings: AuthServerSettings, msg: EmailMessage) -> None:
+    """Send through the configured SMTP server (TLS unless told otherwise)."""
+    assert settings.smtp_host
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if settings.smtp_ssl:
+        smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=20,
+                                context=context)
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20)
+    with smtp:
+        if settings.smtp_starttls and not settings.smtp_ssl:
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password or "")
+        smtp.send_message(msg)
+
+
+def deliver(settings: AuthServerSettings, msg: EmailMessage, *, home: Path, name_hint: str) -> str:
+    """Send by SMTP when configured, else (or when SMTP fails) write to the outbox.
+
+    Returns:
+        Where it went: ``smtp://host:port`` or the path of the ``.eml`` file.
+    """
+    if settings.smtp_host:
+        try:
+            send_by_smtp(settings, msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            path = write_to_outbox(msg, home / "outbox", name_hint=name_hint)
+            log.warning("SMTP %s:%s failed (%s); the invite email was written to %s instead",
+                        settings.smtp_host, settings.smtp_port, type(exc).__name__, path)
+            return str(path)
+        return f"smtp://{settings.smtp_host}:{settings.smtp_port}"
+    return str(write_to_outbox(msg, home / "outbox", name_hint=name_hint))

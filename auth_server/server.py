@@ -1,0 +1,386 @@
+"""The auth server: ``ThreadingHTTPServer``, a routing table, and the safety every response gets.
+
+Every response carries the security headers (CSP without scripts, ``frame-ancestors 'none'``,
+``Referrer-Policy: no-referrer``, ``nosniff``; ``no-store`` on pages); request bodies and URLs
+are size-limited; the access log never shows an invite token or the callback's code and state.
+Behind a TLS proxy (an ``https://`` public URL) cookies are ``Secure`` and ``X-Forwarded-Proto``
+is honoured.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from auth_server import admin, flow, views
+from auth_server.first_sync import FirstSync, OnConnected
+from auth_server.render import escape, static_file
+from auth_server.security import content_security_policy, origin_of, security_headers
+from auth_server.settings import AuthServerSettings
+from auth_server.web import App, Handler, Request, Response, csrf_signer, message
+from connector.settings import XeroSettings
+from connector.store import Store
+
+log = logging.getLogger("auth_server")
+
+MAX_URL_LENGTH = 4096
+MAX_QUERY_FIELDS = 10
+SWEEP_SECONDS = 60.0
+SOCKET_TIMEOUT = 30.0
+
+ID = r"(?P<connection_id>con_[0-9a-f]{4,32})"
+# (method, path pattern, handler). Patterns match the whole path.
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", r"/", views.home),
+    ("GET", r"/healthz", lambda r: Response(body=b"ok\n", content_type="text/plain")),
+    ("GET", r"/static/style\.css", lambda r: Response(
+        body=static_file("style.css"), content_type="text/css; charset=utf-8", no_store=False,
+        headers=[("Cache-Control", "public, max-age=3600")])),
+    ("GET", r"/invite/(?P<token>[^/]{1,200})", views.open_invite),
+    ("GET", r"/connect", views.choose_software),
+    ("POST", r"/connect/software", views.choose_software_submit),
+    ("GET", r"/connect/review", views.review),
+    ("POST", r"/connect/authorize", views.authorize),
+    ("GET", r"/callback", views.callback),
+    ("GET", r"/connect/confirm", views.confirm_page),
+    ("POST", r"/connect/confirm", views.confirm_submit),
+    ("GET", r"/connect/done", views.done),
+    ("GET", r"/connect/progress", views.progress),
+    ("GET", r"/admin", admin.connections_page),
+    ("GET", r"/admin/api/connections", admin.connections_json),
+    ("GET", r"/admin/login", admin.login_page),
+    ("POST", r"/admin/login", admin.login_submit),
+    ("POST", r"/admin/logout", admin.logout),
+    ("POST", r"/admin/invites", admin.create_invite),
+    ("POST", rf"/admin/connections/{ID}/resend", admin.resend),
+    ("GET", rf"/admin/connections/{ID}/disconnect", admin.disconnect_page),
+    ("POST", rf"/admin/connections/{ID}/disconnect", admin.disconnect),
+]
+_COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
+
+
+def route(method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
+    """The handler for a request, its path parameters, and the methods the path allows."""
+    allowed = []
+    for route_method, pattern, handler in _COMPILED:
+        match = pattern.fullmatch(path)
+        if match:
+            if route_method == method:
+                return handler, match.groupdict(), []
+            allowed.append(route_method)
+    return None, {}, allowed
+
+
+_SECRET_PATHS = re.compile(r"/invite/[^/?\s'\"]*")
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+def redact(path: str) -> str:
+    """A request target fit for logs: no invite token, no query string (code, state)."""
+    path = path.split("?", 1)[0]
+    return _SECRET_PATHS.sub("/invite/…", path)
+
+
+class AuthServer(ThreadingHTTPServer):
+    """The HTTP server, holding the ``App`` its handlers use."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        self._stop = threading.Event()
+        super().__init__(address, RequestHandler)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` this server listens on."""
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{host}:{port}"
+
+    def start_sweeper(self, interval: float = SWEEP_SECONDS) -> threading.Thread:
+        """Close abandoned flows and expire invites every ``interval`` seconds."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    flow.sweep(self.app.store, self.app.settings, self.app.xero)
+                except Exception as exc:
+                    log.warning("sweep failed: %s", type(exc).__name__)
+
+        thread = threading.Thread(target=loop, name="auth-sweeper", daemon=True)
+        thread.start()
+        return thread
+
+    def server_close(self) -> None:
+        """Stop the sweeper and close the socket."""
+        self._stop.set()
+        super().server_close()
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Parses, limits, routes, and writes responses with the security headers."""
+
+    server: AuthServer
+    server_version = "xero-elt-auth"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def app(self) -> App:
+        return self.server.app
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """The stdlib's own messages (timeouts, …), with any request target redacted."""
+        text = _QUERY.sub("?…", _SECRET_PATHS.sub("/invite/…", format % args))
+        log.info("%s %s", self.address_string(), text)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One line per request: method, redacted path, status."""
+        method = getattr(self, "command", None) or "-"
+        target = redact(getattr(self, "path", "") or "")
+        code_value = code.value if isinstance(code, HTTPStatus) else code
+        log.info("%s %s %s", method, target, code_value)
+
+    def _secure(self) -> bool:
+        if self.app.settings.is_https:
+            return True
+        forwarded = (self.headers.get("X-Forwarded-Proto") or "").split(",")[0].strip().lower()
+        return forwarded == "https"
+
+    def _csp(self) -> str:
+        return content_security_policy([origin_of(self.app.xero.authorize_url)])
+
+    def _write(self, response: Response, *, head_only: bool = False) -> None:
+        self.send_response(response.status)
+        headers = [("Content-Type", response.content_type),
+                   ("Content-Length", str(len(response.body)))]
+        headers += security_headers(csp=self._csp(), secure=self._secure(),
+                                    no_store=response.no_store)
+        headers += response.headers
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(response.body)
+
+    def send_error(self, code: int, message_text: str | None = None,
+                   explain: str | None = None) -> None:
+        """Errors raised by the stdlib parser (bad request line, huge headers) get our headers."""
+        try:
+            short, _ = self.responses.get(code, ("Error", ""))
+        except Exception:
+            short = "Error"
+        body = (f"<!doctype html><title>{code} {escape(short)}</title>"
+                f"<h1>{code} {escape(short)}</h1><p>{escape(message_text or short)}</p>").encode()
+        self.close_connection = True
+        self.log_request(code)
+        self.send_response_only(code)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        for name, value in security_headers(csp="default-src 'none'; frame-ancestors 'none'",
+                                            secure=False, no_store=True):
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    def _reject(self, status: int, text: str) -> None:
+        self.close_connection = True
+        request = self._request(b"")
+        response = message(request, HTTPStatus(status).phrase, [text], status=status,
+                           tone="error")
+        response.headers.append(("Connection", "close"))
+        self._write(response)
+
+    def _request(self, body: bytes) -> Request:
+        parts = urlsplit(self.path)
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True,
+                             max_num_fields=MAX_QUERY_FIELDS)
+        except ValueError:
+            query = {}
+        return Request(
+            app=self.app, method=self.command, path=parts.path, query=query,
+            headers=self.headers, body=body, secure=self._secure(),
+            cookies=Request.parse_cookies(self.headers.get("Cookie")),
+        )
+
+    def _read_body(self) -> bytes | None:
+        """The request body within limits, or None after answering with an error."""
+        if self.headers.get("Transfer-Encoding"):
+            self._reject(411, "Send the body with a Content-Length.")
+            return None
+        length_text = self.headers.get("Content-Length")
+        if self.command != "POST":
+            if length_text not in (None, "0"):
+                self._reject(400, "This request must not have a body.")
+                return None
+            return b""
+        if length_text is None or not length_text.isdigit():
+            self._reject(411, "Send the body with a Content-Length.")
+            return None
+        length = int(length_text)
+        if length > self.app.settings.max_body_bytes:
+            self._reject(413, "The request is too large.")
+            return None
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            return None
+        return body
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def _handle(self, *, head_only: bool = False) -> None:
+        if len(self.path) > MAX_URL_LENGTH:
+            self._reject(414, "The address is too long.")
+            return
+        if not self.path.startswith("/"):
+            self._reject(400, "Malformed request target.")
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        request = self._request(body)
+        # Behind a TLS proxy, a request that reached us over plain http goes to the https URL.
+        forwarded = (self.headers.get("X-Forwarded-Proto") or "").split(",")[0].strip().lower()
+        if self.app.settings.is_https and forwarded == "http" and self.command == "GET":
+            target = self.app.settings.base_url + request.path
+            self._write(Response(status=308, headers=[("Location", target)]), head_only=head_only)
+            return
+        method = "GET" if self.command == "HEAD" else self.command
+        handler, params, allowed = route(method, request.path)
+        if handler is None:
+            if allowed:
+                response = message(request, "Method not allowed", [
+                    "This address does not accept that kind of request.",
+                ], status=405, tone="error")
+                response.headers.append(("Allow", ", ".join(sorted(set(allowed)))))
+            else:
+                response = message(request, "Page not found", [
+                    "There is nothing at this address. If you followed a link from an email, "
+                    "check that it was copied completely.",
+                ], status=404, tone="warning")
+        else:
+            request.params = params
+            try:
+                response = handler(request)
+            except Exception:
+                log.exception("error handling %s %s", self.command, redact(self.path))
+                response = message(request, "Something went wrong on our side", [
+                    "Nothing you did caused this. Please try again in a few minutes.",
+                ], status=500, tone="error")
+        for value in request.new_cookies:
+            response.headers.append(("Set-Cookie", value))
+        self._write(response, head_only=head_only)
+
+    def do_GET(self) -> None:
+        """Pages, the callback, the admin page, the stylesheet."""
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        """As GET, without the body."""
+        self._handle(head_only=True)
+
+    def do_POST(self) -> None:
+        """Form submissions."""
+        self._handle()
+
+    def _not_allowed(self) -> None:
+        self._handle()
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
+
+
+def make_server(
+    host: str,
+    port: int,
+    *,
+    store: Store,
+    settings: AuthServerSettings,
+    xero_settings: XeroSettings,
+    on_connected: OnConnected | None = None,
+) -> AuthServer:
+    """Bind the auth server (port 0 = a free one); call ``serve_forever()`` on the result.
+
+    Without ``settings.public_url`` the public URL is the bound address (so the OAuth redirect
+    URI is ``http://HOST:PORT/callback``).
+
+    Args:
+        on_connected: run in a background thread after a company is confirmed, instead of the
+            default subprocess ``python -m pipelines run --tenant ID --wait 600``.
+    """
+    app = App(
+        store=store, settings=settings, xero=xero_settings,
+        first_sync=FirstSync(store, on_connected), csrf=csrf_signer(store),
+    )
+    server = AuthServer((host, port), app)
+    bound_host, bound_port = server.server_address[:2]
+    app.settings = replace(settings, host=str(bound_host), port=int(bound_port))
+    return server
+
+
+def serve_forever(
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    on_connected: OnConnected | None = None,
+    ready: Callable[[AuthServer], None] | None = None,
+) -> int:
+    """Run the auth server from configuration until interrupted (``xero-elt serve``).
+
+    The first line on stdout is ``auth server listening on http://HOST:PORT``; logs go to stderr.
+
+    Returns:
+        The process exit code (0 after a clean shutdown).
+    """
+    from auth_server.settings import load_settings
+    from connector.settings import load_settings as load_xero_settings
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(host=host, port=port)
+    xero = load_xero_settings()
+    if not xero.client_id:
+        log.warning("sources.xero.client_id is not set: invite links will fail at Xero")
+    store = Store()
+    server = make_server(settings.host, settings.port, store=store, settings=settings,
+                         xero_settings=xero, on_connected=on_connected)
+    if settings.public_url is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s without auth_server.public_url: links use the bind address",
+                    settings.host)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    print(f"auth server listening on {server.url}", flush=True)
+    log.info("public URL %s; OAuth redirect URI %s", server.app.settings.base_url,
+             server.app.settings.redirect_uri)
+    server.start_sweeper()
+    if ready is not None:
+        ready(server)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+    return 0

@@ -1,0 +1,133 @@
+"""The auth server's settings: ``[auth_server]`` read through dlt's config providers.
+
+Keys live under ``auth_server`` in ``.dlt/config.toml`` (secrets in ``.dlt/secrets.toml``) or in
+environment variables such as ``AUTH_SERVER__PUBLIC_URL`` and ``AUTH_SERVER__ADMIN_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+
+from auth_server.errors import ConfigError
+
+SECTION = "auth_server"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+@dataclass(frozen=True)
+class AuthServerSettings:
+    """Everything the auth server needs besides the Xero app (``connector.settings``)."""
+
+    public_url: str | None = None
+    """Base URL people reach this server at (``https://…`` behind a proxy); default: the bind
+    address."""
+    product_name: str = "xero-elt"
+    """Shown in page headers and the invite email's subject."""
+    invite_ttl_days: int = 7
+    """How long an invite link works."""
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    """Secret for ``/admin``; without it the admin page is closed."""
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    flow_ttl_minutes: int = 30
+    """Time allowed at Xero and on the confirm page before a flow counts as abandoned."""
+    smtp_host: str | None = None
+    """Send invites through this SMTP server; without it they are written to the outbox."""
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    mail_from: str | None = None
+    """Sender address; default ``<product name> <no-reply@HOST of the public URL>``."""
+    max_body_bytes: int = 16 * 1024
+    """Largest request body accepted (forms are tiny)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.invite_ttl_days <= 365:
+            raise ConfigError(
+                f"auth_server.invite_ttl_days must be 1..365, not {self.invite_ttl_days}"
+            )
+        if not 1 <= self.flow_ttl_minutes <= 24 * 60:
+            raise ConfigError(
+                f"auth_server.flow_ttl_minutes must be 1..1440, not {self.flow_ttl_minutes}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"auth_server.port must be 0..65535, not {self.port}")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"auth_server.public_url must be an http(s) URL, not {self.public_url!r}"
+                )
+            if parts.query or parts.fragment:
+                raise ConfigError("auth_server.public_url must not carry a query or fragment")
+        for name in ("product_name", "mail_from"):
+            value = getattr(self, name)
+            if value is not None and any(ch in value for ch in "\r\n"):
+                raise ConfigError(f"auth_server.{name} must be one line")
+
+    @property
+    def base_url(self) -> str:
+        """The public URL without a trailing slash (the bind address when none is set)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def redirect_uri(self) -> str:
+        """The OAuth callback registered with the Xero app."""
+        return self.base_url + "/callback"
+
+    @property
+    def is_https(self) -> bool:
+        """True behind a TLS-terminating proxy: cookies become ``Secure``."""
+        return self.base_url.startswith("https://")
+
+    @property
+    def sender(self) -> str:
+        """The From header of invite emails."""
+        if self.mail_from:
+            return self.mail_from
+        domain = urlsplit(self.base_url).hostname or "localhost"
+        if domain.replace(".", "").isdigit() or ":" in domain:
+            domain = "localhost"
+        return f"{self.product_name} <no-reply@{domain}>"
+
+
+# The dataclass annotations are strings (postponed evaluation); map them to what dlt coerces to.
+_TYPES: dict[str, type] = {
+    f.name: {"int": int, "bool": bool}.get(str(f.type), str)
+    for f in dataclasses.fields(AuthServerSettings)
+}
+_SECRETS = {"admin_token", "smtp_password"}
+
+
+def load_settings(**overrides: Any) -> AuthServerSettings:
+    """Settings from ``[auth_server]`` (env, ``.dlt/config.toml``, ``.dlt/secrets.toml``).
+
+    Keyword overrides win (the CLI's ``--host``/``--port``, tests). ``None`` overrides are ignored.
+    """
+    values: dict[str, Any] = {}
+    for name, kind in _TYPES.items():
+        if name in overrides and overrides[name] is not None:
+            values[name] = overrides[name]
+            continue
+        provider = dlt.secrets if name in _SECRETS else dlt.config
+        try:
+            value = provider.get(f"{SECTION}.{name}", kind)
+        except Exception as exc:  # dlt's coercion errors name the key; keep that, drop the value
+            raise ConfigError(f"{SECTION}.{name} cannot be read as {kind.__name__}") from exc
+        if value is not None:
+            values[name] = value
+    unknown = set(overrides) - set(_TYPES)
+    if unknown:
+        raise ConfigError(f"unknown auth_server settings: {sorted(unknown)}")
+    return AuthServerSettings(**values)

@@ -1,0 +1,385 @@
+"""The pages a customer's Xero admin sees, from the invite link to "Connection Successful".
+
+Handlers translate between HTTP and ``flow``; each problem the flow reports becomes a page that
+says plainly what happened and what to do next. Pages with forms bind their CSRF token to the
+browser-id cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from auth_server import flow
+from auth_server.errors import InvalidInput
+from auth_server.flow import FlowProblem
+from auth_server.invites import LinkProblem
+from auth_server.render import Markup, escape, render, tag
+from auth_server.web import (
+    Request,
+    Response,
+    csrf_field,
+    csrf_ok,
+    message,
+    page,
+    redirect,
+    steps,
+)
+from connector.store import StoreError
+
+log = logging.getLogger(__name__)
+
+CONNECT_PURPOSE = "connect"
+
+
+def _start_again() -> Markup:
+    return tag("p", tag("a", "Start again", href="/connect", class_="button primary"),
+               class_="actions")
+
+
+def link_problem(request: Request, problem: LinkProblem) -> Response:
+    """The page for a link that cannot be used (any step may find this out)."""
+    conn = problem.connection
+    if problem.kind == "expired":
+        days = request.app.settings.invite_ttl_days
+        return message(request, "This invitation has expired", [
+            f"Invitation links work for {days} days, and this one has run out.",
+            "Ask the person who invited you to send a new invitation; it takes them a moment.",
+        ], status=410, tone="warning")
+    if problem.kind == "connected" and conn is not None:
+        name = conn.organisation_name or conn.company
+        return message(request, "Already connected", [
+            Markup(f"<strong>{escape(name)}</strong> is already connected to "
+                   f"{escape(request.app.settings.product_name)}. There is nothing more to do."),
+            "To connect a different organisation, ask the person who invited you for a new "
+            "invitation.",
+        ])
+    if problem.kind == "withdrawn":
+        return message(request, "This invitation was withdrawn", [
+            "The invitation behind this link has been cancelled or disconnected.",
+            "If you still want to connect, ask the person who invited you for a new invitation.",
+        ], status=410, tone="warning")
+    return message(request, "This link is no longer valid", [
+        "It may have been replaced by a newer invitation (only the latest link works), or it "
+        "was not copied completely.",
+        "Use the most recent invitation email, or ask the person who invited you to send a new "
+        "one.",
+    ], status=404, tone="warning")
+
+
+def flow_problem(request: Request, problem: FlowProblem) -> Response:
+    """The page for a request that does not fit the flow (nothing was changed)."""
+    if problem.kind == "no_visit":
+        return message(request, "Open the link from your invitation email", [
+            "This page only works after opening the link in your invitation email, in this "
+            "browser. If you opened it a while ago, open it again to continue.",
+        ], status=400, tone="warning")
+    if problem.kind == "other_browser":
+        return message(request, "Please finish in the same browser", [
+            "You returned from Xero in a different browser (or with cookies cleared) from the one "
+            "that started connecting. For your security we cannot continue here.",
+            "Open the link from your invitation email again, in this browser, to start over.",
+        ], status=400, tone="error")
+    if problem.kind == "unknown_state":
+        return message(request, "This sign-in has expired or was already used", [
+            "The response from Xero does not match a connection in progress: it may have been "
+            "used already, or taken too long.",
+            "Open the link from your invitation email again to start over.",
+        ], status=400, tone="error")
+    if problem.kind == "nothing_to_confirm":
+        return message(request, "Nothing to confirm", [
+            "There is no organisation waiting for confirmation in this browser. Open the link "
+            "from your invitation email to connect again.",
+        ], status=400, tone="warning")
+    if problem.kind == "already_connected":
+        return message(request, "That organisation is already connected", [
+            "It was connected through another invitation, so nothing was changed.",
+        ], status=409, tone="warning")
+    return message(request, "Something is wrong with this request", [
+        "The request was incomplete or malformed, so nothing was changed. Open the link from "
+        "your invitation email to start over.",
+    ], status=400, tone="error")
+
+
+def _guard(request: Request, action) -> Response:  # type: ignore[no-untyped-def]
+    try:
+        return action()
+    except LinkProblem as exc:
+        return link_problem(request, exc)
+    except FlowProblem as exc:
+        return flow_problem(request, exc)
+
+
+def home(request: Request) -> Response:
+    """``/``: what this is, for someone who lands here without a link."""
+    product = request.app.settings.product_name
+    return message(request, f"Connect your accounting platform to {product}", [
+        "To connect, open the link in the invitation email you received.",
+        "No invitation? Ask your contact at the company that uses this service to send one.",
+    ])
+
+
+def open_invite(request: Request) -> Response:
+    """``GET /invite/<token>``: start (or restart) the flow in this browser."""
+    browser = request.browser_id(create=True)
+    assert browser is not None
+
+    def act() -> Response:
+        flow.open_link(request.app.store, request.params["token"], browser)
+        # Off the address bar with the token: the next pages know the invite by the cookie.
+        return redirect("/connect")
+
+    return _guard(request, act)
+
+
+def choose_software(request: Request) -> Response:
+    """``GET /connect``: "Share your financial information"."""
+
+    def act() -> Response:
+        visit = flow.current_visit(request.app.store, request.browser_id())
+        content = render(
+            "choose_software.html", steps=steps(1), product=request.app.settings.product_name,
+            company=visit.connection.company,
+            csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+        )
+        return page(request, "Share your financial information", content)
+
+    return _guard(request, act)
+
+
+def _checked_form(request: Request, *fields: str) -> dict[str, str] | Response:
+    try:
+        form = request.form(*fields)
+    except InvalidInput as exc:
+        return message(request, "That form could not be read", [str(exc)], status=400,
+                       tone="error")
+    if not csrf_ok(request, form, request.browser_id(), CONNECT_PURPOSE):
+        return message(request, "This form has expired", [
+            "For your security, the form could not be accepted. Open the link from your "
+            "invitation email again and continue from there.",
+        ], status=403, tone="error")
+    return form
+
+
+def choose_software_submit(request: Request) -> Response:
+    """``POST /connect/software``: only Xero is offered."""
+    form = _checked_form(request, "software")
+    if isinstance(form, Response):
+        return form
+    if form.get("software") != "xero":
+        return message(request, "Choose your accounting software", [
+            "Only Xero can be connected at the moment.",
+        ], status=400, tone="warning", action=_start_again())
+
+    def act() -> Response:
+        flow.current_visit(request.app.store, request.browser_id())
+        return redirect("/connect/review")
+
+    return _guard(request, act)
+
+
+def review(request: Request) -> Response:
+    """``GET /connect/review``: "Review access request"."""
+
+    def act() -> Response:
+        visit = flow.current_visit(request.app.store, request.browser_id())
+        content = render(
+            "review.html", steps=steps(2), product=request.app.settings.product_name,
+            company=visit.connection.company,
+            csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+        )
+        return page(request, "Review access request", content)
+
+    return _guard(request, act)
+
+
+def authorize(request: Request) -> Response:
+    """``POST /connect/authorize``: "Next" → Xero's authorize page."""
+    form = _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    app = request.app
+
+    def act() -> Response:
+        url = flow.start_authorization(app.store, app.settings, app.xero, request.browser_id())
+        return redirect(url)
+
+    return _guard(request, act)
+
+
+def callback(request: Request) -> Response:
+    """``GET /callback``: back from Xero with a code or an error."""
+    app = request.app
+    try:
+        params = {name: value for name in ("state", "code", "error", "error_description")
+                  if (value := request.query_one(name)) is not None}
+    except InvalidInput:
+        return flow_problem(request, FlowProblem("bad_callback"))
+
+    def act() -> Response:
+        result = flow.handle_callback(app.store, app.settings, app.xero, request.browser_id(),
+                                      params)
+        if result.outcome == "confirm":
+            # Off the address bar with the code and state.
+            return redirect("/connect/confirm")
+        return incomplete_page(request, result.outcome)
+
+    return _guard(request, act)
+
+
+def incomplete_page(request: Request, reason: str) -> Response:
+    """What to do after the flow stopped short, by reason."""
+    product = request.app.settings.product_name
+    if reason == flow.NO_PERMISSION:
+        return message(request, "You need to be a Xero admin to connect", [
+            "Xero says your user does not have permission to connect apps to this organisation.",
+            Markup("Please <strong>forward the invitation email to your Xero admin</strong> "
+                   "and ask them to open the link. Nothing was connected."),
+        ], tone="warning")
+    if reason == flow.CANCELLED:
+        return message(request, "You cancelled at Xero", [
+            f"Nothing was connected, and {product} has no access to your Xero organisation.",
+            "Changed your mind? You can start again with the same link while it is valid.",
+        ], tone="warning", action=_start_again())
+    if reason == flow.CODE_EXCHANGE_FAILED:
+        return message(request, "We could not finish connecting", [
+            "Xero's answer could not be completed, perhaps because it took too long. Nothing "
+            "was connected.",
+            "Please start again; it usually works the second time.",
+        ], status=502, tone="error", action=_start_again())
+    if reason == flow.NO_ORGANISATION:
+        return message(request, "No organisation was chosen", [
+            "Xero did not give access to any organisation. Start again and choose your "
+            "organisation on Xero's page before selecting Allow access.",
+        ], tone="warning", action=_start_again())
+    return message(request, "Xero reported a problem", [
+        "Xero could not complete the request, so nothing was connected. Please start again in "
+        "a few minutes.",
+    ], status=502, tone="error", action=_start_again())
+
+
+def _organisation_choices(confirmation: flow.Confirmation) -> Markup:
+    parts = []
+    if len(confirmation.choices) == 1:
+        org = confirmation.choices[0]
+        parts.append(Markup(
+            f'<input type="hidden" name="tenant" value="{escape(org.tenant_id)}">'
+            f'<div class="org-choice"><span class="software-logo small" aria-hidden="true">'
+            f"</span>{escape(org.name)}</div>"
+        ))
+    else:
+        for org in confirmation.choices:
+            parts.append(Markup(
+                f'<label class="org-choice"><input type="radio" name="tenant" required '
+                f'value="{escape(org.tenant_id)}"> {escape(org.name)}</label>'
+            ))
+    for org, other in confirmation.unavailable:
+        parts.append(tag("p", f"{org.name} is already connected (invitation for "
+                              f"{other.company}), so it is not offered here.",
+                         class_="muted small"))
+    return Markup("".join(parts))
+
+
+def _confirm_page(request: Request, error: str = "") -> Response:
+    confirmation = flow.confirmation(request.app.store, request.browser_id())
+    if not confirmation.choices:
+        return message(request, "That organisation is already connected", [
+            "Every organisation you allowed at Xero is already connected through another "
+            "invitation, so there is nothing to confirm here.",
+        ], status=409, tone="warning")
+    if len(confirmation.choices) == 1:
+        intro = "You allowed access to this organisation. Confirm it is the company you want to " \
+                "connect."
+    else:
+        intro = "You allowed access to several organisations. Choose the one to connect; the " \
+                "others will be disconnected."
+    content = render(
+        "confirm.html", steps=steps(4), intro=intro,
+        error=tag("p", error, class_="form-error", role="alert") if error else "",
+        csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+        choices=_organisation_choices(confirmation),
+    )
+    return page(request, "Confirm your company", content, status=400 if error else 200)
+
+
+def confirm_page(request: Request) -> Response:
+    """``GET /connect/confirm``: "Confirm your company"."""
+    return _guard(request, lambda: _confirm_page(request))
+
+
+def confirm_submit(request: Request) -> Response:
+    """``POST /connect/confirm``: confirm one organisation, or decline."""
+    form = _checked_form(request, "action", "tenant")
+    if isinstance(form, Response):
+        return form
+    app = request.app
+
+    def act() -> Response:
+        if form.get("action") == "cancel":
+            flow.decline(app.store, app.xero, request.browser_id())
+            return message(request, "Nothing was connected", [
+                "The organisation you allowed at Xero has been disconnected again.",
+                "To connect a different organisation, start again with the same link and "
+                "choose it on Xero's page.",
+            ], tone="warning", action=_start_again())
+        if form.get("action") != "confirm":
+            return flow_problem(request, FlowProblem("bad_request"))
+        try:
+            conn = flow.confirm(app.store, app.xero, request.browser_id(), form.get("tenant"))
+        except InvalidInput as exc:
+            return _confirm_page(request, error=str(exc))
+        try:
+            app.first_sync.start(conn)
+        except StoreError as exc:  # the connection stands; the next scheduled run syncs it
+            log.error("could not start the first sync of %s: %s", conn.connection_id, exc)
+        return redirect("/connect/done")
+
+    return _guard(request, act)
+
+
+def _sync_text(request: Request, sync_state: str | None, last_synced_at, rows) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    if sync_state == "syncing":
+        return "syncing", ("Your suppliers, chart of accounts, tax rates and tracking categories "
+                           "are being copied now. This page updates by itself.")
+    if sync_state == "failed":
+        return "failed", ("The first sync did not finish. Nothing for you to do: it will be "
+                          "retried automatically.")
+    if last_synced_at is not None:
+        count = f"{rows:,} records" if isinstance(rows, int) else "your data"
+        return "synced", f"Done: {count} copied at {last_synced_at:%H:%M} UTC."
+    return "waiting", "The first sync starts in a moment."
+
+
+def done(request: Request) -> Response:
+    """``GET /connect/done``: "Connection Successful", with the first sync's progress."""
+
+    def act() -> Response:
+        conn = flow.finished_visit(request.app.store, request.browser_id())
+        sync_class, sync_text = _sync_text(request, conn.sync_state, conn.last_synced_at,
+                                           conn.last_sync_rows)
+        # No JavaScript at all: while the sync runs, the page refreshes itself every 5 s.
+        head = Markup('<meta http-equiv="refresh" content="5">') \
+            if sync_class in ("syncing", "waiting") else ""
+        content = render(
+            "success.html", organisation=conn.organisation_name or conn.company,
+            product=request.app.settings.product_name, sync_class=sync_class,
+            sync_text=sync_text,
+        )
+        return page(request, "Connection Successful", content, head=head)
+
+    return _guard(request, act)
+
+
+def progress(request: Request) -> Response:
+    """``GET /connect/progress``: the first sync's state as JSON (for scripts and tests)."""
+    from auth_server.web import json_response
+
+    def act() -> Response:
+        conn = flow.finished_visit(request.app.store, request.browser_id())
+        return json_response({
+            "organisation_name": conn.organisation_name,
+            "sync_state": conn.sync_state,
+            "last_synced_at": conn.last_synced_at,
+            "last_sync_rows": conn.last_sync_rows,
+        })
+
+    return _guard(request, act)

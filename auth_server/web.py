@@ -1,0 +1,190 @@
+"""Small request/response types and page helpers shared by the customer pages and the admin page.
+
+Kept apart from ``server.py`` (sockets, routing) so handlers are plain functions of a
+``Request`` that return a ``Response``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import Message
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from auth_server.errors import InvalidInput
+from auth_server.first_sync import FirstSync
+from auth_server.render import Markup, escape, render, tag
+from auth_server.security import CsrfSigner, cookie, looks_like_token, new_token, parse_form
+from auth_server.settings import AuthServerSettings
+from connector.settings import XeroSettings
+from connector.store import Store, utcnow
+
+BROWSER_COOKIE = "xelt_b"
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass
+class App:
+    """Everything a handler needs: the store, settings, the first-sync starter, the CSRF signer."""
+
+    store: Store
+    settings: AuthServerSettings
+    xero: XeroSettings
+    first_sync: FirstSync
+    csrf: CsrfSigner
+    login_failures: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Request:
+    """One parsed HTTP request."""
+
+    app: App
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    secure: bool
+    params: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    new_cookies: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse_cookies(cls, header: str | None) -> dict[str, str]:
+        """Cookie header → dict; a malformed header counts as no cookies."""
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(header or "")
+        except CookieError:
+            return {}
+        return {k: m.value for k, m in jar.items()}
+
+    def query_one(self, name: str) -> str | None:
+        """A query parameter sent at most once."""
+        values = self.query.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise InvalidInput(f"The parameter {name!r} was sent more than once.")
+        return values[0]
+
+    def form(self, *fields: str) -> dict[str, str]:
+        """The urlencoded body, restricted to ``fields`` (plus the CSRF token)."""
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != FORM_TYPE:
+            raise InvalidInput("Forms must be sent as application/x-www-form-urlencoded.")
+        return parse_form(self.body, {"csrf_token", *fields})
+
+    def browser_id(self, *, create: bool = False) -> str | None:
+        """This browser's id (an HttpOnly cookie); with ``create``, set one when missing."""
+        value = self.cookies.get(BROWSER_COOKIE)
+        if looks_like_token(value):
+            return value
+        if not create:
+            return None
+        value = new_token()
+        self.cookies[BROWSER_COOKIE] = value
+        self.new_cookies.append(cookie(BROWSER_COOKIE, value, secure=self.secure))
+        return value
+
+
+@dataclass
+class Response:
+    """What a handler returns; ``no_store`` pages are never cached (most carry a CSRF token)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    no_store: bool = True
+
+
+Handler = Callable[[Request], Response]
+
+
+def redirect(location: str, status: int = 303) -> Response:
+    """A redirect (303 after a POST: the browser follows with a GET)."""
+    return Response(status=status, headers=[("Location", location)])
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON body."""
+    return Response(status=status, body=json.dumps(data, default=str).encode(),
+                    content_type="application/json")
+
+
+STEPS = ("Choose software", "Review access", "Sign in to Xero", "Confirm")
+
+
+def steps(current: int) -> Markup:
+    """The progress strip at the top of each step (``current`` counts from 1)."""
+    items = []
+    for number, label in enumerate(STEPS, start=1):
+        state = "done" if number < current else ("current" if number == current else None)
+        items.append(tag("li", f"{number}. {label}", class_=state,
+                         aria_current="step" if number == current else None))
+    return tag("ol", Markup("".join(items)), class_="steps", aria_label="Progress")
+
+
+def page(
+    request: Request,
+    title: str,
+    content: Markup,
+    *,
+    status: int = 200,
+    head: Markup | str = "",
+    topbar_extra: Markup | str = "",
+    body_class: str = "",
+) -> Response:
+    """A full HTML page in the layout."""
+    product = request.app.settings.product_name
+    html = render(
+        "layout.html", title=title, product=product, initial=(product[:1] or "x"),
+        content=content, head=head, topbar_extra=topbar_extra, body_class=body_class,
+        footer=Markup(f"{escape(product)} · read-only access to your accounting data"),
+    )
+    return Response(status=status, body=html.encode())
+
+
+def message(
+    request: Request,
+    heading: str,
+    paragraphs: list[str | Markup],
+    *,
+    status: int = 200,
+    tone: str = "info",
+    action: Markup | str = "",
+) -> Response:
+    """A page that says one thing (errors, troubleshooting, notices)."""
+    body = Markup("".join(tag("p", p) for p in paragraphs))
+    content = render("message.html", heading=heading, body=body, action=action, tone=tone)
+    return page(request, heading, content, status=status)
+
+
+def csrf_field(request: Request, binding: str, purpose: str) -> str:
+    """The CSRF token for a form bound to ``binding`` (a cookie value) and ``purpose``."""
+    return request.app.csrf.token(binding, purpose)
+
+
+def csrf_ok(request: Request, form: dict[str, str], binding: str | None, purpose: str) -> bool:
+    """Check a submitted form's CSRF token."""
+    return request.app.csrf.check(form.get("csrf_token"), binding, purpose)
+
+
+CSRF_KEY_FLOW = "server:csrf-key"
+
+
+def csrf_signer(store: Store) -> CsrfSigner:
+    """The CSRF signer, with a key kept (encrypted) in the store so restarts keep forms valid."""
+    data = store.get_flow(CSRF_KEY_FLOW)
+    key = data.get("key") if data else None
+    if not isinstance(key, str) or len(key) < 64:
+        key = new_token() + new_token()
+        store.put_flow(CSRF_KEY_FLOW, {"key": key}, expires_at=utcnow() + timedelta(days=365))
+    return CsrfSigner(key.encode())
