@@ -446,7 +446,7 @@ def consent_via_forms(
     if tenant_ids is None:
         first = re.search(r'name="tenant_id" value="([^"]+)" checked', page.text)
         tenant_ids = [first.group(1)] if first else []
-    form = [("rid", rid.group(1)), ("action", action), *(("tenant_id", t) for t in tenant_ids)]
+    form = {"rid": rid.group(1), "action": action, "tenant_id": tenant_ids}
     page = browser.post(f"{sb.url}/identity/consent", data=form, follow_redirects=False)
     pages.append(page)
     if page.status_code != 302:
