@@ -56,7 +56,8 @@ def test_allow_redirects_with_code_state_scope_and_session_state(
         "refresh_token",
         "scope",
     }
-    assert body["expires_in"] == 1800 and body["token_type"] == "Bearer"
+    assert body["expires_in"] == 1800
+    assert body["token_type"] == "Bearer"
     assert body["scope"] == DEFAULT_SCOPES
 
     access = claims(body["access_token"])
@@ -89,7 +90,8 @@ def test_sign_in_page_has_email_password_and_log_in(
 ) -> None:
     page = browser.get("/identity/connect/authorize", params=authorize_params(xero_app))
     assert page.status_code == 200
-    assert 'type="email"' in page.text and 'type="password"' in page.text
+    assert 'type="email"' in page.text
+    assert 'type="password"' in page.text
     assert ">Log in</button>" in page.text
 
 
@@ -126,7 +128,8 @@ def test_consent_page_lists_scopes_in_words_and_organisations_first_selected(
     )
     assert [checked for _, checked in radios] == [" checked", ""]
     assert all(name.replace("&", "&amp;") in consent.text for name in names)
-    assert ">Allow access</button>" in consent.text and ">Cancel</button>" in consent.text
+    assert ">Allow access</button>" in consent.text
+    assert ">Cancel</button>" in consent.text
 
 
 def test_session_cookie_skips_sign_in_the_second_time(
