@@ -78,7 +78,7 @@ class _XeroConfig(BaseConfiguration):
     refresh_margin_seconds: float = 300.0
     cursor_overlap_seconds: float = 60.0
     reconcile_interval_hours: float = 24.0
-    history: Any = None
+    history: Any | None = None
     schema_contract: str = "evolve"
 
 
