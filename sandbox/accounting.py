@@ -279,7 +279,7 @@ def _parse_where(text: str | None, entity: _Entity) -> Where | None:
     if text is None or text.strip() == "":
         return None
     try:
-        return parse_where(text, entity.fields, entity.item)
+        return parse_where(text, entity.fields, entity.item, frozenset({entity.key}))
     except QueryParseError as exc:
         raise _query_parse(str(exc)) from exc
 

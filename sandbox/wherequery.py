@@ -103,8 +103,10 @@ def _display(type_: str, nullable: bool) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str, fields: Mapping[str, str], entity: str) -> None:
+    def __init__(self, text: str, fields: Mapping[str, str], entity: str,
+                 required: frozenset[str] = frozenset()) -> None:
         self.tokens = _tokenize(text)
+        self.required = required
         self.index = 0
         self.fields = {name.lower(): (name, type_) for name, type_ in fields.items()}
         self.entity = entity
@@ -271,7 +273,7 @@ class _Parser:
         self.used.add(parts[0])
         getter = _path_getter(parts)
         node: _Node = (getter, type_)
-        self.nullable[id(node)] = True
+        self.nullable[id(node)] = canonical not in self.required
         return node
 
     def _postfix(self, node: _Node) -> _Node:
@@ -393,9 +395,13 @@ def _eq(a: Any, b: Any) -> bool:
     return _num(a) == _num(b)
 
 
-def parse_where(text: str, fields: Mapping[str, str], entity: str) -> Where:
-    """Parse a `where` over `fields` ({name or dotted path: type}); raises QueryParseError."""
-    parser = _Parser(text, fields, entity)
+def parse_where(text: str, fields: Mapping[str, str], entity: str,
+                required: frozenset[str] = frozenset()) -> Where:
+    """Parse a `where` over `fields` ({name or dotted path: type}); raises QueryParseError.
+
+    `required` names never-null properties (the primary key): Xero shows their type without `?`.
+    """
+    parser = _Parser(text, fields, entity, required)
     predicate, _ = parser.parse()
     return Where(predicate=predicate, fields=parser.used)
 
