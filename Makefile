@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## The whole story against the local Xero sandbox, into demo-data/xero.duckdb.
+## The whole story against the local Xero sandbox, into demo-data/xero_elt.duckdb.
 demo: $(STAMP)
 	$(BIN)/xero-elt demo
 

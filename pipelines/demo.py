@@ -27,6 +27,9 @@ from pipelines.formwalk import Browser, PageError
 SEED = 42
 TENANTS = 2
 SUPPLIERS = 250
+# Not xero.duckdb: DuckDB names the catalog after the file, and a catalog called like the
+# dataset (`xero`) makes every `xero.<table>` reference ambiguous.
+DUCKDB_FILE = "xero_elt.duckdb"
 
 
 class DemoError(RuntimeError):
@@ -67,7 +70,7 @@ def _environment(directory: Path, sandbox_url: str | None = None,
     env = dict(os.environ)
     env.update({
         "XERO_ELT_HOME": str(directory / "home"),
-        "DESTINATION__DUCKDB__CREDENTIALS": str(directory / "xero.duckdb"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(directory / DUCKDB_FILE),
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "DLT_DATA_DIR": str(directory / "home" / "dlt"),
         "PYTHONUNBUFFERED": "1",
@@ -249,9 +252,9 @@ def run_demo(directory: Path) -> int:
                  f"{len(api_calls)} API calls (+{len(calls) - len(api_calls)} token/connections)")
             if report.exit_code != exitcodes.OK:
                 raise DemoError(f"the incremental sync ended with exit code {report.exit_code}")
-    _print_summary(directory / "xero.duckdb")
+    _print_summary(directory / DUCKDB_FILE)
     _say(f"\nDone in {time.monotonic() - started:.0f} s. The DuckDB file: "
-         f"{directory / 'xero.duckdb'}")
+         f"{directory / DUCKDB_FILE}")
     return exitcodes.OK
 
 

@@ -1,8 +1,12 @@
 """Where a run loads: the dlt destination, dataset and pipeline name, from flags or config.
 
-No destination gets special code beyond two defaults: DuckDB's file is `xero.duckdb` in the
-working directory unless `destination.duckdb.credentials` says otherwise (CONVENTIONS.md), and
-destinations that can take parquet get it (DuckDB loads 10x faster; PostgreSQL goes through ADBC).
+No destination gets special code beyond two defaults: DuckDB's file is `xero_elt.duckdb` in the
+working directory unless `destination.duckdb.credentials` says otherwise, and destinations that
+can take parquet get it (DuckDB loads 10x faster; PostgreSQL goes through ADBC).
+
+Why not `xero.duckdb` (what CONVENTIONS.md first said): DuckDB names a database's catalog after
+its file, and a catalog named like the dataset (`xero`) makes every `xero.suppliers` ambiguous —
+DuckDB refuses such queries ("Ambiguous reference to catalog or schema"), dlt's loads included.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dlt.common.destination.reference import Destination
 
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DATASET = "xero"
-DEFAULT_DUCKDB_FILE = "xero.duckdb"
+DEFAULT_DUCKDB_FILE = "xero_elt.duckdb"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
@@ -50,7 +54,7 @@ def _config(key: str) -> Any:
 
 
 def configured_duckdb_path() -> str:
-    """The DuckDB file a run writes to (dlt's setting, else ./xero.duckdb)."""
+    """The DuckDB file a run writes to (dlt's setting, else ./xero_elt.duckdb)."""
     value = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or _secret(
         "destination.duckdb.credentials"
     )
@@ -76,6 +80,11 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
     if name == "duckdb":
         path = configured_duckdb_path()
         if not path.startswith("md:") and not path.startswith(":"):
+            if Path(path).stem == dataset:
+                raise DestinationError(
+                    f"the DuckDB file {path} and the dataset are both named {dataset!r}: DuckDB "
+                    "would not tell the catalog from the schema; rename one of them"
+                )
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         dest: Any = dlt.destinations.duckdb(credentials=path)
         description = f"duckdb file {Path(path).resolve()}"

@@ -61,34 +61,36 @@ def load_organisations(
     outcomes: RunOutcomes,
 ) -> None:
     """Extract and load the organisations' entities, recording an outcome per (tenant, entity)."""
-    from connector import xero_source
+    from connector import make_source
+    from connector.stats import SyncStats
 
     keep_grants_alive(store, connections, outcomes)
-    started = datetime.now(UTC)
-    source = xero_source(
+    stats = SyncStats()
+    source = make_source(
         tenants=[c.tenant_id for c in connections],
         entities=entities,
         reconcile=options.reconcile,
         full_refresh=options.full_refresh,
         store=store,
+        stats=stats,
     )
-    stats = source.state_stats if hasattr(source, "state_stats") else None
-    pipeline.run(source, loader_file_format=target.loader_file_format)
-    finished = datetime.now(UTC)
+    try:
+        pipeline.run(source, loader_file_format=target.loader_file_format)
+    finally:
+        _collect(stats, connections, outcomes)
+
+
+def _collect(stats: Any, connections: list[Any], outcomes: RunOutcomes) -> None:
+    """Turn the connector's per (tenant, entity) stats into sync_runs outcomes."""
     names = {c.tenant_id: c.organisation_name for c in connections}
-    for item in _stats_items(stats, source):
+    now = datetime.now(UTC)
+    for item in stats.entries():
         outcomes.entities.append(EntityOutcome(
-            tenant_id=item["tenant_id"], entity=item["entity"],
-            organisation_name=names.get(item["tenant_id"]),
-            started_at=item.get("started_at") or started,
-            finished_at=item.get("finished_at") or finished,
-            rows_loaded=item.get("rows", 0), api_calls=item.get("api_calls", 0),
-            outcome=item.get("outcome", "ok"), error=item.get("error"),
+            tenant_id=item.tenant_id, entity=item.entity,
+            organisation_name=item.organisation or names.get(item.tenant_id),
+            started_at=item.started_at or now, finished_at=item.finished_at or now,
+            rows_loaded=item.rows, api_calls=item.api_calls,
+            outcome=item.outcome or "ok", error=item.error,
         ))
-
-
-def _stats_items(stats: Any, source: Any) -> list[dict[str, Any]]:
-    """Per (tenant, entity) results from the connector's stats object."""
-    if stats is None:
-        return []
-    return list(stats.items())
+    outcomes.token_calls += stats.identity_calls.get("token", 0)
+    outcomes.connections_calls += stats.identity_calls.get("connections", 0)

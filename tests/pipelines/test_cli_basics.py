@@ -83,3 +83,11 @@ def test_lock_is_released_when_the_holder_is_killed(home: Path) -> None:
     holder.wait()
     with run_lock(home):
         pass
+
+
+def test_duckdb_file_named_like_the_dataset_is_refused(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(home.parent / "xero.duckdb"))
+    assert main(["run"]) == 2
+    assert "would not tell the catalog from the schema" in capsys.readouterr().err
