@@ -669,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print(f"sandbox listening on {running.url}", flush=True)
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         pass
     running.shutdown()
     return 0
