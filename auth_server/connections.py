@@ -20,7 +20,13 @@ from auth_server.errors import InvalidInput, XeroCallFailed
 from auth_server.invites import expire_stale_invites, get_connection
 from auth_server.oauth import ORGANISATION
 from connector import identity
-from connector.errors import GrantInvalid, TenantDisconnected, XeroError, XeroRequestError
+from connector.errors import (
+    AuthenticationFailed,
+    GrantInvalid,
+    TenantDisconnected,
+    XeroError,
+    XeroRequestError,
+)
 from connector.settings import XeroSettings
 from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
 from connector.tokens import access_token_for
@@ -56,10 +62,14 @@ def delete_at_xero(store: Store, settings: XeroSettings, grant_id: str, xero_con
     """
     try:
         token = access_token or access_token_for(store, settings, grant_id)
-        return identity.delete_connection(settings, token, xero_connection_id)
-    except GrantInvalid:
-        return False
-    except TenantDisconnected:
+        try:
+            return identity.delete_connection(settings, token, xero_connection_id)
+        except AuthenticationFailed:
+            # The token was turned down: refresh once. If a fresh one is refused too, Xero no
+            # longer lets this grant reach anything (e.g. removed in Connected apps).
+            token = access_token_for(store, settings, grant_id, rejected=token)
+            return identity.delete_connection(settings, token, xero_connection_id)
+    except (GrantInvalid, TenantDisconnected, AuthenticationFailed):
         return False
     except XeroRequestError as exc:
         if exc.status in (403, 404):
@@ -162,8 +172,8 @@ def disconnect(
 ) -> Connection:
     """Disconnect: remove the organisation at Xero, revoke the grant if unused, mark the record.
 
-    For an invite that never connected this withdraws the invite (its link stops working).
-    Disconnecting twice is harmless.
+    For an invite that never connected this withdraws the invite: its link now opens a page
+    saying so. Disconnecting twice is harmless.
 
     Raises:
         InvalidInput, NotFound: bad or unknown connection id.
@@ -181,7 +191,7 @@ def disconnect(
     discard_pending(store, xero_settings, conn.connection_id)
     updated = store.update_connection(
         conn.connection_id, status=ConnectionStatus.DISCONNECTED, status_reason=reason,
-        disconnected_at=now, invite_token_hash=None, updated_at=now,
+        disconnected_at=now, updated_at=now,
     )
     if conn.grant_id and conn.status in IN_USE:
         release_grant(store, xero_settings, conn.grant_id)
