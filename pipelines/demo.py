@@ -241,17 +241,23 @@ def run_demo(directory: Path) -> int:
 
             changes = _change_xero(sandbox, store, conn)
             _say("6. Changes at Xero: " + "; ".join(changes))
-            sandbox.delete("/_sandbox/requests")
             from pipelines.run import RunOptions, execute
 
-            report = execute(RunOptions(reconcile=True), store)
-            calls = sandbox.get("/_sandbox/requests").json()
-            api_calls = [c for c in calls if c["path"].startswith("/api.xro/")]
-            _say(f"7. Incremental sync (with a reconciliation pass): {report.summary['outcome']}, "
-                 f"{sum(o['rows_loaded'] for o in report.summary['organisations'])} rows written, "
-                 f"{len(api_calls)} API calls (+{len(calls) - len(api_calls)} token/connections)")
-            if report.exit_code != exitcodes.OK:
-                raise DemoError(f"the incremental sync ended with exit code {report.exit_code}")
+            for step, label, options in (
+                (7, "Incremental sync", RunOptions(wait=120)),
+                (8, "Reconciliation pass (finds the customer that became a supplier)",
+                 RunOptions(wait=120, reconcile=True, entities=["suppliers"])),
+            ):
+                sandbox.delete("/_sandbox/requests")
+                report = execute(options, store)
+                calls = sandbox.get("/_sandbox/requests").json()
+                api_calls = [c for c in calls if c["path"].startswith("/api.xro/")]
+                rows = sum(o["rows_loaded"] for o in report.summary["organisations"])
+                _say(f"{step}. {label}: {report.summary['outcome']}, {rows} rows written, "
+                     f"{len(api_calls)} API calls (+{len(calls) - len(api_calls)} "
+                     "token/connections)")
+                if report.exit_code != exitcodes.OK:
+                    raise DemoError(f"{label} ended with exit code {report.exit_code}")
     _print_summary(directory / DUCKDB_FILE)
     _say(f"\nDone in {time.monotonic() - started:.0f} s. The DuckDB file: "
          f"{directory / DUCKDB_FILE}")
