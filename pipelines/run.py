@@ -208,6 +208,13 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
         pipeline.run(bookkeeping_resources(outcomes, store.list_connections()))
     except Exception as exc:
         log.error("could not write sync_runs/connections: %s", _one_line(exc))
+        return
+    from pipelines.analyst import create_views
+
+    try:
+        create_views(pipeline)
+    except Exception as exc:
+        log.error("could not create the analyst views: %s", _one_line(exc))
 
 
 def _report(
