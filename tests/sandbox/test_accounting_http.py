@@ -1,6 +1,6 @@
 """The sandbox's Accounting API over real loopback HTTP: paging, filters, dates, formats.
 
-Each module-scoped sandbox is started in this process (`sandbox.server.start_sandbox`), an app
+The sandboxes are `python -m sandbox` processes from the root `sandbox_factory` fixture; an app
 and a grant are made through the control plane, and every call below goes over a socket.
 """
 
@@ -18,33 +18,41 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.server import RunningSandbox, start_sandbox
+from tests.conftest import SandboxFactory
+from tests.sandbox_handle import SandboxHandle
 
-PAGED_ONLY = ("ContactGroups", "PaymentTerms", "SalesDefaultLineAmountType",
-              "PurchasesDefaultLineAmountType", "MergedToContactID")
+PAGED_ONLY = (
+    "ContactGroups",
+    "PaymentTerms",
+    "SalesDefaultLineAmountType",
+    "PurchasesDefaultLineAmountType",
+    "MergedToContactID",
+)
 DATE_RE = re.compile(r"^/Date\((-?\d+)(\+0000)?\)/$")
 
 
 class XeroApi:
     """A tiny Xero client for tests: a grant on every organisation, JSON by default."""
 
-    def __init__(self, running: RunningSandbox, app_name: str = "accounting-tests") -> None:
-        self.running = running
-        self.http = httpx.Client(base_url=running.url, timeout=30)
+    def __init__(self, handle: SandboxHandle, app_name: str = "accounting-tests") -> None:
+        self.handle = handle
+        self.http = httpx.Client(base_url=handle.url, timeout=60)
         self.app_name = app_name
         self.token = ""
         self.tenants: list[dict[str, Any]] = []
         self.connect()
 
     def connect(self) -> None:
-        app = self.http.post("/_sandbox/apps", json={
-            "name": self.app_name, "redirect_uris": ["http://127.0.0.1:9/callback"]})
+        app = self.http.post(
+            "/_sandbox/apps",
+            json={"name": self.app_name, "redirect_uris": ["http://127.0.0.1:9/callback"]},
+        )
         assert app.status_code == 201, app.text
         users = self.http.get("/_sandbox/users").json()
-        admin = max((u for u in users if u["role"] == "admin"),
-                    key=lambda u: len(u["tenant_ids"]))
-        grant = self.http.post("/_sandbox/grants", json={
-            "client_id": app.json()["client_id"], "user": admin["email"]})
+        admin = max((u for u in users if u["role"] == "admin"), key=lambda u: len(u["tenant_ids"]))
+        grant = self.http.post(
+            "/_sandbox/grants", json={"client_id": app.json()["client_id"], "user": admin["email"]}
+        )
         assert grant.status_code == 201, grant.text
         self.token = grant.json()["access_token"]
         self.tenants = self.http.get("/_sandbox/tenants").json()
@@ -56,17 +64,25 @@ class XeroApi:
     def tenant(self, index: int = 0) -> str:
         return str(self.tenants[index]["tenantId"])
 
-    def get(self, resource: str, params: dict[str, str] | None = None, *, tenant: int = 0,
-            accept: str | None = "application/json",
-            headers: dict[str, str] | None = None) -> httpx.Response:
-        sent = {"Authorization": f"Bearer {self.token}", "xero-tenant-id": self.tenant(tenant),
-                **(headers or {})}
+    def get(
+        self,
+        resource: str,
+        params: dict[str, str] | None = None,
+        *,
+        tenant: int = 0,
+        accept: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = {
+            "Authorization": f"Bearer {self.token}",
+            "xero-tenant-id": self.tenant(tenant),
+            **(headers or {}),
+        }
         if accept is not None:
             sent["Accept"] = accept
         return self.http.get(f"/api.xro/2.0/{resource}", params=params or {}, headers=sent)
 
-    def ok(self, resource: str, params: dict[str, str] | None = None, **kw: Any
-           ) -> dict[str, Any]:
+    def ok(self, resource: str, params: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
         response = self.get(resource, params, **kw)
         assert response.status_code == 200, response.text
         return response.json()
@@ -76,8 +92,11 @@ class XeroApi:
         contacts: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self.ok("Contacts", {"page": str(page), "pageSize": "1000",
-                                        "includeArchived": "true"}, tenant=tenant)
+            body = self.ok(
+                "Contacts",
+                {"page": str(page), "pageSize": "1000", "includeArchived": "true"},
+                tenant=tenant,
+            )
             contacts.extend(body["Contacts"])
             if page >= body["pagination"]["pageCount"]:
                 return contacts
@@ -88,16 +107,20 @@ class XeroApi:
         return self.http.post("/_sandbox/mutations", json=body)
 
     def clock(self) -> datetime:
-        now = self.http.get("/_sandbox/clock").json()["now"]
-        return datetime.fromisoformat(now.replace("Z", "+00:00"))
+        return self.handle.now()
+
+    def close(self) -> None:
+        self.http.close()
 
 
 @pytest.fixture(scope="module")
-def xero() -> Iterator[XeroApi]:
-    with start_sandbox(seed=7, tenants=3, suppliers=250, rate_limits=False) as running:
-        api = XeroApi(running)
-        yield api
-        api.http.close()
+def xero(sandbox_factory: SandboxFactory) -> Iterator[XeroApi]:
+    """Three organisations (NZ, AU, GB), 250 suppliers each, no rate limits; reset first."""
+    handle = sandbox_factory(seed=7, tenants=3, suppliers=250, rate_limits=False)
+    handle.reset()
+    api = XeroApi(handle)
+    yield api
+    api.close()
 
 
 def ms_of(value: str) -> int:
@@ -150,7 +173,7 @@ def test_xml_unless_json_is_asked_for(xero: XeroApi, accept: str | None) -> None
 
 
 def test_xml_error_for_bad_where(xero: XeroApi) -> None:
-    response = xero.get("Contacts", {"where": "IsSupplier==\"true\""}, accept=None)
+    response = xero.get("Contacts", {"where": 'IsSupplier=="true"'}, accept=None)
     assert response.status_code == 400
     root = ET.fromstring(response.content)  # noqa: S314 - our own sandbox's output
     assert root.findtext("ErrorNumber") == "16"
@@ -159,28 +182,32 @@ def test_xml_error_for_bad_where(xero: XeroApi) -> None:
 
 # --- paging -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("suppliers", [1000, 1001])
-def test_paging_edge_at_exactly_1000(suppliers: int) -> None:
-    with start_sandbox(seed=3, tenants=1, suppliers=suppliers, rate_limits=False) as running:
-        api = XeroApi(running)
-        params = {"where": "IsSupplier==true", "includeArchived": "true", "pageSize": "1000"}
-        first = api.ok("Contacts", {**params, "page": "1"})
-        assert first["pagination"] == {"page": 1, "pageSize": 1000,
-                                       "pageCount": 1 if suppliers == 1000 else 2,
-                                       "itemCount": suppliers}
-        assert len(first["Contacts"]) == 1000
-        second = api.ok("Contacts", {**params, "page": "2"})
-        assert len(second["Contacts"]) == suppliers - 1000  # short last page, or empty
-        assert second["pagination"]["page"] == 2
-        ids = {c["ContactID"] for c in first["Contacts"] + second["Contacts"]}
-        assert len(ids) == suppliers
-        assert api.ok("Contacts", {**params, "page": "3"})["Contacts"] == []
-        # above the maximum, pageSize is capped at 1000 (as Xero does)
-        capped = api.ok("Contacts", {**params, "page": "1", "pageSize": "5000"})
-        assert capped["pagination"]["pageSize"] == 1000
-        assert len(capped["Contacts"]) == 1000
-        tenants = api.http.get("/_sandbox/tenants").json()
-        assert tenants[0]["counts"]["suppliers"] == suppliers
-        api.http.close()
+def test_paging_edge_at_exactly_1000(sandbox_factory: SandboxFactory, suppliers: int) -> None:
+    handle = sandbox_factory(seed=3, tenants=1, suppliers=suppliers, rate_limits=False)
+    handle.reset()
+    api = XeroApi(handle)
+    params = {"where": "IsSupplier==true", "includeArchived": "true", "pageSize": "1000"}
+    first = api.ok("Contacts", {**params, "page": "1"})
+    assert first["pagination"] == {
+        "page": 1,
+        "pageSize": 1000,
+        "pageCount": 1 if suppliers == 1000 else 2,
+        "itemCount": suppliers,
+    }
+    assert len(first["Contacts"]) == 1000
+    second = api.ok("Contacts", {**params, "page": "2"})
+    assert len(second["Contacts"]) == suppliers - 1000  # short last page, or empty
+    assert second["pagination"]["page"] == 2
+    ids = {c["ContactID"] for c in first["Contacts"] + second["Contacts"]}
+    assert len(ids) == suppliers
+    assert api.ok("Contacts", {**params, "page": "3"})["Contacts"] == []
+    # above the maximum, pageSize is capped at 1000 (as Xero does)
+    capped = api.ok("Contacts", {**params, "page": "1", "pageSize": "5000"})
+    assert capped["pagination"]["pageSize"] == 1000
+    assert len(capped["Contacts"]) == 1000
+    tenants = api.http.get("/_sandbox/tenants").json()
+    assert tenants[0]["counts"]["suppliers"] == suppliers
+    api.close()
 
 
 def test_default_page_size_is_100_and_pages_do_not_overlap(xero: XeroApi) -> None:
@@ -246,8 +273,14 @@ def test_ids_and_search_term(xero: XeroApi) -> None:
     term = target["Name"][1:6].upper()
     hits = xero.ok("Contacts", {"searchTerm": term})["Contacts"]
     assert target["ContactID"] in {c["ContactID"] for c in hits}
-    assert all(term.lower() in " ".join(str(c.get(f, "")) for f in (
-        "Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")).lower() for c in hits)
+    assert all(
+        term.lower()
+        in " ".join(
+            str(c.get(f, ""))
+            for f in ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
+        ).lower()
+        for c in hits
+    )
 
 
 # --- If-Modified-Since ------------------------------------------------------------------------
@@ -260,8 +293,11 @@ def _pick_contact_with_millis(contacts: list[dict[str, Any]]) -> tuple[str, int]
 
 
 def _ims_ids(xero: XeroApi, value: str, resource: str = "Contacts") -> set[str]:
-    params = {"page": "1", "pageSize": "1000", "includeArchived": "true"} \
-        if resource == "Contacts" else {}
+    params = (
+        {"page": "1", "pageSize": "1000", "includeArchived": "true"}
+        if resource == "Contacts"
+        else {}
+    )
     body = xero.ok(resource, params, headers={"If-Modified-Since": value})
     key = "ContactID" if resource == "Contacts" else "AccountID"
     return {r[key] for r in body[resource]}
@@ -272,24 +308,26 @@ def test_if_modified_since_is_inclusive_to_the_second(xero: XeroApi) -> None:
     contact_id, ms = _pick_contact_with_millis(everything)
     second = datetime.fromtimestamp(ms // 1000, UTC)
     forms_equal = [
-        second.strftime("%Y-%m-%dT%H:%M:%S"),                       # no zone = UTC
+        second.strftime("%Y-%m-%dT%H:%M:%S"),  # no zone = UTC
         second.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        second.astimezone(timezone_plus(2)).isoformat(),             # +02:00 offset
-        format_datetime(second, usegmt=True),                        # HTTP date
-        second.strftime("%Y-%m-%dT%H:%M:%S") + ".999",               # fraction ignored
+        second.astimezone(timezone_plus(2)).isoformat(),  # +02:00 offset
+        format_datetime(second, usegmt=True),  # HTTP date
+        second.strftime("%Y-%m-%dT%H:%M:%S") + ".999",  # fraction ignored
     ]
     for value in forms_equal:
         assert contact_id in _ims_ids(xero, value), value
     later = second + timedelta(seconds=1)
     assert contact_id not in _ims_ids(xero, later.strftime("%Y-%m-%dT%H:%M:%S"))
     assert contact_id not in _ims_ids(xero, format_datetime(later, usegmt=True))
-    expected = {c["ContactID"] for c in everything if ms_of(c["UpdatedDateUTC"]) // 1000
-                >= ms // 1000}
+    expected = {
+        c["ContactID"] for c in everything if ms_of(c["UpdatedDateUTC"]) // 1000 >= ms // 1000
+    }
     assert _ims_ids(xero, forms_equal[0]) == expected
 
 
 def timezone_plus(hours: int) -> Any:
     from datetime import timezone
+
     return timezone(timedelta(hours=hours))
 
 
@@ -304,8 +342,9 @@ def test_if_modified_since_on_accounts(xero: XeroApi) -> None:
     newest = stamps[-1]
     at = datetime.fromtimestamp(newest // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     ids = _ims_ids(xero, at, "Accounts")
-    assert ids == {a["AccountID"] for a in accounts if ms_of(a["UpdatedDateUTC"]) // 1000
-                   >= newest // 1000}
+    assert ids == {
+        a["AccountID"] for a in accounts if ms_of(a["UpdatedDateUTC"]) // 1000 >= newest // 1000
+    }
     assert ids
 
 
@@ -326,14 +365,19 @@ WHERE_CASES: list[tuple[str, Any]] = [
     ('Name.Contains("ltd")', lambda c: "ltd" in c["Name"].lower()),
     ("MergedToContactID==null", lambda c: "MergedToContactID" not in c),
     ("MergedToContactID!=null", lambda c: "MergedToContactID" in c),
-    ('IsSupplier==true AND ContactStatus=="ARCHIVED"',
-     lambda c: c["IsSupplier"] and c["ContactStatus"] == "ARCHIVED"),
-    ('IsSupplier==true && (Name.StartsWith("A") || Name.StartsWith("B"))',
-     lambda c: c["IsSupplier"] and c["Name"][:1].lower() in ("a", "b")),
-    ('IsCustomer==true OR ContactStatus=="GDPRREQUEST"',
-     lambda c: c["IsCustomer"] or c["ContactStatus"] == "GDPRREQUEST"),
-    ("UpdatedDateUTC>=DateTime(2025,06,01)",
-     lambda c: ms_of(c["UpdatedDateUTC"]) >= 1748736000000),
+    (
+        'IsSupplier==true AND ContactStatus=="ARCHIVED"',
+        lambda c: c["IsSupplier"] and c["ContactStatus"] == "ARCHIVED",
+    ),
+    (
+        'IsSupplier==true && (Name.StartsWith("A") || Name.StartsWith("B"))',
+        lambda c: c["IsSupplier"] and c["Name"][:1].lower() in ("a", "b"),
+    ),
+    (
+        'IsCustomer==true OR ContactStatus=="GDPRREQUEST"',
+        lambda c: c["IsCustomer"] or c["ContactStatus"] == "GDPRREQUEST",
+    ),
+    ("UpdatedDateUTC>=DateTime(2025,06,01)", lambda c: ms_of(c["UpdatedDateUTC"]) >= 1748736000000),
 ]
 
 
@@ -341,8 +385,9 @@ WHERE_CASES: list[tuple[str, Any]] = [
 def test_where_expressions(xero: XeroApi, where: str, predicate: Any) -> None:
     everything = xero.all_contacts()
     expected = {c["ContactID"] for c in everything if predicate(c)}
-    body = xero.ok("Contacts", {"where": where, "includeArchived": "true", "page": "1",
-                                "pageSize": "1000"})
+    body = xero.ok(
+        "Contacts", {"where": where, "includeArchived": "true", "page": "1", "pageSize": "1000"}
+    )
     assert {c["ContactID"] for c in body["Contacts"]} == expected
     assert body["pagination"]["itemCount"] == len(expected)
 
@@ -353,30 +398,39 @@ def test_where_guid(xero: XeroApi) -> None:
     assert [c["ContactID"] for c in body["Contacts"]] == [target]
 
 
-@pytest.mark.parametrize(("where", "message"), [
-    ('IsSupplier=="true"', "Operator '==' incompatible with operand types 'Boolean?' and 'String'"),
-    ("IsSupplier==", "Expression expected"),
-    ("", None),
-    ("Name.StartsWith(", "Expression expected"),
-    ('NoSuchField=="x"', "No property or field 'NoSuchField' exists in type 'Contact'"),
-    ('Name=="unterminated', "Unterminated string literal"),
-    ("IsSupplier==true AND", "Expression expected"),
-    ('ContactID=="0a4d2c3e-0000-4000-8000-000000000000"',
-     "Operator '==' incompatible with operand types 'Guid' and 'String'"),
-])
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (
+            'IsSupplier=="true"',
+            "Operator '==' incompatible with operand types 'Boolean?' and 'String'",
+        ),
+        ("IsSupplier==", "Expression expected"),
+        ("", None),
+        ("Name.StartsWith(", "Expression expected"),
+        ('NoSuchField=="x"', "No property or field 'NoSuchField' exists in type 'Contact'"),
+        ('Name=="unterminated', "Unterminated string literal"),
+        ("IsSupplier==true AND", "Expression expected"),
+        (
+            'ContactID=="0a4d2c3e-0000-4000-8000-000000000000"',
+            "Operator '==' incompatible with operand types 'Guid' and 'String'",
+        ),
+    ],
+)
 def test_where_parse_errors(xero: XeroApi, where: str, message: str | None) -> None:
     response = xero.get("Contacts", {"where": where})
     if message is None:  # an empty where is no filter
         assert response.status_code == 200
         return
     assert response.status_code == 400, response.text
-    assert response.json() == {"ErrorNumber": 16, "Type": "QueryParseException",
-                               "Message": message}
+    assert response.json() == {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message}
 
 
 def test_order_updated_date_ascending_with_stable_ties(xero: XeroApi) -> None:
-    body = xero.ok("Contacts", {"order": "UpdatedDateUTC ASC", "page": "1", "pageSize": "1000",
-                                "includeArchived": "true"})
+    body = xero.ok(
+        "Contacts",
+        {"order": "UpdatedDateUTC ASC", "page": "1", "pageSize": "1000", "includeArchived": "true"},
+    )
     keys = [(ms_of(c["UpdatedDateUTC"]), c["ContactID"]) for c in body["Contacts"]]
     assert keys == sorted(keys)
     stamps = [k[0] for k in keys]
@@ -401,11 +455,13 @@ def test_accounts_not_paged_archived_included(xero: XeroApi) -> None:
     banks = xero.ok("Accounts", {"where": 'Type=="BANK"'})["Accounts"]
     assert banks
     assert all(a["Type"] == "BANK" and a["Class"] == "ASSET" for a in banks)
-    assert {a["AccountID"] for a in banks} == {a["AccountID"] for a in accounts
-                                               if a["Type"] == "BANK"}
+    assert {a["AccountID"] for a in banks} == {
+        a["AccountID"] for a in accounts if a["Type"] == "BANK"
+    }
     ordered = xero.ok("Accounts", {"order": "Name DESC"})["Accounts"]
     assert [a["Name"].lower() for a in ordered] == sorted(
-        (a["Name"].lower() for a in accounts), reverse=True)
+        (a["Name"].lower() for a in accounts), reverse=True
+    )
 
 
 def test_tax_rates_have_components_and_no_updated_date(xero: XeroApi) -> None:
@@ -430,8 +486,12 @@ def test_tracking_categories_include_archived(xero: XeroApi) -> None:
     assert all(c["Status"] == "ACTIVE" for c in default)
     assert all(o["Status"] == "ACTIVE" for c in default for o in c["Options"])
     assert any(c["Status"] == "ARCHIVED" for c in everything)
-    assert any(o["Status"] == "ARCHIVED" for c in everything if c["Status"] == "ACTIVE"
-               for o in c["Options"])
+    assert any(
+        o["Status"] == "ARCHIVED"
+        for c in everything
+        if c["Status"] == "ACTIVE"
+        for o in c["Options"]
+    )
     assert len([c for c in everything if c["Status"] == "ACTIVE"]) <= 2
     assert len(everything) <= 4
     single = xero.ok(f"TrackingCategories/{default[0]['TrackingCategoryID']}")
@@ -453,8 +513,12 @@ def test_single_item_gets_and_404(xero: XeroApi) -> None:
     account = xero.ok("Accounts")["Accounts"][0]
     assert xero.ok(f"Accounts/{account['AccountID']}")["Accounts"] == [account]
     assert xero.ok("TaxRates/INPUT2")["TaxRates"][0]["TaxType"] == "INPUT2"
-    for path in (f"Contacts/{uuid.uuid4()}", f"Accounts/{uuid.uuid4()}",
-                 f"TrackingCategories/{uuid.uuid4()}", "TaxRates/NOPE"):
+    for path in (
+        f"Contacts/{uuid.uuid4()}",
+        f"Accounts/{uuid.uuid4()}",
+        f"TrackingCategories/{uuid.uuid4()}",
+        "TaxRates/NOPE",
+    ):
         assert xero.get(path).status_code == 404, path
 
 
@@ -471,13 +535,25 @@ def test_update_moves_updated_date_unless_told_not_to(fresh: XeroApi) -> None:
     before = ms_of(contact["UpdatedDateUTC"])
     fresh.http.post("/_sandbox/clock", json={"advance_seconds": 90})
     now = fresh.clock()
-    assert fresh.mutate(entity="contacts", op="update", id=contact["ContactID"],
-                        fields={"EmailAddress": "new@example.test"}).json()["ok"] is True
+    assert (
+        fresh.mutate(
+            entity="contacts",
+            op="update",
+            id=contact["ContactID"],
+            fields={"EmailAddress": "new@example.test"},
+        ).json()["ok"]
+        is True
+    )
     after = fresh.ok(f"Contacts/{contact['ContactID']}")["Contacts"][0]
     assert after["EmailAddress"] == "new@example.test"
     assert ms_of(after["UpdatedDateUTC"]) // 1000 == int(now.timestamp())
-    fresh.mutate(entity="contacts", op="update", id=contact["ContactID"],
-                 fields={"Website": "https://quiet.example"}, touch_updated=False)
+    fresh.mutate(
+        entity="contacts",
+        op="update",
+        id=contact["ContactID"],
+        fields={"Website": "https://quiet.example"},
+        touch_updated=False,
+    )
     quiet = fresh.ok(f"Contacts/{contact['ContactID']}")["Contacts"][0]
     assert quiet["Website"] == "https://quiet.example"
     assert quiet["UpdatedDateUTC"] == after["UpdatedDateUTC"]
@@ -486,16 +562,18 @@ def test_update_moves_updated_date_unless_told_not_to(fresh: XeroApi) -> None:
 
 def test_make_supplier_does_not_move_the_cursor(fresh: XeroApi) -> None:
     everything = fresh.all_contacts()
-    customer = next(c for c in everything if not c["IsSupplier"]
-                    and c["ContactStatus"] == "ACTIVE")
+    customer = next(c for c in everything if not c["IsSupplier"] and c["ContactStatus"] == "ACTIVE")
     newest = max(ms_of(c["UpdatedDateUTC"]) for c in everything)
     cursor = datetime.fromtimestamp(newest // 1000 + 1, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fresh.mutate(entity="contacts", op="make_supplier", id=customer["ContactID"])
     now_supplier = fresh.ok(f"Contacts/{customer['ContactID']}")["Contacts"][0]
     assert now_supplier["IsSupplier"] is True
     assert now_supplier["UpdatedDateUTC"] == customer["UpdatedDateUTC"]
-    incremental = fresh.ok("Contacts", {"where": "IsSupplier==true", "page": "1"},
-                           headers={"If-Modified-Since": cursor})
+    incremental = fresh.ok(
+        "Contacts",
+        {"where": "IsSupplier==true", "page": "1"},
+        headers={"If-Modified-Since": cursor},
+    )
     assert incremental["Contacts"] == []  # the incremental-load trap Xero sets
 
 
@@ -523,8 +601,9 @@ def test_delete_semantics_per_entity(fresh: XeroApi) -> None:
     category = categories["TrackingCategories"][0]
     option = category["Options"][0]
     fresh.mutate(entity="tracking_options", op="delete", id=option["TrackingOptionID"])
-    after = fresh.ok(f"TrackingCategories/{category['TrackingCategoryID']}",
-                     {"includeArchived": "true"})["TrackingCategories"][0]
+    after = fresh.ok(
+        f"TrackingCategories/{category['TrackingCategoryID']}", {"includeArchived": "true"}
+    )["TrackingCategories"][0]
     assert option["TrackingOptionID"] not in {o["TrackingOptionID"] for o in after["Options"]}
     fresh.mutate(entity="tracking_categories", op="delete", id=category["TrackingCategoryID"])
     remaining = fresh.ok("TrackingCategories", {"includeArchived": "true"})["TrackingCategories"]
@@ -532,8 +611,11 @@ def test_delete_semantics_per_entity(fresh: XeroApi) -> None:
 
 
 def test_create_then_read_back(fresh: XeroApi) -> None:
-    created = fresh.mutate(entity="contacts", op="create",
-                           fields={"Name": "Brand New Supplies Ltd", "IsSupplier": True})
+    created = fresh.mutate(
+        entity="contacts",
+        op="create",
+        fields={"Name": "Brand New Supplies Ltd", "IsSupplier": True},
+    )
     assert created.status_code == 200
     new_id = created.json()["id"]
     contact = fresh.ok(f"Contacts/{new_id}")["Contacts"][0]
@@ -541,22 +623,31 @@ def test_create_then_read_back(fresh: XeroApi) -> None:
     assert contact["IsSupplier"] is True
     assert ms_of(contact["UpdatedDateUTC"]) // 1000 == int(fresh.clock().timestamp())
     assert {"Addresses", "Phones", "Balances"} <= set(contact)
-    account_id = fresh.mutate(entity="accounts", op="create",
-                              fields={"Name": "Drone Hire", "Type": "OVERHEADS"}).json()["id"]
+    account_id = fresh.mutate(
+        entity="accounts", op="create", fields={"Name": "Drone Hire", "Type": "OVERHEADS"}
+    ).json()["id"]
     account = fresh.ok(f"Accounts/{account_id}")["Accounts"][0]
     assert (account["Name"], account["Class"]) == ("Drone Hire", "EXPENSE")
-    tax_type = fresh.mutate(entity="tax_rates", op="create", fields={
-        "Name": "Levy", "TaxComponents": [{"Name": "Levy", "Rate": 2.5}]}).json()["id"]
+    tax_type = fresh.mutate(
+        entity="tax_rates",
+        op="create",
+        fields={"Name": "Levy", "TaxComponents": [{"Name": "Levy", "Rate": 2.5}]},
+    ).json()["id"]
     levy = fresh.ok(f"TaxRates/{tax_type}")["TaxRates"][0]
     assert levy["EffectiveRate"] == 2.5
     category = fresh.ok("TrackingCategories")["TrackingCategories"][0]
-    option_id = fresh.mutate(entity="tracking_options", op="create",
-                             category_id=category["TrackingCategoryID"],
-                             fields={"Name": "Southland"}).json()["id"]
+    option_id = fresh.mutate(
+        entity="tracking_options",
+        op="create",
+        category_id=category["TrackingCategoryID"],
+        fields={"Name": "Southland"},
+    ).json()["id"]
     options = fresh.ok(f"TrackingCategories/{category['TrackingCategoryID']}")[
-        "TrackingCategories"][0]["Options"]
+        "TrackingCategories"
+    ][0]["Options"]
     assert {"TrackingOptionID": option_id, "Name": "Southland"}.items() <= next(
-        o for o in options if o["TrackingOptionID"] == option_id).items()
+        o for o in options if o["TrackingOptionID"] == option_id
+    ).items()
     third = fresh.mutate(entity="tracking_categories", op="create", fields={"Name": "Third"})
     assert third.status_code == 400  # Xero allows two active categories
 
@@ -573,19 +664,22 @@ def test_add_field_and_change_type(fresh: XeroApi) -> None:
     raw = fresh.get("TaxRates").text
     assert '"EffectiveRate":"15.0000"' in raw
     fresh.mutate(entity="tracking_options", op="add_field", field="Colour", value="teal")
-    options = [o for c in fresh.ok("TrackingCategories")["TrackingCategories"]
-               for o in c["Options"]]
+    options = [
+        o for c in fresh.ok("TrackingCategories")["TrackingCategories"] for o in c["Options"]
+    ]
     assert all(o["Colour"] == "teal" for o in options)
     bad = fresh.mutate(entity="contacts", op="change_type", field="Name", to="uuid")
     assert bad.status_code == 400
 
 
 def test_bad_mutation_bodies_are_400(fresh: XeroApi) -> None:
-    for body in ({"entity": "contacts", "op": "explode", "id": "x"},
-                 {"entity": "invoices", "op": "update", "id": "x"},
-                 {"entity": "contacts", "op": "update"},
-                 {"entity": "contacts", "op": "update", "id": str(uuid.uuid4()), "fields": {}},
-                 {"entity": "contacts", "op": "update", "id": "x", "fields": [1]}):
+    for body in (
+        {"entity": "contacts", "op": "explode", "id": "x"},
+        {"entity": "invoices", "op": "update", "id": "x"},
+        {"entity": "contacts", "op": "update"},
+        {"entity": "contacts", "op": "update", "id": str(uuid.uuid4()), "fields": {}},
+        {"entity": "contacts", "op": "update", "id": "x", "fields": [1]},
+    ):
         response = fresh.mutate(**body)
         assert response.status_code == 400, (body, response.text)
         assert json.loads(response.text)

@@ -19,7 +19,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from sandbox.server import start_sandbox
+from tests.conftest import SandboxFactory
 from tests.sandbox.test_accounting_http import XeroApi
 
 try:  # openapi-core >= 0.19 exports Config at the top level
@@ -52,12 +52,13 @@ def openapi() -> OpenAPI:
 
 
 @pytest.fixture(scope="module")
-def xero() -> Iterator[XeroApi]:
-    # five tenants: one per region (NZ, AU, GB, US, CA); pages of 100 to walk several pages
-    with start_sandbox(seed=21, tenants=5, suppliers=230, rate_limits=False) as running:
-        api = XeroApi(running, app_name="openapi-tests")
-        yield api
-        api.http.close()
+def xero(sandbox_factory: SandboxFactory) -> Iterator[XeroApi]:
+    """Five organisations, one per region (NZ, AU, GB, US, CA); 230 suppliers for a few pages."""
+    handle = sandbox_factory(seed=21, tenants=5, suppliers=230, rate_limits=False)
+    handle.reset()
+    api = XeroApi(handle, app_name="openapi-tests")
+    yield api
+    api.close()
 
 
 def validate(
