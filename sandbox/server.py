@@ -467,39 +467,38 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             body=body,
         )
         route, params = self._route(req)
-        response: Response | None = None
         try:
             response = self._respond(sb, route, req, params)
-            self._write(response)
-        except Exception as exc:  # a handler bug must not kill the connection thread silently
+        except Exception as exc:  # a handler bug must answer, not kill the connection silently
             response = json_response(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
-            self._write(response)
             print(f"sandbox: error on {req.method} {req.path}: {exc!r}", file=sys.stderr)
+        try:
+            # Logged before the answer goes out, so a client reading the log right after its
+            # response always finds its call there.
+            if route is None or route.logged:
+                sb.log.append(self._log_entry(started, req, response))
+            self._write(response)
+        except OSError:
+            self.close_connection = True  # the client went away
         finally:
-            if response is not None:
-                for callback in response.on_sent:
-                    callback()
-        if route is None or route.logged:
-            dropped = (
-                response is not None
-                and response.fault is not None
-                and response.fault.kind == "drop"
-            )
-            sb.log.append(
-                {
-                    "time": started.isoformat(),
-                    "method": req.method,
-                    "path": req.path,
-                    "query": req.query,
-                    "status": None if dropped or response is None else response.status,
-                    "tenant_id": (response.tenant_id if response else None)
-                    or headers.get("xero-tenant-id"),
-                    "headers": {
-                        k: ("REDACTED" if k in REDACTED_HEADERS else v) for k, v in headers.items()
-                    },
-                    "fault": req.fault,
-                }
-            )
+            for callback in response.on_sent:
+                callback()
+
+    @staticmethod
+    def _log_entry(started: datetime, req: Request, response: Response) -> dict[str, Any]:
+        dropped = response.fault is not None and response.fault.kind == "drop"
+        return {
+            "time": started.isoformat(),
+            "method": req.method,
+            "path": req.path,
+            "query": req.query,
+            "status": None if dropped else response.status,
+            "tenant_id": response.tenant_id or req.headers.get("xero-tenant-id"),
+            "headers": {
+                k: ("REDACTED" if k in REDACTED_HEADERS else v) for k, v in req.headers.items()
+            },
+            "fault": req.fault,
+        }
 
     def _route(self, req: Request) -> tuple[Route | None, dict[str, str]]:
         allowed: list[str] = []
