@@ -108,10 +108,10 @@ class Customer:
         self.page = first
         return first
 
-    def post(self, path: str, data: dict[str, str], csrf: str | None = None) -> httpx.Response:
+    def post(self, path: str, data: dict[str, str], csrf: str | bool | None = None) -> httpx.Response:
         form = dict(data)
-        if csrf is not False:
-            form.setdefault("csrf_token", csrf or csrf_of(self.page))  # type: ignore[arg-type]
+        if csrf is not False and "csrf_token" not in form:
+            form["csrf_token"] = csrf or csrf_of(self.page)  # type: ignore[arg-type]
         self.page = self.http.post(path, data=form)
         return self.page
 

@@ -29,7 +29,8 @@ def test_invite_email_has_one_link_in_text_and_html(auth: RunningAuth) -> None:
     # Only the hash of the token is stored.
     token = link.rsplit("/", 1)[1]
     assert token not in (auth.store.path.read_bytes().decode("latin-1"))
-    assert conn.invite_token_hash and token not in conn.invite_token_hash
+    assert conn.invite_token_hash
+    assert token not in conn.invite_token_hash
 
 
 def test_whole_flow_connects_the_organisation_and_starts_the_first_sync(
@@ -59,7 +60,8 @@ def test_whole_flow_connects_the_organisation_and_starts_the_first_sync(
 
     outcome = customer.consent(authorize_url, org["admin"], tenant_ids=[org["tenantId"]])
     page = customer.callback(outcome)
-    assert page.status_code == 303 and page.headers["location"] == "/connect/confirm"
+    assert page.status_code == 303
+    assert page.headers["location"] == "/connect/confirm"
     page = customer.get("/connect/confirm")
     assert "Confirm your company" in page.text
     assert org["name"] in page.text
@@ -83,7 +85,8 @@ def test_whole_flow_connects_the_organisation_and_starts_the_first_sync(
     tenants = identity.list_connections(auth.xero, grant.access_token)
     assert org["tenantId"] in [t["tenantId"] for t in tenants]
     page = customer.get("/connect/done")
-    assert "copied" in page.text and 'http-equiv="refresh"' not in page.text
+    assert "copied" in page.text
+    assert 'http-equiv="refresh"' not in page.text
 
 
 def test_pkce_challenge_is_s256_of_the_verifier() -> None:

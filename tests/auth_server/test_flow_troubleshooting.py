@@ -117,7 +117,7 @@ def test_declining_the_company_disconnects_it_at_xero(
 def test_window_closed_on_the_confirm_page_disconnects_at_xero(
     auth: RunningAuth, org: dict[str, Any]
 ) -> None:
-    conn, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    _conn, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
     auth.customer().to_confirm(link, org["admin"], tenant_ids=[org["tenantId"]])
     later = utcnow() + timedelta(minutes=auth.settings.flow_ttl_minutes + 1)
     [changed] = flow.sweep(auth.store, auth.settings, auth.xero, now=later)
@@ -140,7 +140,8 @@ def test_several_organisations_offer_a_choice_and_the_others_are_disconnected(
 
     # Garbage instead of a tenant changes nothing.
     page = customer.post("/connect/confirm", {"action": "confirm", "tenant": "nope"})
-    assert page.status_code == 400 and "Choose one of the organisations" in page.text
+    assert page.status_code == 400
+    assert "Choose one of the organisations" in page.text
     assert auth.connection(conn.connection_id).status == "link_opened"
 
     page = customer.post("/connect/confirm", {"action": "confirm", "tenant": both[1]})
@@ -201,7 +202,8 @@ def test_resend_makes_the_old_link_stop_working(auth: RunningAuth, org: dict[str
     started.choose_xero()
 
     again, new_link = resend_invite(auth.store, auth.settings, conn.connection_id)
-    assert again.connection_id == conn.connection_id and new_link != old_link
+    assert again.connection_id == conn.connection_id
+    assert new_link != old_link
     assert len(auth.outbox()) == 2
 
     page = auth.customer().open(old_link)
@@ -209,7 +211,8 @@ def test_resend_makes_the_old_link_stop_working(auth: RunningAuth, org: dict[str
     assert "This link is no longer valid" in page.text
     # A visit begun with the old link is stopped too.
     page = started.post("/connect/authorize", {})
-    assert page.status_code == 404 and "no longer valid" in page.text
+    assert page.status_code == 404
+    assert "no longer valid" in page.text
 
     page = auth.customer().connect(new_link, org["admin"], tenant_ids=[org["tenantId"]])
     assert "Connection Successful" in page.text
@@ -221,7 +224,8 @@ def test_reopening_the_link_after_connecting_says_already_connected(
     _, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
     auth.customer().connect(link, org["admin"], tenant_ids=[org["tenantId"]])
     page = auth.customer().open(link)
-    assert page.status_code == 200 and "Already connected" in page.text
+    assert page.status_code == 200
+    assert "Already connected" in page.text
 
 
 def test_wrong_organisation_disconnect_then_resent_invite_connects_the_right_one(
@@ -235,7 +239,8 @@ def test_wrong_organisation_disconnect_then_resent_invite_connects_the_right_one
     assert first.tenant_id == wrong["tenantId"]
 
     gone = disconnect(auth.store, auth.xero, conn.connection_id)
-    assert gone.status == "disconnected" and gone.disconnected_at is not None
+    assert gone.status == "disconnected"
+    assert gone.disconnected_at is not None
     assert _xero_tenants(auth) == set()
     assert auth.store.get_grant(first.grant_id).status == "revoked"
     assert auth.customer().open(link).status_code == 410  # withdrawn
@@ -283,7 +288,8 @@ def test_withdrawn_invite_link_says_so(auth: RunningAuth) -> None:
     conn, link = create_invite(auth.store, auth.settings, "Acme", "a@acme.test")
     disconnect(auth.store, auth.xero, conn.connection_id)
     page = auth.customer().open(link)
-    assert page.status_code == 410 and "This invitation was withdrawn" in page.text
+    assert page.status_code == 410
+    assert "This invitation was withdrawn" in page.text
     assert auth.connection(conn.connection_id).status == "disconnected"
 
 
@@ -299,11 +305,13 @@ def test_needs_reconnection_is_fixed_by_a_resent_invite(
                                  status_reason="Xero refused the grant")
 
     same, new_link = resend_invite(auth.store, auth.settings, conn.connection_id)
-    assert same.connection_id == conn.connection_id and same.status == "needs_reconnection"
+    assert same.connection_id == conn.connection_id
+    assert same.status == "needs_reconnection"
     page = auth.customer().connect(new_link, org["admin"], tenant_ids=[org["tenantId"]])
     assert "Connection Successful" in page.text
     fixed = auth.connection(conn.connection_id)
-    assert fixed.status == "connected" and fixed.grant_id != old_grant
+    assert fixed.status == "connected"
+    assert fixed.grant_id != old_grant
 
 
 def test_statuses_are_listed_without_secrets(auth: RunningAuth, org: dict[str, Any]) -> None:
