@@ -20,8 +20,6 @@ from connector.store import Connection, Store
 from tests.sandbox_handle import ConsentOutcome, SandboxHandle, consent_via_forms
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-TENANT_RE = re.compile(r'name="tenant"(?: required)? value="([^"]+)"|'
-                       r'name="tenant" required value="([^"]+)"')
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"
 
 
@@ -108,9 +106,10 @@ class Customer:
         self.page = first
         return first
 
-    def post(self, path: str, data: dict[str, str], csrf: str | bool | None = None) -> httpx.Response:
+    def post(self, path: str, data: dict[str, str], csrf: str | None = None) -> httpx.Response:
+        """Submit a form; the CSRF token comes from the current page unless given."""
         form = dict(data)
-        if csrf is not False and "csrf_token" not in form:
+        if "csrf_token" not in form:
             form["csrf_token"] = csrf or csrf_of(self.page)  # type: ignore[arg-type]
         self.page = self.http.post(path, data=form)
         return self.page

@@ -68,13 +68,16 @@ def test_company_and_organisation_names_are_escaped(auth: RunningAuth, org: dict
     pending["organisations"][0]["name"] = SCRIPT
     auth.store.put_flow(pending_key, pending, expires_at=utcnow() + timedelta(hours=1))
     page = customer.get("/connect/confirm")
-    assert SCRIPT not in page.text and "&lt;script&gt;" in page.text
+    assert SCRIPT not in page.text
+    assert "&lt;script&gt;" in page.text
     customer.confirm()
     page = customer.get("/connect/done")
-    assert SCRIPT not in page.text and "&lt;script&gt;" in page.text
+    assert SCRIPT not in page.text
+    assert "&lt;script&gt;" in page.text
     assert auth.connection(conn.connection_id).organisation_name == SCRIPT
     admin_page = auth.admin().get("/admin")
-    assert SCRIPT not in admin_page.text and "&lt;script&gt;" in admin_page.text
+    assert SCRIPT not in admin_page.text
+    assert "&lt;script&gt;" in admin_page.text
 
 
 def test_tampered_or_unknown_invite_tokens_change_nothing(auth: RunningAuth) -> None:
@@ -131,7 +134,8 @@ def test_garbage_form_input_gets_a_clear_page(auth: RunningAuth) -> None:
                      headers={"Content-Type": "application/json"})
     assert page.status_code == 400
     page = customer.post("/connect/software", {"software": "quickbooks"}, csrf=csrf)
-    assert page.status_code == 400 and "Only Xero" in page.text
+    assert page.status_code == 400
+    assert "Only Xero" in page.text
 
 
 def test_oversized_requests_are_refused(auth: RunningAuth) -> None:
@@ -176,7 +180,8 @@ def test_callback_with_replayed_forged_or_foreign_state_changes_nothing(
 
     # Another browser cannot use this state (and does not spend it).
     page = auth.customer().callback(outcome)
-    assert page.status_code == 400 and "same browser" in page.text
+    assert page.status_code == 400
+    assert "same browser" in page.text
     # A forged state, or none, is refused before anything is exchanged.
     forged = outcome.location.replace(outcome.params["state"], "A" * 43)
     assert customer.callback(forged).status_code == 400
@@ -188,7 +193,8 @@ def test_callback_with_replayed_forged_or_foreign_state_changes_nothing(
 
     assert customer.callback(outcome).status_code == 303  # the real one, once
     replay = customer.callback(outcome)
-    assert replay.status_code == 400 and "already used" in replay.text
+    assert replay.status_code == 400
+    assert "already used" in replay.text
     assert len(auth.sandbox.requests(path="/connect/token")) == 1
     assert len(auth.store.list_grants()) == 1
 
@@ -217,7 +223,8 @@ def test_a_code_for_another_client_is_not_accepted(
     assert page.status_code == 502
     assert auth.store.list_grants() == []
     record = auth.connection(conn.connection_id)
-    assert record.tenant_id is None and record.status != "connected"
+    assert record.tenant_id is None
+    assert record.status != "connected"
 
 
 def test_nothing_secret_in_logs(
@@ -238,7 +245,8 @@ def test_nothing_secret_in_logs(
                customer.http.cookies["xelt_b"], auth.app["client_secret"]]
     for secret in secrets:
         assert secret not in text
-    assert "code=" not in text and "state=" not in text
+    assert "code=" not in text
+    assert "state=" not in text
 
 
 def test_https_public_url_makes_cookies_secure_and_honours_forwarded_proto(
