@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 
 def _real_now() -> datetime:
-    # time.time() rather than datetime.now() so the sandbox is immune to freezegun even when it
-    # is started in-process by a test that freezes datetime.
-    return datetime.fromtimestamp(time.time(), tz=UTC)
+    # The raw realtime clock rather than datetime.now()/time.time(), which freezegun replaces:
+    # a sandbox started in-process keeps real time even under a frozen test.
+    return datetime.fromtimestamp(time.clock_gettime(time.CLOCK_REALTIME), tz=UTC)
 
 
 def parse_iso(value: str) -> datetime:
