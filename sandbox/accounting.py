@@ -254,12 +254,12 @@ def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
                            search, (params.get("where"), params.get("order")))
         total = len(selected)
         window = selected[(page - 1) * page_size: page * page_size] if paged else selected
-        records = [store.full(r) if LAZY in r else r for r in window]
         extras = dict(org.extra_fields.get(entity.entity, {}))
         changes = dict(org.type_changes.get(entity.entity, {}))
         option_extras = dict(org.extra_fields.get("tracking_options", {}))
         option_changes = dict(org.type_changes.get("tracking_options", {}))
 
+    records = [store.full(r) for r in window]  # lazy contacts are built here, outside the lock
     drop: tuple[str, ...] = ()
     if entity.resource == "Contacts":
         drop = (SUMMARY_DROPPED if summary else ()) + (() if paged else PAGED_ONLY)
@@ -318,9 +318,9 @@ def _select(org: Organisation, store: Store, entity: _Entity, where: Where | Non
         return hit
     needs_full = search or (where is not None and not where.fields <= SKELETON_FIELDS) or any(
         key.path[0] not in SKELETON_FIELDS for key in order)
-    if needs_full:
-        store.materialize_all()
     records: list[dict[str, Any]] = list(store.records.values())
+    if needs_full:  # filter and sort built records, keep (and cache) the skeletons
+        records = [store.full(r) for r in records]
     changes = org.type_changes.get(entity.entity, {})
     if entity.resource in ("Contacts", "TrackingCategories") and not include_archived:
         status_field = "ContactStatus" if entity.resource == "Contacts" else "Status"
@@ -335,6 +335,8 @@ def _select(org: Organisation, store: Store, entity: _Entity, where: Where | Non
         view = [shape(r, (), {}, changes) for r in records] if changes else records
         records = [r for r, v in zip(records, view, strict=True) if where.matches(v)]
     records = sort_records(records, order, entity.key)  # type: ignore[arg-type]
+    if needs_full:
+        records = [store.records[r[entity.key]] for r in records]
     if len(cache) >= _QUERY_CACHE_SIZE:
         cache.pop(next(iter(cache)))
     cache[cache_key] = records
@@ -365,9 +367,8 @@ def _single(org: Organisation, entity: _Entity, subpath: str, params: Mapping[st
             except ValueError:
                 record = None
         if record is None and entity.resource == "Contacts":
-            store.materialize_all()
-            record = next((r for r in store.records.values()
-                           if r.get("ContactNumber") == subpath), None)
+            record = next((full for full in map(store.full, store.records.values())
+                           if full.get("ContactNumber") == subpath), None)
         if record is None and entity.resource == "TaxRates":
             record = next((r for r in store.records.values()
                            if r["TaxType"].lower() == subpath.lower()), None)
