@@ -109,6 +109,9 @@ class _Parser:
         self.required = required
         self.index = 0
         self.fields = {name.lower(): (name, type_) for name, type_ in fields.items()}
+        # "balances", "balances.accountspayable": prefixes of dotted property paths
+        self.prefixes = {".".join(name.split(".")[:i]) for name in self.fields
+                         for i in range(1, name.count(".") + 1)}
         self.entity = entity
         self.used: set[str] = set()
         self.nullable: dict[int, bool] = {}
@@ -260,8 +263,8 @@ class _Parser:
 
     def _field(self, name: str) -> _Node:
         path = [name]
-        while self.peek().text == "." and self.tokens[self.index + 1].kind == "ident" \
-                and ".".join([*path, self.tokens[self.index + 1].text]).lower() in self.fields:
+        while ".".join(path).lower() in self.prefixes and self.peek().text == "." \
+                and self.tokens[self.index + 1].kind == "ident":
             self.take()
             path.append(self.take().text)
         key = ".".join(path).lower()
