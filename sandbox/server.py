@@ -154,9 +154,10 @@ class Route:
 
 
 class RequestLog:
-    """Every request to a Xero path, newest last, plus counters for `GET /_sandbox/stats`."""
+    """Every request to a Xero path, newest last (the latest `maxlen` kept, to bound memory),
+    plus counters for `GET /_sandbox/stats` that count everything since the last clear."""
 
-    def __init__(self, maxlen: int = 200_000) -> None:
+    def __init__(self, maxlen: int = 50_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._by_status: Counter[str] = Counter()
@@ -542,11 +543,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         body = response.body
         if fault is not None and fault.kind == "malformed":
             body = fault_kinds.malformed(body)
-        phrase = (
-            HTTPStatus(response.status).phrase
-            if response.status in HTTPStatus._value2member_map_
-            else ""
-        )
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = ""
         lines = [f"HTTP/1.1 {response.status} {phrase}"]
         lines.append(f"Date: {formatdate(usegmt=True)}")
         lines.append(f"Server: {self.server_version}")
