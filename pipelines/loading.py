@@ -28,7 +28,8 @@ def finish_pending(pipeline: Any, target: Target) -> int:
         pipeline.list_normalized_load_packages()
     )
     if pipeline.has_pending_data:
-        pipeline.normalize(loader_file_format=target.loader_file_format)
+        # The file format travels with the extracted package; normalize follows it.
+        pipeline.normalize()
         pipeline.load()
     return pending
 
