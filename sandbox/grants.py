@@ -403,6 +403,15 @@ class GrantStore:
             self.pending[rid] = pending
         return rid
 
+    def pending_request(self, rid: str, now: datetime) -> PendingAuthorization | None:
+        """A live authorize request by id (None when unknown or older than an hour)."""
+        with self.lock:
+            pending = self.pending.get(rid)
+            if pending is not None and now - pending.created > PENDING_TTL:
+                del self.pending[rid]
+                return None
+            return pending
+
     def sign_in(self, email: str) -> str:
         """Start a sign-in session; returns the cookie value."""
         session = secrets.token_urlsafe(24)

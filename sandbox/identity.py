@@ -291,7 +291,7 @@ def authorize(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
 def login(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
     """`POST /identity/login`: the sign-in form."""
     form = req.form()
-    pending = sb.grants.pending.get(form.get("rid", ""))
+    pending = sb.grants.pending_request(form.get("rid", ""), sb.clock.now())
     if pending is None:
         return _expired_page()
     app = sb.grants.apps[pending.client_id]
@@ -311,7 +311,7 @@ def logout(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
         with sb.grants.lock:
             sb.grants.sessions.pop(session, None)
     clear = f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
-    pending = sb.grants.pending.get(req.query.get("rid", ""))
+    pending = sb.grants.pending_request(req.query.get("rid", ""), sb.clock.now())
     if pending is not None:
         pending.user_email = None
         response = _login_page(req.query["rid"], sb.grants.apps[pending.client_id].name)
@@ -322,7 +322,7 @@ def logout(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
 
 
 def _consent_context(sb: Sandbox, req: Request, rid: str) -> tuple[Any, Any, Any] | Response:
-    pending = sb.grants.pending.get(rid)
+    pending = sb.grants.pending_request(rid, sb.clock.now())
     if pending is None:
         return _expired_page()
     app = sb.grants.apps.get(pending.client_id)
@@ -414,7 +414,7 @@ def consent_decision(sb: Sandbox, req: Request, _params: dict[str, str]) -> Resp
 def consent_back(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
     """`GET /identity/consent/back?rid=…`: the way back from "You don't have permission"."""
     rid = req.query.get("rid", "")
-    pending = sb.grants.pending.get(rid)
+    pending = sb.grants.pending_request(rid, sb.clock.now())
     if pending is None:
         return _expired_page()
     return _deny_not_admin(sb, pending, rid)

@@ -344,3 +344,17 @@ def test_http_redirect_uris_only_for_loopback(sandbox: SandboxHandle) -> None:
     )
     assert rejected.status_code == 400
     assert "https" in rejected.json()["error"]
+
+
+def test_an_authorize_request_left_for_over_an_hour_has_expired(
+    sandbox: SandboxHandle, xero_app: dict, browser: httpx.Client
+) -> None:
+    page = browser.get("/identity/connect/authorize", params=authorize_params(xero_app))
+    rid = re.search(r'name="rid" value="([^"]+)"', page.text).group(1)
+    sandbox.advance(3601)
+    admin = sandbox.users()[0]
+    late = browser.post(
+        "/identity/login", data={"rid": rid, "email": admin["email"], "password": admin["password"]}
+    )
+    assert late.status_code == 400
+    assert "expired" in late.text
