@@ -235,7 +235,8 @@ class Sandbox:
     """All of one sandbox's state: world (data), identity, limits, faults, clock and log."""
 
     def __init__(self, config: SandboxConfig) -> None:
-        from sandbox import data  # SANDBOX-DATA's module; imported here to keep startup lean
+        # Imported here, not at the top, so `--help` and the HTTP plumbing load without it.
+        from sandbox import data
 
         self.config = config
         self.clock = Clock()
