@@ -198,8 +198,10 @@ def _badge(conn: Connection) -> Markup:
         ConnectionStatus.NEEDS_RECONNECTION: "bad", ConnectionStatus.EXPIRED: "warn",
     }.get(ConnectionStatus(conn.status), "")
     badge = tag("span", conn.status.replace("_", " "), class_=f"badge {tone}".strip())
-    detail = connections.status_label(conn).removeprefix(conn.status.replace("_", " "))
-    detail = detail.strip(" ·()")
+    detail = ""
+    if conn.status != ConnectionStatus.CONNECTED:  # the sync column speaks for connected ones
+        detail = connections.status_label(conn).removeprefix(conn.status.replace("_", " "))
+        detail = detail.strip(" ·()")
     return Markup(badge + (tag("span", detail, class_="sub") if detail else ""))
 
 

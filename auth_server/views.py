@@ -363,6 +363,8 @@ def done(request: Request) -> Response:
             "success.html", organisation=conn.organisation_name or conn.company,
             product=request.app.settings.product_name, sync_class=sync_class,
             sync_text=sync_text,
+            closing="You can close this window now – the first sync carries on in the "
+                    "background." if head else "You can close this window now.",
         )
         return page(request, "Connection Successful", content, head=head)
 

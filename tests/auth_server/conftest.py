@@ -74,3 +74,32 @@ def org(sandbox: SandboxHandle) -> dict[str, Any]:
     """The first organisation, and an admin user of it."""
     tenant = sandbox.tenants()[0]
     return {**tenant, "admin": sandbox.admin([tenant["tenantId"]])}
+
+
+@pytest.fixture
+def auth_duckdb(
+    sandbox: SandboxHandle, tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RunningAuth, Path]]:
+    """An auth server whose first sync is the real default: the `pipelines run` subprocess,
+    loading into a DuckDB file (returned with the server)."""
+    database = tmp_path / "warehouse.duckdb"
+    running = start_auth(sandbox, tmp_home, on_connected=None)
+    for name, value in sandbox.dlt_env(running.app).items():
+        monkeypatch.setenv(name, value)  # the subprocess inherits the environment
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
+    yield running, database
+    stop_auth(running)
+
+
+def duckdb_counts(database: Path, tenant_id: str) -> dict[str, int]:
+    """Rows per entity table for one organisation."""
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as db:
+        return {
+            table: db.execute(
+                f"SELECT count(*) FROM xero.{table} WHERE tenant_id = ?",  # noqa: S608
+                [tenant_id],
+            ).fetchone()[0]  # type: ignore[index]
+            for table in ("suppliers", "accounts", "tax_rates", "tracking_categories")
+        }
