@@ -26,8 +26,10 @@ def signed_in(auth: RunningAuth) -> tuple[httpx.Client, httpx.Response]:
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/admin"
     cookie = response.headers["set-cookie"]
-    assert "xelt_admin=" in cookie and "HttpOnly" in cookie
-    assert "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert "xelt_admin=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/admin" in cookie
     page = browser.get("/admin")
     assert page.status_code == 200
     return browser, page
@@ -58,8 +60,10 @@ def test_bearer_token_lists_connections_with_status(
     with auth.admin() as admin:
         page = admin.get("/admin")
         assert page.status_code == 200
-        assert "Kauri Bay Trading Ltd" in page.text and "Pending Co" in page.text
-        assert ">connected<" in page.text and ">invited<" in page.text
+        assert "Kauri Bay Trading Ltd" in page.text
+        assert "Pending Co" in page.text
+        assert ">connected<" in page.text
+        assert ">invited<" in page.text
         assert page.headers["cache-control"] == "no-store"
         rows = admin.get("/admin/api/connections").json()
         assert {r["status"] for r in rows} == {"connected", "invited"}
@@ -106,7 +110,8 @@ def test_sign_in_create_resend_disconnect_sign_out(
 
     # Disconnect: a confirmation page, then at Xero and here.
     page = browser.get(f"/admin/connections/{conn.connection_id}/disconnect")
-    assert page.status_code == 200 and "Disconnect" in page.text
+    assert page.status_code == 200
+    assert "Disconnect" in page.text
     response = browser.post(f"/admin/connections/{conn.connection_id}/disconnect",
                             data={"csrf_token": csrf_of(page)})
     assert response.status_code == 303
