@@ -144,7 +144,7 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         destination=target.destination,
         dataset_name=target.dataset,
         pipelines_dir=str(store.home / "pipelines"),
-        progress="log" if sys.stderr.isatty() else None,  # type: ignore[arg-type]
+        progress=_progress(),
     )
     entities = list(options.entities or ENTITIES)
     outcomes = RunOutcomes(run_id=run_id)
@@ -175,6 +175,16 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
     append_history(store.home, report.summary)
     return report
+
+
+def _progress() -> Any:
+    """dlt's progress display on stderr when a person watches; nothing for cron."""
+    if not sys.stderr.isatty():
+        return None
+    from dlt.common.runtime.collector import LogCollector
+
+    # stdout stays clean for --json.
+    return LogCollector(log_period=2.0, logger=sys.stderr, dump_system_stats=False)
 
 
 def _one_line(exc: BaseException) -> str:
