@@ -328,3 +328,59 @@ def test_statuses_are_listed_without_secrets(auth: RunningAuth, org: dict[str, A
     for secret in (grant.access_token, grant.refresh_token, link.rsplit("/", 1)[1]):
         assert secret not in text
     assert "invite_token_hash" not in text
+
+
+def test_the_server_sweeps_abandoned_flows_by_itself(
+    auth: RunningAuth, org: dict[str, Any]
+) -> None:
+    from tests.auth_server.helpers import wait_for
+
+    conn, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    customer = auth.customer()
+    customer.open(link)
+    customer.choose_xero()
+    customer.next()
+    auth.store.update_connection(conn.connection_id, updated_at=utcnow() - timedelta(hours=1))
+    auth.server.start_sweeper(interval=0.05)
+    wait_for(lambda: auth.connection(conn.connection_id).status == "incomplete")
+    assert auth.connection(conn.connection_id).status_reason == "abandoned"
+
+
+def test_two_callbacks_racing_with_one_state_exchange_the_code_once(
+    auth: RunningAuth, org: dict[str, Any]
+) -> None:
+    import threading
+
+    _, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    customer = auth.customer()
+    customer.open(link)
+    customer.choose_xero()
+    outcome = customer.consent(customer.next(), org["admin"], tenant_ids=[org["tenantId"]])
+    cookies = dict(customer.http.cookies)
+    statuses: list[int] = []
+
+    def hit() -> None:
+        with auth.http(cookies=cookies) as http:
+            statuses.append(http.get(outcome.location).status_code)
+
+    threads = [threading.Thread(target=hit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [303, 400, 400, 400]
+    assert len(auth.store.list_grants()) == 1
+
+
+def test_progress_of_the_first_sync_as_json(auth: RunningAuth, org: dict[str, Any]) -> None:
+    from tests.auth_server.helpers import wait_for
+
+    conn, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    customer = auth.customer()
+    assert customer.get("/connect/progress").status_code == 400  # nothing connected here yet
+    customer.connect(link, org["admin"], tenant_ids=[org["tenantId"]])
+    wait_for(lambda: auth.connection(conn.connection_id).sync_state == "synced")
+    progress = customer.get("/connect/progress").json()
+    assert progress["sync_state"] == "synced"
+    assert progress["last_sync_rows"] == 123
+    assert progress["organisation_name"] == org["name"]

@@ -308,3 +308,12 @@ def test_bad_company_names_are_refused(auth: RunningAuth, company: str) -> None:
     with pytest.raises(InvalidInput):
         create_invite(auth.store, auth.settings, company, "a@acme.test")
     assert auth.store.list_connections() == []
+
+
+def test_csrf_key_survives_a_restart_but_differs_per_store(tmp_path: Path) -> None:
+    from auth_server.web import csrf_signer
+    from connector.store import Store
+
+    first = csrf_signer(Store(tmp_path / "a")).token("browser", "connect")
+    assert csrf_signer(Store(tmp_path / "a")).token("browser", "connect") == first
+    assert csrf_signer(Store(tmp_path / "b")).token("browser", "connect") != first
