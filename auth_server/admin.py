@@ -210,8 +210,9 @@ def _last_sync(conn: Connection) -> Markup:
         return Markup("–")
     lines = [tag("span", connections.sync_label(conn))]
     if conn.last_synced_at:
-        rows = f"{conn.last_sync_rows:,} rows" if conn.last_sync_rows is not None else ""
-        lines.append(tag("span", f"{_when(conn.last_synced_at)} {rows}".strip(), class_="sub"))
+        lines.append(tag("span", _when(conn.last_synced_at), class_="sub"))
+        if conn.last_sync_rows is not None:
+            lines.append(tag("span", f"{conn.last_sync_rows:,} rows", class_="sub"))
     return Markup("".join(lines))
 
 
@@ -400,7 +401,8 @@ def disconnect_page(request: Request, auth: AdminAuth) -> Response:
         connection_id=conn.connection_id,
         csrf=request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE),
     )
-    return page(request, "Disconnect", content, topbar_extra=_topbar(request, auth))
+    return page(request, "Disconnect", content, topbar_extra=_topbar(request, auth),
+                body_class="admin")
 
 
 @admin_only

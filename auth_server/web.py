@@ -142,12 +142,14 @@ def page(
     topbar_extra: Markup | str = "",
     body_class: str = "",
 ) -> Response:
-    """A full HTML page in the layout."""
+    """A full HTML page in the layout (``body_class="admin"`` for the admin's pages)."""
     product = request.app.settings.product_name
+    footer = "connections admin" if body_class == "admin" else \
+        "read-only access to your accounting data"
     html = render(
         "layout.html", title=title, product=product, initial=(product[:1] or "x"),
         content=content, head=head, topbar_extra=topbar_extra, body_class=body_class,
-        footer=Markup(f"{escape(product)} · read-only access to your accounting data"),
+        footer=f"{product} · {footer}",
     )
     return Response(status=status, body=html.encode())
 

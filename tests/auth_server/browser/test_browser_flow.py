@@ -74,7 +74,11 @@ def test_a_person_connects_their_organisation_in_a_browser(
         page.get_by_text("copied").wait_for()
         _shot(page, screenshots, "07-first-sync-done")
 
-        # The customer-success person's view.
+        # The customer-success person's view, with invites in other states beside it.
+        create_invite(auth.store, auth.settings, "Bolt Supplies Pty", "ap@bolt.test")
+        stuck, _ = create_invite(auth.store, auth.settings, "Harbour Freight Co", "it@hf.test")
+        auth.store.update_connection(stuck.connection_id, status="incomplete",
+                                     status_reason="no_permission")
         page.goto(auth.url + "/admin/login")
         _shot(page, screenshots, "08-admin-sign-in")
         page.locator("input[type=password]").fill(auth.settings.admin_token)
