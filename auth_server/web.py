@@ -17,7 +17,7 @@ from typing import Any
 
 from auth_server.errors import InvalidInput
 from auth_server.first_sync import FirstSync
-from auth_server.render import Markup, escape, render, tag
+from auth_server.render import Markup, render, tag
 from auth_server.security import CsrfSigner, cookie, looks_like_token, new_token, parse_form
 from auth_server.settings import AuthServerSettings
 from connector.settings import XeroSettings
