@@ -452,12 +452,19 @@ def sweep(store: Store, settings: AuthServerSettings, xero: XeroSettings,
         elif conn.status_reason == CONFIRMING:
             discard_pending(store, xero, conn.connection_id)
             changed.append(mark_incomplete(store, conn, NOT_CONFIRMED, now=now))
-    # A reconnection keeps its status while the person is away; its unconfirmed consent still
-    # has to let go of what it allowed.
-    for conn in store.list_connections(statuses=[ConnectionStatus.NEEDS_RECONNECTION.value]):
+    # Consents nobody confirmed in time let go of what they allowed, whatever happened to the
+    # record meanwhile (a resent link, a reconnection that keeps its status, …).
+    for conn in store.list_connections():
+        if conn.status == ConnectionStatus.CONNECTED:
+            continue
         pending = store.get_flow(pending_key(conn.connection_id))
-        if pending and datetime.fromisoformat(str(pending.get("created_at"))) <= cutoff:
-            discard_pending(store, xero, conn.connection_id)
+        if not pending:
+            continue
+        created = datetime.fromisoformat(str(pending.get("created_at")))
+        if created > cutoff:
+            continue
+        discard_pending(store, xero, conn.connection_id)
+        if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
             mark_incomplete(store, conn, NOT_CONFIRMED, now=now)
     return changed
 

@@ -384,3 +384,19 @@ def test_progress_of_the_first_sync_as_json(auth: RunningAuth, org: dict[str, An
     assert progress["sync_state"] == "synced"
     assert progress["last_sync_rows"] == 123
     assert progress["organisation_name"] == org["name"]
+
+
+def test_a_resend_during_confirmation_still_lets_the_allowed_organisation_go(
+    auth: RunningAuth, org: dict[str, Any]
+) -> None:
+    conn, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    customer = auth.customer()
+    customer.to_confirm(link, org["admin"], tenant_ids=[org["tenantId"]])
+    resend_invite(auth.store, auth.settings, conn.connection_id)
+    page = customer.post("/connect/confirm", {"action": "confirm", "tenant": org["tenantId"]})
+    assert page.status_code == 404  # the visit belonged to the replaced link
+    assert _xero_tenants(auth) == {org["tenantId"]}
+    later = utcnow() + timedelta(minutes=auth.settings.flow_ttl_minutes + 1)
+    flow.sweep(auth.store, auth.settings, auth.xero, now=later)
+    assert _xero_tenants(auth) == set()
+    assert auth.connection(conn.connection_id).status == "invited"
