@@ -361,12 +361,14 @@ def _single(org: Organisation, entity: _Entity, subpath: str, params: Mapping[st
     with org.lock:
         store = org.store(entity.entity)
         record = store.get(subpath)
+        is_guid = False
         if record is None and entity.key.endswith("ID"):
             try:
                 record = store.get(str(uuid.UUID(subpath)))
+                is_guid = True
             except ValueError:
                 record = None
-        if record is None and entity.resource == "Contacts":
+        if record is None and entity.resource == "Contacts" and not is_guid:
             record = next((full for full in map(store.full, store.records.values())
                            if full.get("ContactNumber") == subpath), None)
         if record is None and entity.resource == "TaxRates":
