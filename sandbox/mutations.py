@@ -3,6 +3,7 @@
 Body: `{"tenant_id", "entity", "op", "id", "fields", "touch_updated"}`, `op` one of
 
 * `create`   – a realistic new record (`fields` override generated values); returns its id.
+  Active contact names stay unique, as Xero requires (ValueError otherwise).
   Contacts start with IsSupplier/IsCustomer false, as in Xero (bills make a supplier; pass
   `fields` or use `make_supplier`). Tracking options need `category_id` (or
   `fields.TrackingCategoryID`). At most 2 ACTIVE and 4 tracking categories, as Xero allows.
@@ -153,9 +154,22 @@ def _update(org: Organisation, entity: str, record_id: str, fields: dict[str, An
     if entity == "tracking_categories" and fields.get("Status") == "ACTIVE" \
             and current.get("Status") != "ACTIVE":
         _check_active_categories(org, adding=1)
+    if entity == "contacts" and changed.get("ContactStatus") == "ACTIVE" and (
+            "Name" in fields or current.get("ContactStatus") != "ACTIVE"):
+        _check_unique_name(org, str(changed.get("Name", "")), changed["ContactID"])
     if stamp is not None and entity in ("contacts", "accounts"):
         changed["UpdatedDateUTC"] = stamp
     store.put(changed)
+
+
+def _check_unique_name(org: Organisation, name: str, contact_id: str) -> None:
+    """Xero: "The contact name must be unique across all active contacts"."""
+    wanted = name.strip().lower()
+    for other in org.contacts.records.values():
+        if other["ContactID"] != contact_id and other.get("ContactStatus") == "ACTIVE" \
+                and str(other.get("Name", "")).strip().lower() == wanted:
+            raise ValueError(f"The contact name {name} is already assigned to another contact. "
+                             "The contact name must be unique across all active contacts.")
 
 
 def _delete(org: Organisation, entity: str, record_id: str) -> None:
@@ -254,6 +268,8 @@ def _new_contact(org: Organisation, rng: random.Random, new_id: str, fields: dic
     record["UpdatedDateUTC"] = stamp
     _apply_fields(record, fields)
     record["ContactID"] = new_id
+    if record.get("ContactStatus") == "ACTIVE":
+        _check_unique_name(org, str(record.get("Name", "")), new_id)
     return record
 
 
