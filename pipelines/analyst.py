@@ -70,8 +70,9 @@ class Catalog:
             self.columns.setdefault(str(table), set()).add(str(column))
 
     def has(self, table: str) -> bool:
-        """True when the table exists in the dataset."""
-        return table in self.columns
+        """True when the table exists in the dataset; `table.column`: when that column does."""
+        name, _, column = table.partition(".")
+        return name in self.columns and (not column or column in self.columns[name])
 
     def table(self, name: str) -> str:
         """`"dataset"."name"`: schema-qualified, never catalog-qualified."""
@@ -103,7 +104,7 @@ class Catalog:
 
     def organisation_name(self, alias: str) -> tuple[str, str]:
         """(expression, join clause) giving the organisation's name for `alias.tenant_id`."""
-        if not self.has("connections"):
+        if not all(self.has(need) for need in ORGANISATIONS.requires):
             return "CAST(NULL AS VARCHAR)", ""
         names = _organisations_sql(self)
         join = f"LEFT JOIN ({names}) AS org ON org.tenant_id = {alias}.tenant_id"
@@ -119,7 +120,7 @@ class View:
     """A view: its name, the tables it needs, what it shows, and how to build its SQL."""
 
     name: str
-    requires: tuple[str, ...]
+    requires: tuple[str, ...]  # tables, or `table.column`
     description: str
     columns: tuple[ViewColumn, ...]
     build: Callable[[Catalog], str]
@@ -137,25 +138,33 @@ _ORG = ViewColumn("organisation_name", "text",
 
 
 def _organisations_sql(cat: Catalog) -> str:
-    c = "c"
-    cols = ", ".join([
-        f"{c}.tenant_id", f"{c}.organisation_name", f"{c}.connection_id",
-        f"{c}.status AS connection_status", f"{c}.connected_at", f"{c}.last_synced_at",
-        f"{c}.last_sync_outcome",
-    ])
+    table, has = "connections", cat.columns.get("connections", set())
+    cols = [
+        "c.tenant_id", "c.organisation_name",
+        cat.pick(table, "c", "connection_id", "text"),
+        cat.pick(table, "c", "status", "text", "connection_status"),
+        cat.pick(table, "c", "connected_at", "timestamp"),
+        cat.pick(table, "c", "last_synced_at", "timestamp"),
+        cat.pick(table, "c", "last_sync_outcome", "text"),
+    ]
+    # The connected record first, then the most recent one.
+    order = [expr for column, expr in (
+        ("status", "CASE WHEN c.status = 'connected' THEN 0 ELSE 1 END"),
+        ("connected_at", "c.connected_at DESC NULLS LAST"),
+        ("connection_id", "c.connection_id"),
+    ) if column in has] or ["c.tenant_id"]
     return (
         "SELECT tenant_id, organisation_name, connection_id, connection_status, connected_at,\n"
         "       last_synced_at, last_sync_outcome\n"
-        f"FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {c}.tenant_id ORDER BY "
-        f"CASE WHEN {c}.status = 'connected' THEN 0 ELSE 1 END, {c}.connected_at DESC NULLS "
-        f"LAST, {c}.connection_id) AS pick\n"
-        f"      FROM {cat.table('connections')} AS {c} WHERE {c}.tenant_id IS NOT NULL) AS ranked\n"
+        f"FROM (SELECT {', '.join(cols)}, ROW_NUMBER() OVER (PARTITION BY c.tenant_id "
+        f"ORDER BY {', '.join(order)}) AS pick\n"
+        f"      FROM {cat.table(table)} AS c WHERE c.tenant_id IS NOT NULL) AS ranked\n"
         "WHERE pick = 1"
     )
 
 
 ORGANISATIONS = View(
-    "organisations", ("connections",),
+    "organisations", ("connections.tenant_id", "connections.organisation_name"),
     "One row per connected (or once connected) organisation: the easy way to put a name on a "
     "`tenant_id`. When an organisation was connected more than once, the connected record wins, "
     "then the most recent.",
@@ -361,19 +370,24 @@ def _tax_rates_sql(cat: Catalog) -> str:
     org += " AS organisation_name"
     components = "tax_rates__tax_components"
     if cat.has(components) and "rate" in cat.columns[components]:
+        compound = "is_compound" if "is_compound" in cat.columns[components] \
+            else "CAST(FALSE AS BOOLEAN) AS is_compound"
         # DISTINCT: with history, a version whose content returns keeps one set of components.
         parts = (
             "LEFT JOIN (SELECT _dlt_parent_id, SUM(rate) AS component_rate_total, "
-            "COUNT(*) AS component_count FROM (SELECT DISTINCT _dlt_parent_id, _dlt_list_idx, "
-            f"rate FROM {cat.table(components)}) AS d GROUP BY _dlt_parent_id) AS tc\n"
+            "COUNT(*) AS component_count, BOOL_OR(is_compound) AS has_compound_component "
+            f"FROM (SELECT DISTINCT _dlt_parent_id, _dlt_list_idx, rate, {compound} "
+            f"FROM {cat.table(components)}) AS d GROUP BY _dlt_parent_id) AS tc\n"
             "  ON tc._dlt_parent_id = t._dlt_id"
         )
         part_cols = ["tc.component_rate_total AS component_rate_total",
-                     "COALESCE(tc.component_count, 0) AS component_count"]
+                     "COALESCE(tc.component_count, 0) AS component_count",
+                     "COALESCE(tc.has_compound_component, FALSE) AS has_compound_component"]
     else:
         parts = ""
         part_cols = ["CAST(NULL AS NUMERIC(38,9)) AS component_rate_total",
-                     "CAST(0 AS BIGINT) AS component_count"]
+                     "CAST(0 AS BIGINT) AS component_count",
+                     "FALSE AS has_compound_component"]
     cols = [
         "t.tenant_id", org, *_selection(cat, "tax_rates", "t", _TAX_COLUMNS), *part_cols,
         *(cat.pick("tax_rates", "t", flag, "bool") for flag in _TAX_FLAGS),
@@ -398,8 +412,11 @@ TAX_RATES_CURRENT = View(
                    "TaxRate.EffectiveRate: the rate actually applied (compound components "
                    "included), in percent."),
         ViewColumn("component_rate_total", "decimal",
-                   "Sum of TaxRate.TaxComponents[].Rate (NULL when it has no components)."),
+                   "Sum of TaxRate.TaxComponents[].Rate, in percent (NULL without components)."),
         ViewColumn("component_count", "bigint", "How many components the rate has."),
+        ViewColumn("has_compound_component", "bool",
+                   "True when a component is compound (applied on top of the others), so the "
+                   "effective rate exceeds the plain sum."),
         *(ViewColumn(flag, "bool", f"TaxRate.{_pascal(flag)}.") for flag in _TAX_FLAGS),
     ),
     _tax_rates_sql,

@@ -1,0 +1,169 @@
+"""Fixtures for pipeline tests: a store with the sandbox's organisations connected, the
+environment pointing `SOURCES__XERO__*` at the sandbox, warehouses (DuckDB or PostgreSQL) that
+runs load through `pipelines.run.execute`, and a throwaway PostgreSQL database per session.
+
+    def test_something(duckdb_warehouse, sandbox):
+        duckdb_warehouse.run()
+        assert duckdb_warehouse.query("SELECT count(*) FROM {ds}.accounts")[0][0] > 0
+
+PostgreSQL tests skip, with the reason, when 127.0.0.1:5432 does not answer; with `CI=true`
+they fail instead (CI must run them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from connector.store import Store
+from pipelines.destinations import resolve_target
+from pipelines.run import RunOptions, RunReport, execute
+from tests.connector.conftest import connect_tenants
+from tests.sandbox_handle import SandboxHandle, XeroGrant
+
+# dlt insists on a password even where the server trusts loopback (it is then ignored).
+POSTGRES_SERVER = os.environ.get(
+    "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+)
+_datasets = itertools.count()
+
+
+@dataclass
+class Warehouse:
+    """One destination and dataset, loaded by `execute()` from one store, and queried."""
+
+    store: Store
+    destination: str
+    dataset: str = "xero"
+
+    def run(self, **options: Any) -> RunReport:
+        """One `xero-elt run` (in-process); asserts nothing, returns the report."""
+        return execute(
+            RunOptions(destination=self.destination, dataset=self.dataset, **options), self.store
+        )
+
+    def run_ok(self, **options: Any) -> RunReport:
+        """A run that must succeed (exit code 0), with its summary shown when it does not."""
+        report = self.run(**options)
+        assert report.exit_code == 0, report.summary
+        return report
+
+    def pipeline(self) -> Any:
+        """The dlt pipeline the runs use (same name, destination and working dir)."""
+        target = resolve_target(self.destination, self.dataset)
+        return dlt.pipeline(
+            pipeline_name=target.pipeline_name,
+            destination=target.destination,
+            dataset_name=target.dataset,
+            pipelines_dir=str(self.store.home / "pipelines"),
+        )
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of `sql`, where `{ds}` stands for the quoted dataset name."""
+        with self.pipeline().sql_client() as client:
+            text = sql.replace("{ds}", client.fully_qualified_dataset_name())
+            return [tuple(row) for row in client.execute_sql(text, *args) or []]
+
+    def columns(self, table: str) -> dict[str, str]:
+        """{column: the destination's data type} of a table or view (empty if it is absent)."""
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            self.dataset, table,
+        )
+        return {str(name): str(kind).lower() for name, kind in rows}
+
+    def tables(self) -> set[str]:
+        """Every table and view of the dataset."""
+        rows = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            self.dataset,
+        )
+        return {str(name) for (name,) in rows}
+
+
+@pytest.fixture
+def xero_env(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle, xero_app: dict[str, Any],
+    tmp_path: Path,
+) -> dict[str, str]:
+    """`SOURCES__XERO__*` pointing at the default sandbox, DuckDB in tmp, no history."""
+    env = {
+        **sandbox.dlt_env(xero_app),
+        "SOURCES__XERO__BACKOFF_SECONDS": "0.05",
+        "SOURCES__XERO__MAX_BACKOFF_SECONDS": "0.5",
+        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "xero_elt.duckdb"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SOURCES__XERO__HISTORY", raising=False)
+    return env
+
+
+@pytest.fixture
+def connected_store(
+    tmp_home: Path, sandbox: SandboxHandle, xero_grant: XeroGrant, xero_env: dict[str, str]
+) -> Store:
+    """A store in the test's XERO_ELT_HOME with both sandbox organisations connected."""
+    store = Store(tmp_home)
+    connect_tenants(store, xero_grant, sandbox)
+    return store
+
+
+@pytest.fixture
+def duckdb_warehouse(connected_store: Store) -> Warehouse:
+    """Dataset `xero` in a DuckDB file under tmp, loaded from `connected_store`."""
+    return Warehouse(connected_store, "duckdb")
+
+
+def _postgres_unavailable(reason: str) -> None:
+    message = f"PostgreSQL not reachable at {POSTGRES_SERVER}: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throwaway database `xero_elt_test_<random>` for this session; its DSN. Dropped after."""
+    try:
+        import psycopg2
+    except ImportError as exc:  # pragma: no cover - the postgres extra is part of the venv
+        _postgres_unavailable(f"psycopg2 missing ({exc})")
+    try:
+        admin = psycopg2.connect(POSTGRES_SERVER, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        _postgres_unavailable(" ".join(str(exc).split()))
+    admin.autocommit = True
+    name = f"xero_elt_test_{secrets.token_hex(4)}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_SERVER.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_env(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`DESTINATION__POSTGRES__CREDENTIALS` pointing at the session's database."""
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_database)
+    return postgres_database
+
+
+@pytest.fixture
+def postgres_warehouse(connected_store: Store, postgres_env: str) -> Warehouse:
+    """A dataset of its own (so no state is restored from another test) in the session's
+    PostgreSQL database, loaded from `connected_store`."""
+    return Warehouse(connected_store, "postgres", f"xero_t{next(_datasets)}_{os.getpid()}")
