@@ -125,6 +125,11 @@ class _Pacer:
                 self.day_remaining = day
                 self._day_sent_since = 0
 
+    def forget_minute_counter(self) -> None:
+        """After waiting out a minute 429, trust Retry-After over the last counter seen."""
+        with self._lock:
+            self._min_remaining = None
+
     def day_room(self) -> int | None:
         """Calls left today by Xero's last word, minus what we sent since; None if unknown."""
         with self._lock:
@@ -275,7 +280,9 @@ class OrganisationSession:
                 headers={**headers, "Authorization": f"Bearer {token}",
                          "xero-tenant-id": self.org.tenant_id},
             )
-            self._pacer.observe(response.headers)
+            if response.status_code != 429:
+                # A 429's counters say "0 left"; its Retry-After is the better guide.
+                self._pacer.observe(response.headers)
             return response
 
     def _backoff(self, attempt: int) -> None:
@@ -323,6 +330,26 @@ class OrganisationSession:
         while True:
             try:
                 response = self._send(url, params, headers, entity, endpoint, token)
+            except httpx.RemoteProtocolError as exc:
+                if "complete message body" not in str(exc):
+                    transient += 1  # dropped before any answer: like a 5xx
+                    if transient > self.settings.max_retries:
+                        raise XeroUnavailable(
+                            f"Xero dropped the connection {transient} times",
+                            cause=type(exc).__name__, **ctx,
+                        ) from None
+                    self._backoff(transient)
+                    continue
+                # The answer started but stopped short: a truncated body, never an empty page.
+                malformed += 1
+                if malformed > 1:
+                    raise MalformedResponse(
+                        "Xero's answer was cut off before the end of the body",
+                        cause="connection closed mid-body", **ctx,
+                    ) from None
+                log.info("truncated body from %s; retrying once", endpoint)
+                self._backoff(malformed)
+                continue
             except httpx.TransportError as exc:
                 transient += 1
                 if transient > self.settings.max_retries:
@@ -375,6 +402,7 @@ class OrganisationSession:
                     )
                 log.info("429 (%s) from %s; waiting %.1fs", problem or "?", endpoint, wait)
                 self.client.sleep(wait)
+                self._pacer.forget_minute_counter()
                 continue
             if status >= 500:
                 transient += 1
