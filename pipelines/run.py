@@ -214,7 +214,10 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
             fields["last_synced_at"] = finished
             fields["last_sync_rows"] = sum(o.rows_loaded for o in mine)
         store.update_connection(current.connection_id, **fields)
+    from auth_server.invites import expire_stale_invites
+
     try:
+        expire_stale_invites(store)  # so lapsed invites read `expired` in the table too
         pipeline.run(bookkeeping_resources(outcomes, store.list_connections()))
     except Exception as exc:
         log.error("could not write sync_runs/connections: %s", _one_line(exc))
