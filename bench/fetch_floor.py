@@ -1,0 +1,125 @@
+"""The fetch floor: the least a client can do to read what a full load reads.
+
+`python bench/fetch_floor.py SPEC.json RESULT.json`, with the access token in the environment
+(`BENCH_ACCESS_TOKEN`, never on the command line). For each organisation, in parallel: the
+supplier pages (`where=IsSupplier==true`, `includeArchived=true`, 1000 a page, the same
+parameters the connector sends), Accounts, TaxRates and TrackingCategories, at most 5 requests
+in flight per organisation (Xero's limit), each body parsed with `json.loads` and then dropped.
+With `per_minute` set it also keeps Xero's 60-calls-a-minute window (as the connector does), and
+waits out a 429's Retry-After if one comes anyway.
+
+Deliberately standalone: it imports only the standard library and httpx, nothing of ours, so its
+time is what downloading and parsing the same pages costs and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_T0 = time.monotonic()
+IN_FLIGHT = 5
+WINDOW = 60.5  # the connector's window: a little longer than Xero's 60 s
+SUPPLIER_PARAMS = {"where": "IsSupplier==true", "includeArchived": "true",
+                   "order": "UpdatedDateUTC ASC", "pageSize": "1000"}
+SMALL = (("Accounts", {}), ("TaxRates", {}), ("TrackingCategories", {"includeArchived": "true"}))
+
+
+class Window:
+    """At most `per_minute` calls in any WINDOW seconds (None: no pacing)."""
+
+    def __init__(self, per_minute: int | None) -> None:
+        self.per_minute = per_minute
+        self.sent: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.per_minute is None:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= WINDOW:
+                    self.sent.popleft()
+                if len(self.sent) < self.per_minute:
+                    self.sent.append(now)
+                    return
+                pause = self.sent[0] + WINDOW - now
+            time.sleep(max(pause, 0.01))
+
+
+def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
+              per_minute: int | None) -> dict[str, Any]:
+    """Every page of one organisation; returns calls, 429s and records read."""
+    window = Window(per_minute)
+    slots = threading.BoundedSemaphore(IN_FLIGHT)
+    counts = {"calls": 0, "rate_limited": 0, "records": 0}
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant,
+               "Accept": "application/json"}
+
+    def get(path: str, params: dict[str, str]) -> Any:
+        while True:
+            with slots:
+                window.wait()
+                response = client.get(f"{api}/{path}", params=params, headers=headers)
+            with lock:
+                counts["calls"] += 1
+            if response.status_code == 429:
+                with lock:
+                    counts["rate_limited"] += 1
+                time.sleep(float(response.headers.get("Retry-After") or 1))
+                continue
+            response.raise_for_status()
+            return json.loads(response.content)
+
+    def supplier_page(page: int) -> int:
+        body = get("Contacts", {**SUPPLIER_PARAMS, "page": str(page)})
+        return len(body["Contacts"])
+
+    def small(path: str, params: dict[str, str]) -> int:
+        body = get(path, params)
+        return len(body[path])
+
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        smalls = [pool.submit(small, path, params) for path, params in SMALL]
+        first = get("Contacts", {**SUPPLIER_PARAMS, "page": "1"})
+        pages = int(first["pagination"]["pageCount"])
+        rest = [pool.submit(supplier_page, page) for page in range(2, pages + 1)]
+        records = len(first["Contacts"]) + sum(f.result() for f in rest)
+        records += sum(f.result() for f in smalls)
+    counts["records"] = records
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text())
+    token = os.environ["BENCH_ACCESS_TOKEN"]
+    started = time.monotonic()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    with httpx.Client(timeout=120, limits=limits) as client, \
+            ThreadPoolExecutor(max(1, len(spec["tenants"]))) as orgs:
+        futures = [orgs.submit(fetch_org, client, spec["api_url"], tenant, token,
+                               spec.get("per_minute")) for tenant in spec["tenants"]]
+        results = [f.result() for f in futures]
+    finished = time.monotonic()
+    Path(argv[1]).write_text(json.dumps({
+        "calls": sum(r["calls"] for r in results),
+        "rate_limited": sum(r["rate_limited"] for r in results),
+        "records": sum(r["records"] for r in results),
+        "seconds": {"fetch": finished - started, "in_process": finished - _T0},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,151 @@
+"""Sandboxes for the benchmarks and organisations connected to them, as the product stores them.
+
+A `BenchSandbox` is one `python -m sandbox` process (started with `tests.sandbox_handle`, the
+same helper the tests use) plus one registered app. `connect_home` makes a fresh
+`XERO_ELT_HOME` holding a grant from `POST /_sandbox/grants` and one `connected` connection per
+organisation, which is what the auth server leaves behind after a customer connects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connector.store import Store
+from tests.sandbox_handle import (
+    SandboxHandle,
+    SandboxProcess,
+    XeroGrant,
+    make_grant,
+    start_sandbox_process,
+)
+
+PAGE_SIZE = 1000
+# Calls a limits-off run may make per minute: high enough never to pace (the connector's
+# `calls_per_minute`, which its docs say to raise only against a sandbox without limits).
+UNPACED_CALLS_PER_MINUTE = 1_000_000
+
+
+@dataclass
+class Home:
+    """A private XERO_ELT_HOME with its grant and the organisations connected in it."""
+
+    path: Path
+    grant: XeroGrant
+    tenant_ids: list[str]
+
+
+class BenchSandbox:
+    """One sandbox process with an app registered; stop() when done."""
+
+    def __init__(self, *, tenants: int, suppliers: int, rate_limits: bool, latency_ms: int = 0,
+                 seed: int = 42) -> None:
+        self.tenants = tenants
+        self.suppliers = suppliers
+        self.rate_limits = rate_limits
+        self.latency_ms = latency_ms
+        self.process: SandboxProcess = start_sandbox_process(
+            startup_timeout=600, tenants=tenants, suppliers=suppliers, rate_limits=rate_limits,
+            latency_ms=latency_ms, seed=seed,
+        )
+        self.handle = SandboxHandle(self.process.url, self.process)
+        self.app = self.handle.create_app(["http://127.0.0.1:8765/callback"], name="xero-elt bench")
+        self.tenant_info = self.handle.tenants()
+
+    @property
+    def pid(self) -> int:
+        """The sandbox's process id (its CPU is sampled around each run)."""
+        return self.process.process.pid
+
+    @property
+    def startup_seconds(self) -> float:
+        """How long the sandbox took to seed and start listening."""
+        return self.process.startup_seconds
+
+    def describe(self) -> str:
+        """One line: organisations, suppliers, limits, latency."""
+        limits = "limits on" if self.rate_limits else "limits off"
+        latency = f", {self.latency_ms} ms latency" if self.latency_ms else ""
+        return f"{self.tenants} org × {self.suppliers:,} suppliers, {limits}{latency}"
+
+    def tenant_ids(self) -> list[str]:
+        """Every organisation, in seed order."""
+        return [t["tenantId"] for t in self.tenant_info]
+
+    def supplier_count(self, tenant_id: str) -> int:
+        """Suppliers of an organisation (archived included), from the sandbox's counts."""
+        for tenant in self.handle.tenants():
+            if tenant["tenantId"] == tenant_id:
+                return int(tenant["counts"]["suppliers"])
+        raise KeyError(tenant_id)
+
+    def full_load_call_floor(self, tenant_ids: list[str]) -> int:
+        """ceil(suppliers / 1000) + 3 calls per organisation (issue 6's call floor)."""
+        return sum(math.ceil(self.supplier_count(t) / PAGE_SIZE) + 3 for t in tenant_ids)
+
+    def connect_home(self, path: Path, tenant_ids: list[str]) -> Home:
+        """A fresh XERO_ELT_HOME with a new grant and `tenant_ids` connected."""
+        path.mkdir(parents=True, exist_ok=True)
+        grant = make_grant(self.handle, self.app, tenant_ids=tenant_ids)
+        store = Store(path)
+        try:
+            stored = store.add_grant(grant.token_response, client_id=grant.client_id)
+            names = {t["tenantId"]: t["name"] for t in self.tenant_info}
+            now = datetime.now(UTC)
+            for tenant_id in tenant_ids:
+                conn = store.create_connection(
+                    names[tenant_id], "bench@example.test", invite_token_hash=f"bench-{tenant_id}",
+                    invite_expires_at=now + timedelta(days=7),
+                )
+                store.update_connection(
+                    conn.connection_id, status="connected", tenant_id=tenant_id,
+                    organisation_name=names[tenant_id], grant_id=stored.grant_id,
+                    connected_at=now,
+                )
+        finally:
+            store.close()
+        return Home(path, grant, list(tenant_ids))
+
+    def dlt_env(self) -> dict[str, str]:
+        """`SOURCES__XERO__*` pointing the connector at this sandbox and app."""
+        env = self.handle.dlt_env(self.app)
+        if not self.rate_limits:
+            env["SOURCES__XERO__CALLS_PER_MINUTE"] = str(UNPACED_CALLS_PER_MINUTE)
+        return env
+
+    def fresh_minute(self) -> None:
+        """Move the sandbox clock 61 s on, so the last run's calls leave the minute window."""
+        if self.rate_limits:
+            self.handle.advance(61)
+
+    def start_counting(self) -> None:
+        """Empty the request log and counters."""
+        self.handle.clear_requests()
+
+    def calls(self) -> dict[str, Any]:
+        """Calls since `start_counting`, split into API, token and connections calls."""
+        stats = self.handle.stats()
+        split = {"api": 0, "token": 0, "connections": 0, "other": 0}
+        by_endpoint: dict[str, int] = {}
+        for path, item in stats["by_path"].items():
+            total = int(item["total"])
+            if path.startswith("/api.xro/2.0/"):
+                split["api"] += total
+                endpoint = path.removeprefix("/api.xro/2.0/")
+                by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + total
+            elif path.startswith("/connect/token"):
+                split["token"] += total
+            elif path.startswith("/connections"):
+                split["connections"] += total
+            else:
+                split["other"] += total
+        return {**split, "rate_limited": int(stats["rate_limited"]), "by_endpoint": by_endpoint,
+                "by_status": stats["by_status"]}
+
+    def stop(self) -> None:
+        """Stop the sandbox process."""
+        self.handle.close()
+        self.process.stop()

@@ -1,0 +1,42 @@
+"""`python -m bench --smoke` runs every scenario at tiny sizes and writes its figures.
+
+Benchmarks are not tests: nothing here checks a figure against a target, only that the
+machinery runs end to end (sandboxes, loads in child processes, fetch floors, the report).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    out, results = tmp_path / "benchmarks.md", tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--results", str(results)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=230,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(results.read_text())
+    assert figures["errors"] == {}
+    assert figures["s1"]["load"]["records"] > 0
+    assert figures["s1"]["load"]["calls"]["api"] > 0
+    assert figures["s1"]["floor"]["wall_s"] > 0
+    assert figures["s3"]["no_change"]["load"]["outcome"] == "ok"
+    assert figures["s4"]["all"]["records"] > figures["s4"]["one"]["records"]
+    assert len(figures["rss"]) == 2
+    assert all(point["load"]["peak_rss_mb"] > 0 for point in figures["rss"].values())
+    report = out.read_text()
+    for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
+                    "## 2. Full load with Xero's rate limits on", "## 3. Incremental runs",
+                    "## 4. 3 organisations side by side", "## Peak memory"):
+        assert heading in report
