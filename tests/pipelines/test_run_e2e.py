@@ -140,7 +140,7 @@ def _table_contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     with duckdb.connect(str(db), read_only=True) as con:
         tables = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema='xero' "
-            "and table_name not like '\\_dlt%' escape '\\' "
+            "and table_type = 'BASE TABLE' and table_name not like '\\_dlt%' escape '\\' "
             "and table_name not in ('sync_runs', 'connections')").fetchall()]
         for table in tables:
             cols = [r[0] for r in con.execute(
