@@ -73,18 +73,36 @@ class Organisation:
 
 
 class _Pacer:
-    """Spaces one organisation's calls: a sliding minute window plus Xero's remaining counters."""
+    """Spaces one organisation's calls within Xero's rolling minute window.
+
+    Two views of the window are combined, and the stricter wins: our own log of calls sent in the
+    last minute (at most ``per_minute``), and Xero's last ``X-MinLimit-Remaining`` (which also
+    counts calls other processes made), less the calls we sent since and those still in flight,
+    plus one for each of our calls that has since left the window.
+    """
+
+    _STALE_AFTER = 5.0  # a later answer showing more room than expected may be out of order
 
     def __init__(self, per_minute: int, sleep: Callable[[float], None]) -> None:
         self._per_minute = per_minute
         self._sleep = sleep
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
+        self._in_flight = 0
         self._min_remaining: int | None = None
         self._min_observed_at = 0.0
         self._min_sent_since = 0
+        self._min_credit = 0
         self.day_remaining: int | None = None
         self._day_sent_since = 0
+
+    def _header_room(self, now: float) -> int | None:
+        if self._min_remaining is None:
+            return None
+        if now - self._min_observed_at >= _WINDOW_SECONDS:
+            self._min_remaining = None
+            return None
+        return self._min_remaining - self._min_sent_since + self._min_credit
 
     def wait_turn(self) -> None:
         """Block until one more call fits in the minute window, then book it."""
@@ -92,37 +110,45 @@ class _Pacer:
             with self._lock:
                 now = time.monotonic()
                 while self._sent and now - self._sent[0] >= _WINDOW_SECONDS:
-                    self._sent.popleft()
+                    if self._sent.popleft() <= self._min_observed_at:
+                        self._min_credit += 1  # Xero counted it; it has left its window too
                 room = self._per_minute - len(self._sent)
-                wait = self._sent[0] + _WINDOW_SECONDS - now if self._sent else 1.0
-                if self._min_remaining is not None:
-                    age = now - self._min_observed_at
-                    if age < _WINDOW_SECONDS:
-                        header_room = self._min_remaining - self._min_sent_since
-                        if header_room <= 0:
-                            wait = min(wait, _WINDOW_SECONDS - age)
-                        room = min(room, header_room)
-                    else:
-                        self._min_remaining = None
+                header_room = self._header_room(now)
+                if header_room is not None:
+                    room = min(room, header_room)
                 if room > 0:
                     self._sent.append(now)
+                    self._in_flight += 1
                     self._min_sent_since += 1
                     self._day_sent_since += 1
                     return
+                wait = self._sent[0] + _WINDOW_SECONDS - now if self._sent else 1.0
+                if header_room is not None and header_room <= 0:
+                    wait = min(wait, self._min_observed_at + _WINDOW_SECONDS - now)
             log.debug("pacing: waiting %.1fs for the minute window", wait)
             self._sleep(min(max(wait, 0.05), _WINDOW_SECONDS))
 
-    def observe(self, headers: httpx.Headers) -> None:
-        """Read ``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining`` from a response."""
+    def done(self, headers: httpx.Headers | None) -> None:
+        """A booked call ended; read Xero's remaining counters from its answer, if any."""
         with self._lock:
+            self._in_flight -= 1
+            if headers is None:
+                return
+            now = time.monotonic()
             minute = _int_header(headers, "X-MinLimit-Remaining")
             if minute is not None:
-                self._min_remaining = minute
-                self._min_observed_at = time.monotonic()
+                # Calls still in flight may not be counted in this answer yet.
+                estimate = minute - self._in_flight
+                previous = self._header_room(now)
+                if previous is not None and now - self._min_observed_at < self._STALE_AFTER:
+                    estimate = min(estimate, previous)
+                self._min_remaining = estimate
+                self._min_observed_at = now
                 self._min_sent_since = 0
+                self._min_credit = 0
             day = _int_header(headers, "X-DayLimit-Remaining")
             if day is not None:
-                self.day_remaining = day
+                self.day_remaining = day - self._in_flight
                 self._day_sent_since = 0
 
     def forget_minute_counter(self) -> None:
@@ -272,18 +298,22 @@ class OrganisationSession:
     ) -> httpx.Response:
         with self._semaphore:
             self._check_stopped()
-            self._pacer.wait_turn()
             self._book_call(entity, endpoint)
-            response = self.client.http.get(
-                url,
-                params=params,
-                headers={**headers, "Authorization": f"Bearer {token}",
-                         "xero-tenant-id": self.org.tenant_id},
-            )
-            if response.status_code != 429:
-                # A 429's counters say "0 left"; its Retry-After is the better guide.
-                self._pacer.observe(response.headers)
-            return response
+            self._pacer.wait_turn()
+            answer: httpx.Headers | None = None
+            try:
+                response = self.client.http.get(
+                    url,
+                    params=params,
+                    headers={**headers, "Authorization": f"Bearer {token}",
+                             "xero-tenant-id": self.org.tenant_id},
+                )
+                if response.status_code != 429:
+                    # A 429's counters say "0 left"; its Retry-After is the better guide.
+                    answer = response.headers
+                return response
+            finally:
+                self._pacer.done(answer)
 
     def _backoff(self, attempt: int) -> None:
         base = self.settings.backoff_seconds * 2 ** (attempt - 1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from connector.store import Store
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 from tests.sandbox_handle import SandboxHandle, XeroGrant
@@ -254,4 +256,18 @@ def test_two_organisations_on_separate_grants_load_in_parallel(
     stats = loader.run()
 
     assert {e.outcome for e in stats.entries()} == {"ok"}
+    assert loader.count("suppliers") == sum(t["counts"]["suppliers"] for t in sandbox.tenants())
+
+
+@pytest.mark.slow
+def test_pacing_by_the_remaining_headers_never_sees_a_429(
+    loader: Loader, sandbox: SandboxHandle, settings
+) -> None:
+    sandbox.limits(minute=8)  # 250 suppliers at 25 a page: 13 calls per organisation
+    sandbox.clear_requests()
+
+    stats = loader.run(settings=settings.replace(page_size=25))
+
+    assert {e.outcome for e in stats.entries()} == {"ok"}
+    assert [r for r in sandbox.requests(path=API) if r["status"] == 429] == []
     assert loader.count("suppliers") == sum(t["counts"]["suppliers"] for t in sandbox.tenants())
