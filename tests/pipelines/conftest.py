@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 import pytest
@@ -81,6 +82,25 @@ class Warehouse:
         )
         return {str(name): str(kind).lower() for name, kind in rows}
 
+    def all_columns(self) -> dict[str, dict[str, str]]:
+        """{table or view: {column: data type}} of the whole dataset, in one query."""
+        found: dict[str, dict[str, str]] = {}
+        for table, name, kind in self.query(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s", self.dataset,
+        ):
+            found.setdefault(str(table), {})[str(name)] = str(kind).lower()
+        return found
+
+    def counts(self, tables: list[str]) -> dict[str, int]:
+        """Rows per table, in one query."""
+        if not tables:
+            return {}
+        sql = " UNION ALL ".join(
+            f"SELECT '{t}' AS t, count(*) AS n FROM {{ds}}.{t}" for t in tables  # noqa: S608
+        )
+        return {str(t): int(n) for t, n in self.query(sql)}
+
     def tables(self) -> set[str]:
         """Every table and view of the dataset."""
         rows = self.query(
@@ -124,8 +144,14 @@ def duckdb_warehouse(connected_store: Store) -> Warehouse:
     return Warehouse(connected_store, "duckdb")
 
 
+def _server_address() -> str:
+    """host:port of the test server (never the DSN: it may hold a password)."""
+    parts = urlsplit(POSTGRES_SERVER)
+    return f"{parts.hostname}:{parts.port or 5432}"
+
+
 def _postgres_unavailable(reason: str) -> None:
-    message = f"PostgreSQL not reachable at {POSTGRES_SERVER}: {reason}"
+    message = f"PostgreSQL not reachable at {_server_address()}: {reason}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " (CI=true: PostgreSQL tests must run)", pytrace=False)
     pytest.skip(message)
