@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["make_source", "xero_source"]
+__all__ = ["make_source", "schema_changes", "xero_source"]
 
 
 def __getattr__(name: str) -> Any:

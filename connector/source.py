@@ -556,6 +556,32 @@ def xero_source(
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
+def schema_changes(load_info: Any) -> list[str]:
+    """Human-readable schema changes a load made: new columns, and variant columns (a field
+    whose type changed at Xero); for logs and run summaries.
+
+    Args:
+        load_info: what ``pipeline.run`` returned.
+    """
+    messages: list[str] = []
+    for package in getattr(load_info, "load_packages", []) or []:
+        for table_name, table in (package.schema_update or {}).items():
+            if table_name.startswith("_dlt"):
+                continue
+            for column_name, column in (table.get("columns") or {}).items():
+                if column_name.startswith("_dlt"):
+                    continue
+                if column.get("variant"):
+                    messages.append(
+                        f"{table_name}.{column_name}: a field changed type at Xero; values of "
+                        f"the new type ({column.get('data_type')}) go to this variant column"
+                    )
+                else:
+                    messages.append(f"{table_name}.{column_name}: new column "
+                                    f"({column.get('data_type')})")
+    return messages
+
+
 def make_source(
     *,
     tenants: Sequence[str] | None = None,
@@ -574,4 +600,4 @@ def make_source(
     return source
 
 
-__all__ = ["ENTITY_TABLE", "Entity", "make_source", "outcome_for", "xero_source"]
+__all__ = ["ENTITY_TABLE", "Entity", "make_source", "outcome_for", "schema_changes", "xero_source"]

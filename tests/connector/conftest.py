@@ -71,7 +71,7 @@ class Loader:
         settings = kwargs.pop("settings", self.settings)
         self.stats = SyncStats()
         source = make_source(store=self.store, settings=settings, stats=self.stats, **kwargs)
-        self.pipeline.run(source, loader_file_format="parquet")
+        self.load_info = self.pipeline.run(source, loader_file_format="parquet")
         return self.stats
 
     def query(self, sql: str) -> list[tuple]:

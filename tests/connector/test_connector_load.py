@@ -11,6 +11,7 @@ import httpx
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from connector.source import schema_changes
 from connector.store import Store
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
@@ -133,6 +134,7 @@ def test_changes_load_exactly_the_changed_rows_and_the_new_column(
     assert stats.get(tenant_a, "suppliers").rows == 6 + len(boundary)
     assert stats.get(tenant_b, "suppliers").rows == 0
     assert loader.count("suppliers", "supplier_rating = 'gold'") == 6 + len(boundary)
+    assert "suppliers.supplier_rating: new column (text)" in schema_changes(loader.load_info)
     assert loader.count("suppliers", f"contact_id = '{suppliers[5]}' "
                         "and contact_status = 'ARCHIVED'") == 1
     deleted = loader.query(f"select is_deleted, deleted_at, name from accounts "  # noqa: S608
@@ -273,6 +275,9 @@ def test_a_type_change_becomes_a_variant_column_and_is_reported(
 
     columns = [c[0] for c in loader.query("describe accounts")]
     assert "updated_date_utc__v_bigint" in columns, columns
+    changes = schema_changes(loader.load_info)
+    assert any("accounts.updated_date_utc__v_bigint" in c and "changed type" in c
+               for c in changes), changes
     warnings = stats.get(tenant_a, "accounts").warnings
     assert any("UpdatedDateUTC" in w and "expected timestamp" in w for w in warnings), warnings
     assert stats.get(tenant_a, "accounts").outcome == "ok"
