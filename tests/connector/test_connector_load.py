@@ -281,3 +281,38 @@ def test_a_type_change_becomes_a_variant_column_and_is_reported(
     warnings = stats.get(tenant_a, "accounts").warnings
     assert any("UpdatedDateUTC" in w and "expected timestamp" in w for w in warnings), warnings
     assert stats.get(tenant_a, "accounts").outcome == "ok"
+
+
+def test_supplier_history_retires_only_the_suppliers_that_changed(
+    tmp_path: Path, store: Store, sandbox: SandboxHandle, xero_grant: XeroGrant, grant_id: str
+) -> None:
+    settings = sandbox_settings(sandbox, xero_grant, history=["suppliers"])
+    loader = Loader(tmp_path, store, settings)
+    tenant_a = sandbox.tenant_ids()[0]
+    loader.run(entities=["suppliers"])
+    total = loader.count("suppliers")
+    contact_id = loader.query(f"select contact_id from suppliers where tenant_id = "  # noqa: S608
+                              f"'{tenant_a}' limit 1")[0][0]
+    sandbox.mutate(tenant_id=tenant_a, entity="contacts", op="update", id=contact_id,
+                   fields={"Name": "Renamed Supplier"})
+
+    loader.run(entities=["suppliers"])  # incremental: only the changed supplier is read
+
+    assert loader.count("suppliers", "_dlt_valid_to is null") == total
+    versions = loader.query(f"select name, _dlt_valid_to is null from suppliers "  # noqa: S608
+                            f"where contact_id = '{contact_id}' order by _dlt_valid_from")
+    assert len(versions) == 2
+    assert versions[1] == ("Renamed Supplier", True)
+
+
+def test_a_named_organisation_that_is_not_connected_is_skipped(
+    loader: Loader, sandbox: SandboxHandle
+) -> None:
+    tenant_a = sandbox.tenant_ids()[0]
+    stats = loader.run(tenants=[tenant_a, "00000000-0000-0000-0000-000000000000"],
+                       entities=["accounts"])
+    assert stats.get(tenant_a, "accounts").outcome == "ok"
+    skipped = stats.get("00000000-0000-0000-0000-000000000000", "accounts")
+    assert skipped.outcome == "skipped"
+    assert "not connected" in skipped.error
+    assert loader.count("accounts", f"tenant_id <> '{tenant_a}'") == 0
