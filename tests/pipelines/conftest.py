@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ import pytest
 
 from connector.store import Store
 from pipelines.destinations import resolve_target
+from pipelines.reference_load import ReferenceLoad, reference_load
 from pipelines.run import RunOptions, RunReport, execute
+from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
 from tests.sandbox_handle import SandboxHandle, XeroGrant
 
@@ -35,6 +38,21 @@ POSTGRES_SERVER = os.environ.get(
     "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
 _datasets = itertools.count()
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
+
+
+def readme_queries() -> list[str]:
+    """The SQL blocks of README.md's analyst section, in order."""
+    text = README.read_text(encoding="utf-8")
+    start, end = text.find("<!-- analyst:start -->"), text.find("<!-- analyst:end -->")
+    assert 0 <= start < end, "README.md lacks the analyst section markers"
+    return [block.strip() for block in _SQL_BLOCK.findall(text[start:end])]
+
+
+def needs_history(sql: str) -> bool:
+    """True for a query that reads history (scd2) columns."""
+    return "_dlt_valid_" in sql
 
 
 @dataclass
@@ -108,6 +126,17 @@ class Warehouse:
             self.dataset,
         )
         return {str(name) for (name,) in rows}
+
+
+@pytest.fixture(scope="session")
+def reference(
+    sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ReferenceLoad]:
+    """The demo-like reference load (`pipelines.reference_load`), once per session, in the
+    default sandbox (reset before and after)."""
+    sandbox = sandbox_factory()
+    yield reference_load(sandbox.url, tmp_path_factory.mktemp("reference"))
+    sandbox.reset()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ command that fails (saying how to regenerate) when the document is stale."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,8 @@ from pipelines.dictionary import (
     render,
     undocumented,
 )
-from pipelines.reference_load import ReferenceLoad, reference_load
+from pipelines.reference_load import ReferenceLoad
 from tests.conftest import SandboxFactory
-
-
-@pytest.fixture(scope="module")
-def reference(
-    sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ReferenceLoad]:
-    """One reference load for the module (it resets the default sandbox first)."""
-    sandbox = sandbox_factory()
-    yield reference_load(sandbox.url, tmp_path_factory.mktemp("reference"))
-    sandbox.reset()
 
 
 def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
