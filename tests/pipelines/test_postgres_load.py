@@ -5,6 +5,7 @@ history — with the views checked on PostgreSQL and compared with DuckDB where 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from connector.store import Store
 from tests.connector.conftest import connect_tenants
-from tests.pipelines.conftest import Warehouse, _datasets
+from tests.pipelines.conftest import Warehouse, _datasets, needs_history, readme_queries
 from tests.sandbox_handle import SandboxHandle, make_grant
 
 pytestmark = pytest.mark.postgres
@@ -83,6 +84,16 @@ def test_first_load_matches_duckdb(
         assert rows == _view_rows(duck, view), view
     assert _one(pg, "SELECT count(*) FROM {ds}.organisations") == 2
     assert _one(pg, "SELECT count(*) FROM {ds}.sync_freshness WHERE last_outcome = 'ok'") == 10
+    # The README's queries work on PostgreSQL too (only the dataset's name differs here).
+    for sql in readme_queries():
+        if needs_history(sql):
+            continue
+        mine = re.sub(r"\bxero\.", "{ds}.", sql)
+        rows = pg.query(mine)
+        if "sync_" in sql:  # times and counts of these two runs differ
+            assert rows or "<> 'ok'" in sql, sql
+        else:
+            assert rows == duck.query(mine), sql
 
 
 def test_incremental_load_picks_up_changes(
@@ -145,6 +156,8 @@ def test_deletes_at_xero_are_marked(postgres_warehouse: Warehouse, sandbox: Sand
     assert not pg.query("SELECT 1 FROM {ds}.chart_of_accounts WHERE account_id = %s", account)
     assert not pg.query("SELECT 1 FROM {ds}.tracking_options_current "
                         "WHERE tracking_option_id = %s", option)
+    history_query = next(q for q in readme_queries() if needs_history(q))
+    assert pg.query(re.sub(r"\bxero\.", "{ds}.", history_query)) == []  # all newer than that
     # Xero deletes tax rates by status: the row stays, the view leaves it out.
     assert _one(pg, "SELECT status FROM {ds}.tax_rates WHERE tenant_id = %s "
                     "AND tax_type = 'TAX002'", tenant) == "DELETED"
@@ -250,3 +263,5 @@ def test_history_on_keeps_versions_like_duckdb(
                 account) == "Marketing & Advertising"
     assert not pg.query("SELECT 1 FROM {ds}.tracking_options_current "
                         "WHERE tracking_option_id = %s", option)
+    history_query = next(q for q in readme_queries() if needs_history(q))
+    assert pg.query(re.sub(r"\bxero\.", "{ds}.", history_query)) == []  # all newer than that
