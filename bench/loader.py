@@ -7,12 +7,14 @@ can read this process's peak RSS and CPU from `wait4`. Configuration arrives in 
 says which run options to use.
 
 Besides the run's summary, it records the step timings of every dlt trace (extract, normalize,
-load) through dlt's tracking-module hook, and how long the imports took.
+load) through dlt's tracking-module hook, with the process's peak RSS at the end of each, and
+how long the imports took.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -37,7 +39,10 @@ class _StepRecorder:
     def on_end_trace_step(
         self, trace: Any, step: Any, pipeline: Any, step_info: Any, send_state: bool
     ) -> None:
-        item: dict[str, Any] = {"step": step.step, "seconds": None, "rows": None}
+        # Peak RSS of this process so far (KiB on Linux): which step raised the peak.
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        item: dict[str, Any] = {"step": step.step, "seconds": None, "rows": None,
+                                "peak_rss_mb": peak_mb}
         if step.started_at is not None and step.finished_at is not None:
             item["seconds"] = (step.finished_at - step.started_at).total_seconds()
         if step.step == "normalize" and step_info is not None:

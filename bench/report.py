@@ -242,6 +242,9 @@ def _load_rows(load: dict[str, Any], floor: dict[str, Any] | None, call_floor: i
         ["other calls", _side_calls(load)],
         ["429 responses", str(load["calls"]["rate_limited"])],
         ["peak RSS of the loading process", mb(load["peak_rss_mb"])],
+        ["… peak so far at the end of extract / normalize / load",
+         " / ".join(mb(load.get("step_peak_rss_mb", {}).get(k))
+                    for k in ("extract", "normalize", "load"))],
         ["CPU of the loading process / of the sandbox",
          f"{s(load['cpu_s'])} / {s(load['sandbox_cpu_s'])}"],
     ]
@@ -272,23 +275,28 @@ def _s1(results: dict[str, Any]) -> str:
     if s1.get("levers"):
         base = s1["load"]
         rows = [["defaults (parquet, as `xero-elt run` chooses)", s(base["wall_s"]),
+                 s(base["cpu_s"]),
                  *[s(base["steps"].get(k)) for k in ("extract", "normalize", "load")],
-                 mb(base["peak_rss_mb"]), "–"]]
+                 mb(base["peak_rss_mb"]), "–", "–"]]
         for label, lever in s1["levers"].items():
             load = lever["load"]
             env = ", ".join(f"`{k}={v}`" for k, v in lever["env"].items())
             change = _ratio(load["wall_s"], base["wall_s"])
-            rows.append([f"{label}: {env}", s(load["wall_s"]),
+            cpu_change = _ratio(load["cpu_s"], base["cpu_s"])
+            rows.append([f"{label}: {env}", s(load["wall_s"]), s(load["cpu_s"]),
                          *[s(load["steps"].get(k)) for k in ("extract", "normalize", "load")],
                          mb(load["peak_rss_mb"]),
-                         f"{100 * (change - 1):+.0f}%" if change else "–"])
+                         f"{100 * (change - 1):+.0f}%" if change else "–",
+                         f"{100 * (cpu_change - 1):+.0f}%" if cpu_change else "–"])
         parts += [
             "### dlt's levers, measured on the same load",
             "",
-            "Settings only (environment variables dlt reads); the product's code unchanged.",
+            "Settings only (environment variables dlt reads); the product's code unchanged. "
+            "CPU counts the loading process and its children (normalize workers are "
+            "processes); on a shared machine the CPU column is the steadier comparison.",
             "",
-            _table(["settings", "wall", "extract", "normalize", "load", "peak RSS",
-                    "wall vs defaults"], rows),
+            _table(["settings", "wall", "CPU", "extract", "normalize", "load", "peak RSS",
+                    "wall vs defaults", "CPU vs defaults"], rows),
             "",
         ]
     profile = s1.get("profile")

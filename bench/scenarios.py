@@ -82,6 +82,7 @@ class LoadFigures:
     startup_s: float | None = None
     execute_s: float | None = None
     steps: dict[str, float] = field(default_factory=dict)
+    step_peak_rss_mb: dict[str, float] = field(default_factory=dict)  # peak so far, per step
     records: int = 0  # top-level rows the run yielded (summary rows_loaded)
     rows_written: dict[str, int] = field(default_factory=dict)  # per table, child tables too
     table_rows: dict[str, int] = field(default_factory=dict)  # in the destination afterwards
@@ -170,25 +171,31 @@ class Bench:
         return figures
 
 
-def _main_trace_steps(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, int]]:
-    """Step seconds and rows written of the run's first dlt trace (the source's load)."""
+def _main_trace_steps(
+    result: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
+    """Step seconds, rows written and peak RSS so far of the run's first dlt trace (the
+    source's load)."""
     traces = result.get("traces") or []
     if not traces:
-        return {}, {}
+        return {}, {}, {}
     steps: dict[str, float] = {}
     rows: dict[str, int] = {}
+    peaks: dict[str, float] = {}
     for step in traces[0]["steps"]:
         if step.get("seconds") is not None:
             steps[step["step"]] = float(step["seconds"])
+        if step.get("peak_rss_mb") is not None:
+            peaks[step["step"]] = float(step["peak_rss_mb"])
         if step.get("rows"):
             rows = {k: int(v) for k, v in step["rows"].items() if not k.startswith("_dlt")}
-    return steps, rows
+    return steps, rows, peaks
 
 
 def _load_figures(measured: Measured, calls: dict[str, Any]) -> LoadFigures:
     result = measured.result
     summary = result.get("summary") or {}
-    steps, rows = _main_trace_steps(result)
+    steps, rows, peaks = _main_trace_steps(result)
     seconds = result.get("seconds") or {}
     records = sum(int(o.get("rows_loaded") or 0) for o in summary.get("organisations", []))
     startup = None
@@ -197,7 +204,8 @@ def _load_figures(measured: Measured, calls: dict[str, Any]) -> LoadFigures:
     return LoadFigures(
         wall_s=measured.wall_s, cpu_s=measured.cpu_s, peak_rss_mb=measured.peak_rss_mb,
         sandbox_cpu_s=measured.sandbox_cpu_s, calls=calls, startup_s=startup,
-        execute_s=seconds.get("execute"), steps=steps, records=records, rows_written=rows,
+        execute_s=seconds.get("execute"), steps=steps, step_peak_rss_mb=peaks,
+        records=records, rows_written=rows,
         outcome=summary.get("outcome"),
         extra={"summary_calls": {
             "api": sum(int(o.get("api_calls") or 0) for o in summary.get("organisations", [])),
