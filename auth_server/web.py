@@ -76,6 +76,10 @@ class Request:
 
     def form(self, *fields: str) -> dict[str, str]:
         """The urlencoded body, restricted to ``fields`` (plus the CSRF token)."""
+        if not self.body:
+            # A bare POST (a script's `curl -X POST` with the bearer token) is an empty form;
+            # session callers still fail the CSRF check, which needs a field.
+            return {}
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != FORM_TYPE:
             raise InvalidInput("Forms must be sent as application/x-www-form-urlencoded.")

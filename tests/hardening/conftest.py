@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from connector.store import Store
+from tests.auth_server.conftest import auth, org  # noqa: F401 - the auth server's fixtures
 from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
 
 ROOT = Path(__file__).resolve().parents[2]
