@@ -13,7 +13,9 @@ Tables (every row, child rows included, carries ``tenant_id``, part of every pri
 
 Snapshot entities yield only what changed since the last run (a content hash per key is kept in
 the resource state, per organisation); a key that disappears at Xero is yielded once more with
-``is_deleted = true`` and ``deleted_at`` = the time it was found missing. With history on for an
+``is_deleted = true`` and ``deleted_at`` = the time it was found missing (rows Xero still lists
+but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry ``is_deleted = true`` and no
+``deleted_at``). With history on for an
 entity (``history`` setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
 retired only within the organisations loaded (``merge_key`` on ``tenant_id``).
 
@@ -267,6 +269,16 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[di
         run.resource_done()
 
 
+def _listed(row: dict) -> dict:
+    """A row Xero still lists: deleted only if Xero itself says so (Status or IsDeleted).
+
+    Xero's own ``IsDeleted`` (tracking options) would normalise to our ``is_deleted`` column, so
+    it is folded into the marker rather than left to collide with it.
+    """
+    xero_deleted = bool(row.pop("IsDeleted", False)) or row.get("Status") == "DELETED"
+    return {**row, "is_deleted": xero_deleted, "deleted_at": None}
+
+
 def _diff_snapshot(
     run: _Run,
     org: Organisation,
@@ -293,7 +305,7 @@ def _diff_snapshot(
             continue
         before = known.get(key)
         if history or before is None or before["h"] != digest or before.get("deleted_at"):
-            rows.append({**row, "is_deleted": False, "deleted_at": None})
+            rows.append(_listed(row))
         new_known[key] = {"h": digest, "raw": text}
     for key, before in known.items():
         if key in new_known:
@@ -305,6 +317,7 @@ def _diff_snapshot(
         raw = json.loads(before["raw"], parse_float=Decimal)
         row = run.build_row(org, entity, raw)
         if row is not None:
+            row.pop("IsDeleted", None)
             rows.append({**row, "is_deleted": True, "deleted_at": _from_iso(deleted_at)})
     return rows, new_known
 

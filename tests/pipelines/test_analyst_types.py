@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import duckdb
-import pytest
 
 from pipelines.dictionary import loaded_columns
 from pipelines.reference_load import ReferenceLoad
@@ -107,11 +106,6 @@ def test_deleted_rows_keep_their_last_values(reference: ReferenceLoad) -> None:
                           ).fetchone() == (1,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "connector: Xero's own TrackingOption.IsDeleted and the connector's is_deleted marker both "
-    "normalise to the column is_deleted; the marker (False for every listed row) overwrites "
-    "Xero's flag, so an option Xero reports as deleted (Status DELETED, IsDeleted true, still "
-    "listed) loads with is_deleted = false. The views still leave it out (by status)."))
 def test_an_option_xero_reports_deleted_is_marked_deleted(
     duckdb_warehouse: Warehouse, sandbox: SandboxHandle
 ) -> None:
