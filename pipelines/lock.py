@@ -35,16 +35,26 @@ def run_lock(home: Path, wait: float | None = None) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise LockHeld(_describe_holder(path)) from None
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        holder = f"{os.getpid()} {datetime.now(UTC).isoformat(timespec='seconds')}\n"
-        os.pwrite(fd, holder.encode(), 0)
+        _write_holder(fd)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _write_holder(fd: int) -> None:
+    """Note who holds the lock, for the message other runs print. Best effort: on a full disk
+    the flock still excludes other runs, and the run itself reports the disk problem."""
+    holder = f"{os.getpid()} {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+    except OSError:
+        pass
 
 
 def _describe_holder(path: Path) -> str:
