@@ -11,6 +11,7 @@ DuckDB refuses such queries ("Ambiguous reference to catalog or schema"), dlt's 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.reference import Destination
+
+log = logging.getLogger("xero_elt.run")
 
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DATASET = "xero"
@@ -86,6 +89,7 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
                     "would not tell the catalog from the schema; rename one of them"
                 )
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _discard_empty_database(Path(path).expanduser())
         dest: Any = dlt.destinations.duckdb(credentials=path)
         description = f"duckdb file {Path(path).resolve()}"
     else:
@@ -101,6 +105,21 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
         loader_file_format=_preferred_format(dest),
         description=description,
     )
+
+
+def _discard_empty_database(path: Path) -> None:
+    """Remove a 0-byte DuckDB file: what a first open leaves when the disk is full.
+
+    DuckDB refuses such a file forever after ("exists, but it is not a valid DuckDB database
+    file"), so every later run would fail even once space is freed. An empty file holds nothing.
+    """
+    wal = path.with_name(path.name + ".wal")
+    try:
+        if path.is_file() and path.stat().st_size == 0 and not wal.exists():
+            path.unlink()
+            log.warning("removed the empty DuckDB file %s (left by a failed first write)", path)
+    except OSError as exc:
+        log.warning("could not remove the empty DuckDB file %s: %s", path, exc.strerror)
 
 
 def _preferred_format(dest: Any) -> str | None:
