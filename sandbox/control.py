@@ -120,6 +120,20 @@ def list_tenants(sb: Sandbox, _req: Request, _p: dict[str, str]) -> list[dict[st
     ]
 
 
+def rename_tenant(sb: Sandbox, req: Request, params: dict[str, str]) -> dict[str, Any]:
+    """Rename an organisation, as its owner can in Xero's settings: {"name"}. `/connections`
+    (tenantName), `/Organisation` and the consent page show the new name at once."""
+    org = sb.organisation(params.get("tenant_id"))
+    if org is None:
+        raise BadRequest(f"unknown tenant_id {params.get('tenant_id')!r}", 404)
+    name = _body(req).get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 500:
+        raise BadRequest("'name' must be a non-empty string of at most 500 characters")
+    with org.lock:
+        org.name = name
+    return {"tenantId": org.tenant_id, "name": org.name}
+
+
 def _user_dict(user: Any) -> dict[str, Any]:
     return {
         "email": user.email,
@@ -367,6 +381,7 @@ def routes() -> list[Route]:
         ("POST", "/apps", create_app, 201),
         ("GET", "/apps", list_apps, 200),
         ("GET", "/tenants", list_tenants, 200),
+        ("POST", "/tenants/(?P<tenant_id>[^/]+)", rename_tenant, 200),
         ("GET", "/users", list_users, 200),
         ("POST", "/users", create_user, 201),
         ("POST", "/grants", create_grant, 201),
