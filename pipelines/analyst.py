@@ -503,6 +503,22 @@ def create_views(pipeline: Any) -> list[str]:
     return created
 
 
+def drop_views(pipeline: Any) -> list[str]:
+    """Drop the views this module creates (those that exist); their names.
+
+    PostgreSQL refuses to drop a table a view depends on, so anything that drops tables (dlt's
+    `refresh`, `dlt pipeline drop`) should drop the views first; the next run recreates them.
+    """
+    dropped: list[str] = []
+    with pipeline.sql_client() as client:
+        catalog = Catalog(client)
+        for view in reversed(VIEWS):
+            if catalog.has(view.name):
+                client.execute_sql(f"DROP VIEW IF EXISTS {catalog.table(view.name)}")
+                dropped.append(view.name)
+    return dropped
+
+
 # --- the command line --------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:

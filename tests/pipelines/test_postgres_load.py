@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connector.store import Store
+from pipelines.analyst import drop_views
 from tests.connector.conftest import connect_tenants
 from tests.pipelines.conftest import Warehouse, _datasets, needs_history, readme_queries
 from tests.sandbox_handle import SandboxHandle, make_grant
@@ -263,3 +264,14 @@ def test_history_on_keeps_versions_like_duckdb(
                         "WHERE tracking_option_id = %s", option)
     history_query = next(q for q in readme_queries() if needs_history(q))
     assert pg.query(re.sub(r"\bxero\.", "{ds}.", history_query)) == []  # all newer than that
+
+
+def test_views_can_be_dropped_before_tables_are(postgres_warehouse: Warehouse) -> None:
+    pg = postgres_warehouse
+    pg.run_ok(entities=["accounts"])
+    with pytest.raises(Exception, match="depend"):  # PostgreSQL guards the view's table
+        pg.query("DROP TABLE {ds}.accounts")
+    assert set(drop_views(pg.pipeline())) == {"organisations", "chart_of_accounts",
+                                              "sync_freshness"}
+    pg.query("DROP TABLE {ds}.accounts")  # what dlt's refresh would do
+    assert "chart_of_accounts" not in pg.tables()
