@@ -270,8 +270,12 @@ def _print_summary(path: Path) -> None:
     with duckdb.connect(str(path), read_only=True) as db:
         tables = db.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'xero' "
-            "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY table_name"
+            "AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' "
+            "ORDER BY table_name"
         ).fetchall()
+        views = [name for (name,) in db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'xero' "
+            "AND table_type = 'VIEW' ORDER BY table_name").fetchall()]
         _say("\nTables in schema xero (rows):")
         for (name,) in tables:
             sql = f'SELECT count(*) FROM xero."{name}"'  # noqa: S608 - names from the catalog
@@ -281,12 +285,15 @@ def _print_summary(path: Path) -> None:
             "SELECT entity, sum(rows_loaded), sum(api_calls), count(DISTINCT run_id) "
             "FROM xero.sync_runs GROUP BY entity ORDER BY entity"
         ).fetchall()
-        _say("\nsync_runs (rows loaded / API calls over both runs):")
+        _say("Views of the current state: " + ", ".join(views))
+        _say("\nsync_runs (rows loaded / API calls over all runs):")
         for entity, rows, calls, n in runs:
             _say(f"  {entity:<22} {rows:>6} rows {calls:>4} calls  ({n} runs)")
-    query = "select name, email_address from xero.suppliers limit 5"
+    query = ("select organisation_name, name, email_address from xero.active_suppliers "
+             "order by name limit 5")
     _say(f"\nTry: .venv/bin/python -c \"import duckdb; "
          f"print(duckdb.connect('{path}', read_only=True).sql('{query}'))\"")
+    _say("More queries: README.md, 'For analysts'; every column: docs/tables.md")
 
 
 def main(directory: Path = Path("demo-data")) -> int:
