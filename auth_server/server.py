@@ -188,6 +188,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                 f"<h1>{code} {escape(short)}</h1><p>{escape(message_text or short)}</p>").encode()
         self.close_connection = True
         self.log_request(code)
+        # The stdlib leaves request_version at HTTP/0.9 when the request line is malformed or
+        # names an unsupported version, and would then answer with no status line at all.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
         self.send_response_only(code)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
