@@ -81,6 +81,18 @@ def load_organisations(
         _collect(stats, connections, outcomes)
 
 
+def _with_skipped(item: Any) -> str | None:
+    """The entity's error, with the count of records left out for failing their model: the
+    summary and `sync_runs` then say how many were not loaded (the log says which and why)."""
+    skipped = getattr(item, "skipped_records", 0)
+    if not skipped:
+        return item.error
+    first = next((w for w in item.warnings if "skipped" in w), "")
+    note = f"skipped {skipped} bad record(s), see the log" + (f"; first: {first}" if first
+                                                                else "")
+    return f"{item.error}; {note}" if item.error else note
+
+
 def _collect(stats: Any, connections: list[Any], outcomes: RunOutcomes) -> None:
     """Turn the connector's per (tenant, entity) stats into sync_runs outcomes."""
     names = {c.tenant_id: c.organisation_name for c in connections}
@@ -91,7 +103,7 @@ def _collect(stats: Any, connections: list[Any], outcomes: RunOutcomes) -> None:
             organisation_name=item.organisation or names.get(item.tenant_id),
             started_at=item.started_at or now, finished_at=item.finished_at or now,
             rows_loaded=item.rows, api_calls=item.api_calls,
-            outcome=item.outcome or "ok", error=item.error,
+            outcome=item.outcome or "ok", error=_with_skipped(item),
         ))
     outcomes.token_calls += stats.identity_calls.get("token", 0)
     outcomes.connections_calls += stats.identity_calls.get("connections", 0)
