@@ -29,9 +29,35 @@ def finish_pending(pipeline: Any, target: Target) -> int:
     )
     if pipeline.has_pending_data:
         # The file format travels with the extracted package; normalize follows it.
-        pipeline.normalize()
+        try:
+            pipeline.normalize()
+        except Exception as exc:
+            if not _normalize_failed_for_good(exc):
+                raise
+            # Data the destination can never take (e.g. an amount no decimal column holds):
+            # retrying the same package would fail every run from now on. Abort it, which also
+            # rolls the local state back, so the next extraction reads that data from Xero again.
+            log.error("a pending load package cannot be normalized, dropping it (its data will "
+                      "be read from Xero again): %s", _job_message(exc))
+            pipeline.abort_packages()
+            return pending
         pipeline.load()
     return pending
+
+
+def _normalize_failed_for_good(exc: BaseException) -> bool:
+    """A normalize step that failed on a job's data (not on the environment, e.g. the disk)."""
+    from dlt.normalize.exceptions import NormalizeJobFailed
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    return (isinstance(exc, PipelineStepFailed) and exc.step == "normalize"
+            and isinstance(exc.exception, NormalizeJobFailed))
+
+
+def _job_message(exc: BaseException) -> str:
+    inner = getattr(exc, "exception", exc)
+    text = getattr(inner, "failed_message", None) or str(inner)
+    return " ".join(str(text).split())[:300]
 
 
 def keep_grants_alive(store: Store, connections: list[Any], outcomes: RunOutcomes) -> set[str]:
