@@ -2,8 +2,9 @@
 
     python -m bench                   # every scenario at issue 6's sizes -> docs/benchmarks.md
     python -m bench --smoke           # tiny sizes, ~30 s -> bench/results/benchmarks-smoke.md
-    python -m bench --only 1,rss      # some scenarios (1 includes 5; 2 includes 3)
+    python -m bench --only 1,rss      # some scenarios (2 includes 3)
     python -m bench --from-results bench/results/latest-full.json   # re-render the report only
+    python -m bench --only 5 --merge bench/results/latest-full.json  # rerun one scenario
 
 Raw results (every figure, as JSON) go to `bench/results/` (ignored by git); the working
 directory of the loads (DuckDB files, logs, py-spy output) is a temporary one, removed at the
@@ -51,6 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep the working directory (DuckDB files, logs, profiles)")
     parser.add_argument("--from-results", type=Path, default=None,
                         help="render the report from a results JSON instead of running")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="start from this results JSON and replace only the scenarios run "
+                             "now (e.g. rerun one that failed); the report lists the rerun")
     return parser.parse_args(argv)
 
 
@@ -73,10 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     kind = "smoke" if plan.smoke else "full"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="xero-elt-bench-"))
     bench = Bench(workdir=workdir, plan=plan)
-    bench.results.update({
-        "plan": asdict(plan), "scenarios": chosen, "machine": machine.describe(),
-        "load_before": machine.load_average(), "errors": {},
-    })
+    invocation = {"date": machine.describe()["date"], "scenarios": chosen,
+                  "load_before": machine.load_average()}
+    if args.merge is not None:
+        base = json.loads(args.merge.read_text())
+        if base.get("plan") != json.loads(json.dumps(asdict(plan))):
+            print(f"{args.merge} was run with another plan; merge only like with like",
+                  file=sys.stderr)
+            return 2
+        bench.results.update(base)
+        bench.results.setdefault("reruns", []).append(invocation)
+        for key in chosen:
+            bench.results["errors"].pop(key, None)
+    else:
+        bench.results.update({
+            "plan": asdict(plan), "scenarios": chosen, "machine": machine.describe(),
+            "load_before": invocation["load_before"], "errors": {},
+        })
     started = time.monotonic()
     bench.say(f"xero-elt benchmarks ({kind}); working directory {workdir}")
     try:
@@ -87,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
                 bench.results["errors"][key] = f"{type(exc).__name__}: {exc}"
                 bench.say(f"scenario {key} failed:\n{traceback.format_exc()}")
     finally:
-        bench.results["load_after"] = machine.load_average()
-        bench.results["duration_s"] = time.monotonic() - started
+        invocation["load_after"] = machine.load_average()
+        invocation["duration_s"] = time.monotonic() - started
+        if args.merge is None:
+            bench.results["load_after"] = invocation["load_after"]
+            bench.results["duration_s"] = invocation["duration_s"]
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -100,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or _default_out(plan.smoke)
     _write(out, render(bench.results))
     bench.say(f"results in {results_path}; report written to {out} "
-              f"({bench.results['duration_s']:.0f} s)")
+              f"({invocation['duration_s']:.0f} s)")
     return 1 if bench.results["errors"] else 0
 
 

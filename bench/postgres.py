@@ -17,8 +17,16 @@ def _admin_dsn() -> str:
 
 
 def dsn(database: str) -> str:
-    """The URL of `database` on the benchmark's server."""
+    """The URL of `database` on the benchmark's server, for dlt.
+
+    dlt's PostgreSQL credentials insist on a password; with trust authentication the server
+    ignores it, so a placeholder is added when the URL has none.
+    """
     base, _, _ = _admin_dsn().rpartition("/")
+    scheme, _, rest = base.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" not in userinfo:
+        base = f"{scheme}://{userinfo}:trust-auth-ignores-this@{host}"
     return f"{base}/{database}"
 
 

@@ -137,3 +137,23 @@ def read_profile(path: Path) -> Profile | None:
     if not path.exists():
         return None
     return summarise(path.read_text(errors="replace"))
+
+
+def summary(profile: Profile, rate: int = SAMPLE_RATE) -> dict[str, object]:
+    """The profile as plain values: areas, top functions, and every function's total share of
+    at least 0.3% (what `bench.findings` reads its known costs from)."""
+    return {
+        "samples": profile.samples,
+        "rate": rate,
+        "areas": [(area, count, profile.share(count))
+                  for area, count in profile.area_self.most_common()],
+        "top_self": [(name, count, profile.share(count)) for name, count in profile.top_self(15)],
+        "top_total": [(name, count, profile.share(count))
+                      for name, count in profile.top_total(20)],
+        "self_share": {name: profile.share(count)
+                       for name, count in profile.self_samples.most_common()
+                       if profile.share(count) >= 0.3},
+        "total_share": {name: profile.share(count)
+                        for name, count in profile.total_samples.most_common()
+                        if profile.share(count) >= 0.3},
+    }

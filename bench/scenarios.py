@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import postgres
 from bench.measure import Measured, run_child
-from bench.profile import py_spy_command, read_profile
+from bench.profile import py_spy_command, read_profile, summary
 from bench.world import PAGE_SIZE, BenchSandbox, Home
 
 FLOOR_SCRIPT = str(Path(__file__).resolve().parent / "fetch_floor.py")
@@ -39,7 +39,12 @@ LEVERS: dict[str, dict[str, str]] = {
         "NORMALIZE__WORKERS": "2",
         "DATA_WRITER__FILE_MAX_ITEMS": "50000",
     },
+    # dlt applies it to every DuckDB connection it opens (checked: current_setting shows it).
+    "DuckDB memory_limit 200 MB": {
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "200MB"}',
+    },
 }
+MEMORY_LEVER = "DuckDB memory_limit 200 MB"
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,8 @@ def duckdb_table_rows(path: Path) -> dict[str, int]:
 
 
 def full_load_limits_off(bench: Bench) -> None:
-    """Scenarios 1 and 5, and the N = plan.suppliers point of the memory series."""
+    """Scenario 1, its levers and profile, and the N = plan.suppliers point of the memory
+    series."""
     plan = bench.plan
     bench.say(f"scenario 1: full load, {plan.suppliers:,} suppliers, limits off")
     sb = bench.sandbox(tenants=1, suppliers=plan.suppliers, rate_limits=False)
@@ -258,8 +264,6 @@ def full_load_limits_off(bench: Bench) -> None:
                 s1["levers"][label] = {"env": env, "load": asdict(lever)}
         if plan.profile:
             s1["profile"] = _profile(bench, sb)
-        if plan.postgres:
-            bench.results["s5"] = _postgres_load(bench, sb, floor)
     finally:
         sb.stop()
 
@@ -275,33 +279,32 @@ def _profile(bench: Bench, sb: BenchSandbox) -> dict[str, Any] | None:
     profile = read_profile(raw)
     if profile is None or not profile.samples:
         return None
-    return {
-        "wall_s": load.wall_s,
-        "samples": profile.samples,
-        "rate": 100,
-        "areas": [(area, count, profile.share(count))
-                  for area, count in profile.area_self.most_common()],
-        "top_self": [(name, count, profile.share(count)) for name, count in profile.top_self(15)],
-        "top_total": [(name, count, profile.share(count))
-                      for name, count in profile.top_total(20)],
-    }
+    return {"wall_s": load.wall_s, **summary(profile)}
 
 
-def _postgres_load(bench: Bench, sb: BenchSandbox, floor: LoadFigures) -> dict[str, Any]:
-    bench.say("scenario 5: the same full load into PostgreSQL")
-    problem = postgres.unavailable()
+def into_postgres(bench: Bench) -> None:
+    """Scenario 5: scenario 1's load into a throwaway PostgreSQL database."""
+    plan = bench.plan
+    bench.say(f"scenario 5: full load, {plan.suppliers:,} suppliers, limits off, into PostgreSQL")
+    problem = postgres.unavailable() if plan.postgres else "not part of this plan (--smoke)"
     if problem:
         bench.say(f"  skipped: {problem}")
-        return {"skipped": problem}
+        bench.results["s5"] = {"skipped": problem}
+        return
+    sb = bench.sandbox(tenants=1, suppliers=plan.suppliers, rate_limits=False)
     database = f"xero_elt_bench_{uuid.uuid4().hex[:8]}"
     postgres.create_database(database)
     try:
+        floor = bench.floor(sb, bench.home(sb, "s5-floor"), "fetch-floor", paced=False)
         load = bench.load(sb, bench.home(sb, "s5-load"), "load-postgres", destination="postgres",
                           env={"DESTINATION__POSTGRES__CREDENTIALS": postgres.dsn(database)})
-        return {"database": "throwaway, dropped afterwards", "server": postgres.server_version(),
-                "call_floor": sb.full_load_call_floor(sb.tenant_ids()),
-                "floor": asdict(floor), "load": asdict(load)}
+        bench.results["s5"] = {
+            "sandbox": sb.describe(), "server": postgres.server_version(),
+            "call_floor": sb.full_load_call_floor(sb.tenant_ids()),
+            "floor": asdict(floor), "load": asdict(load),
+        }
     finally:
+        sb.stop()
         postgres.drop_database(database)
 
 
@@ -323,6 +326,7 @@ def limits_on_and_incremental(bench: Bench) -> None:
         unchanged = bench.load(sb, home, "no-change")
         changed_ids = _pick_suppliers(home.path.parent / "xero_elt.duckdb",
                                       plan.changed_fraction)
+        overlap = _overlap_rows(home.path.parent / "xero_elt.duckdb")
         started = time.monotonic()
         for index, contact_id in enumerate(changed_ids):
             sb.handle.mutate(tenant_id=tenant, entity="contacts", op="update", id=contact_id,
@@ -335,6 +339,7 @@ def limits_on_and_incremental(bench: Bench) -> None:
             "no_change": {"call_floor": 4, "load": asdict(unchanged)},
             "changed": {"call_floor": math.ceil(len(changed_ids) / PAGE_SIZE) + 3,
                         "suppliers_changed": len(changed_ids), "mutation_s": mutation_s,
+                        "overlap_rows": overlap,
                         "load": asdict(changed)},
         }
     finally:
@@ -353,6 +358,21 @@ def _pick_suppliers(duckdb_path: Path, fraction: float) -> list[str]:
         con.close()
     step = max(1, round(1 / fraction))
     return ids[::step]
+
+
+def _overlap_rows(duckdb_path: Path, seconds: int = 61) -> int:
+    """Suppliers updated within the cursor overlap (60 s, sent to the second) before the
+    newest: the ones an incremental read gets again."""
+    import duckdb
+
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        return int(con.execute(
+            "select count(*) from xero.suppliers where updated_date_utc >= "
+            "(select max(updated_date_utc) from xero.suppliers) - to_seconds(?)",
+            [seconds]).fetchone()[0])
+    finally:
+        con.close()
 
 
 def side_by_side(bench: Bench) -> None:
@@ -408,5 +428,6 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "1": full_load_limits_off,
     "2": limits_on_and_incremental,
     "4": side_by_side,
+    "5": into_postgres,
     "rss": memory_series,
 }

@@ -143,7 +143,20 @@ class BenchSandbox:
             else:
                 split["other"] += total
         return {**split, "rate_limited": int(stats["rate_limited"]), "by_endpoint": by_endpoint,
-                "by_status": stats["by_status"]}
+                "by_status": stats["by_status"], "tenant_spans": self._tenant_spans()}
+
+    def _tenant_spans(self) -> dict[str, list[float]]:
+        """Per organisation, its first and last API call in seconds after the first call of
+        all (from the request log): organisations loading side by side overlap."""
+        times: dict[str, list[float]] = {}
+        for entry in self.handle.requests(path="/api.xro/2.0/"):
+            if entry.get("tenant_id"):
+                moment = datetime.fromisoformat(entry["time"]).timestamp()
+                times.setdefault(entry["tenant_id"], []).append(moment)
+        if not times:
+            return {}
+        start = min(min(v) for v in times.values())
+        return {tenant: [min(v) - start, max(v) - start] for tenant, v in times.items()}
 
     def stop(self) -> None:
         """Stop the sandbox process."""
