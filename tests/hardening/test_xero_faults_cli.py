@@ -27,7 +27,7 @@ from tests.hardening.conftest import (
 )
 from tests.sandbox_handle import SandboxHandle
 
-pytestmark = pytest.mark.hardening
+pytestmark = [pytest.mark.hardening, pytest.mark.slow]
 
 ENTITY_OF_PATH = {"Contacts": "suppliers", "Accounts": "accounts", "TaxRates": "tax_rates",
                   "TrackingCategories": "tracking_categories"}
