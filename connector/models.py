@@ -84,6 +84,38 @@ def _as_is(value: Any) -> Any:
     return value
 
 
+def _unloadable_amount(value: Any) -> bool:
+    """A value dlt would still read as a decimal although no decimal column can hold it."""
+    if isinstance(value, float):
+        return True  # only non-finite or astronomically large floats get here
+    if not isinstance(value, str):
+        return False
+    try:
+        Decimal(value)
+    except ArithmeticError:
+        return False  # plain text: dlt keeps it in a variant column
+    return True
+
+
+def _amount(value: Any, info: ValidationInfo) -> Any:
+    """Like the other lenient fields, except that an amount no decimal column can hold (NaN,
+    Infinity, 1E+999999) becomes NULL: passed on, it would fail the whole load package."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal | int | str | float) and not isinstance(value, bool):
+        try:
+            return wire.to_decimal(value)
+        except (ValueError, ArithmeticError):
+            pass
+    _note(info, "decimal", value)
+    if _unloadable_amount(value) or isinstance(value, Decimal):
+        if info.context is not None:
+            info.context.setdefault("type_changes", []).append(
+                f"{info.field_name}: {str(value)[:40]!r} fits no decimal column; loaded as NULL")
+        return None
+    return value
+
+
 # Required, strictly checked: what rows are keyed and ordered by.
 Guid = Annotated[str, BeforeValidator(_guid)]
 Key = Annotated[str, BeforeValidator(_non_empty_text)]
@@ -91,7 +123,7 @@ Timestamp = Annotated[datetime, BeforeValidator(_datetime), AfterValidator(wire.
 # Documented, lenient: converted when possible, else passed on (dlt variant column) and reported.
 Text = Annotated[Any, _lenient("text", _as_is, (str,))]
 Flag = Annotated[Any, _lenient("boolean", _as_is, (bool,))]
-Amount = Annotated[Any, _lenient("decimal", wire.to_decimal, (Decimal, int, str))]
+Amount = Annotated[Any, BeforeValidator(_amount)]
 Moment = Annotated[Any, _lenient("timestamp", lambda v: wire.to_utc(_datetime(v)),
                                  (str, datetime))]
 Count = Annotated[Any, _lenient("integer", _as_is, (int,))]

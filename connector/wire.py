@@ -44,7 +44,10 @@ def parse_net_date(value: str) -> datetime:
     match = _NET_DATE.match(value)
     if not match:
         raise ValueError(f"not a Xero /Date(...)/ value: {value[:40]!r}")
-    return _EPOCH + timedelta(milliseconds=int(match.group(1)))
+    try:
+        return _EPOCH + timedelta(milliseconds=int(match.group(1)))
+    except OverflowError:
+        raise ValueError(f"date out of range: {value[:40]!r}") from None
 
 
 def format_net_date(moment: datetime, offset: str = "+0000") -> str:
@@ -59,10 +62,17 @@ def parse_iso_utc(value: str) -> datetime:
 
 
 def to_utc(moment: datetime) -> datetime:
-    """Naive → assumed UTC; aware → converted to UTC."""
+    """Naive → assumed UTC; aware → converted to UTC.
+
+    Raises:
+        ValueError: the moment falls outside the calendar once in UTC (e.g. 9999-12-31T23:00-05:00).
+    """
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date out of range in UTC: {moment.isoformat()}") from None
 
 
 def format_if_modified_since(moment: datetime) -> str:
@@ -89,17 +99,34 @@ def decode_dates(value: Any) -> Any:
     return value
 
 
+# dlt's default decimal column is DECIMAL(38, 9): at most 29 digits before the point.
+_MAX_ADJUSTED_EXPONENT = 28
+
+
 def to_decimal(value: Any) -> Decimal | None:
-    """Money or a rate as ``Decimal`` (ints, Decimal and numeric strings); None stays None."""
-    if value is None or isinstance(value, Decimal):
-        return value
+    """Money or a rate as ``Decimal`` (ints, Decimal and numeric strings); None stays None.
+
+    Raises:
+        ValueError: not a number, or one no decimal column can hold (NaN, infinities, 1E+999).
+    """
+    if value is None:
+        return None
     if isinstance(value, bool):
         raise ValueError("a boolean is not an amount")
-    if isinstance(value, int | str):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    raise ValueError(f"not an amount: {type(value).__name__}")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int | str):
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            raise ValueError(f"not an amount: {str(value)[:40]!r}") from None
+    elif isinstance(value, float):
+        amount = Decimal(repr(value))
+    else:
+        raise ValueError(f"not an amount: {type(value).__name__}")
+    if not amount.is_finite() or amount.adjusted() > _MAX_ADJUSTED_EXPONENT:
+        raise ValueError(f"an amount no decimal column can hold: {str(value)[:40]!r}")
+    return amount
 
 
 def loads(body: bytes | str, *, endpoint: str, **context: str | None) -> Any:
