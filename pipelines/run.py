@@ -109,6 +109,10 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
         # One line, for cron mail: the other run is doing the work.
         print(f"xero-elt run: {exc}; exiting", file=sys.stderr)
         return RunReport(exitcodes.LOCKED, {"outcome": "locked", "error": str(exc)})
+    except OSError as exc:  # the lock file itself cannot be opened (permissions, a directory…)
+        message = f"cannot use the run lock {store.home / 'run.lock'}: {exc.strerror or exc}"
+        print(f"xero-elt run: {message}", file=sys.stderr)
+        return RunReport(exitcodes.FAILURE, {"outcome": "failed", "error": message})
 
 
 def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[Any]:
@@ -187,13 +191,33 @@ def _progress() -> Any:
     return LogCollector(log_period=2.0, logger=sys.stderr, dump_system_stats=False)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception: dlt wraps the real cause (a full disk, a refused connection)."""
+    seen = {id(exc)}
+    while True:
+        inner = (getattr(exc, "exception", None) or getattr(exc, "inner_exc", None)
+                 or exc.__cause__)
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] or type(exc).__name__
+    """One line for logs and sync_runs: the step that failed, then the root cause."""
+    root = _root_cause(exc)
+    cause = " ".join(str(root).split()) or type(root).__name__
+    if len(cause) > 400:  # causes are often at the end of long messages: keep both ends
+        cause = f"{cause[:150]} … {cause[-250:]}"
+    step = getattr(exc, "step", None)
+    if root is exc:
+        return cause
+    prefix = f"{step} step failed: " if step else ""
+    return f"{prefix}{type(root).__name__}: {cause}"
 
 
-def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
-    """Write sync_runs and connections into the destination, and sync results into the store."""
+def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
+    """Each connection's sync state, last sync time and rows, from this run's outcomes."""
     finished = _now()
     for conn in connections:
         mine = [o for o in outcomes.entities if o.tenant_id == conn.tenant_id]
@@ -201,10 +225,6 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
             store.update_connection(conn.connection_id, sync_state=None)
             continue
         failed = [o for o in mine if o.outcome != "ok"]
-        try:
-            current = store.get_connection(conn.connection_id)
-        except StoreError:
-            continue
         fields: dict[str, Any] = {
             "sync_state": "failed" if failed else "synced",
             "last_sync_outcome": "partial" if failed and len(failed) < len(mine)
@@ -213,7 +233,20 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
         if not failed or len(failed) < len(mine):
             fields["last_synced_at"] = finished
             fields["last_sync_rows"] = sum(o.rows_loaded for o in mine)
-        store.update_connection(current.connection_id, **fields)
+        store.update_connection(conn.connection_id, **fields)
+
+
+def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
+    """Write sync_runs and connections into the destination, and sync results into the store."""
+    try:
+        _update_store(store, outcomes, connections)
+    except StoreError as exc:
+        # The warehouse may hold the rows, but what we know about them could not be kept.
+        log.error("%s", exc)
+        for item in outcomes.entities:
+            if item.outcome == "ok":
+                item.outcome, item.error = "failed", f"the store could not be updated: {exc}"
+        return
     from auth_server.invites import expire_stale_invites
 
     try:

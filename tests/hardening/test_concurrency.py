@@ -75,10 +75,6 @@ def test_runs_started_together_one_runs_the_rest_exit_75_and_no_token_is_burned(
     assert refresh_works(sb, home.app, store, grant_id) == sorted(sb.tenant_ids())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipelines/run.py execute() catches only LockHeld around run_lock(): an OSError opening "
-    "XERO_ELT_HOME/run.lock (unwritable home, a directory in its place) escapes as a traceback; "
-    "it should exit 1 with one line naming the lock file and the OS error"))
 def test_an_unusable_lock_file_fails_the_run_with_one_clear_line(cli_home: CliHome) -> None:
     (cli_home.home / "run.lock").mkdir()
     result = cli_home.run()

@@ -123,9 +123,6 @@ def test_full_disk_under_the_store_fails_the_run_and_keeps_the_credentials(
     assert counts_by_tenant(home.db) == expected_counts(sandbox)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipelines/run.py: _record() updates the store outside any try, so a StoreError (disk full) "
-    "escapes execute(): a traceback, and no JSON summary on stdout"))
 def test_full_disk_under_the_store_is_reported_without_a_traceback(
     sandbox: SandboxHandle, xero_app: dict[str, Any], make_home: Callable[..., CliHome],
     small_disk: Callable[[str, int], Path],
@@ -235,10 +232,6 @@ def test_an_empty_duckdb_file_left_by_a_full_disk_is_cleared_but_real_files_are_
     assert with_wal.exists()  # not ours to judge: a person looks at it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipelines/run.py _one_line() keeps the first 500 characters of an error; dlt's wrapper "
-    "text fills them, so the root cause ('No space left on device') is cut off: it should keep "
-    "the innermost cause (PipelineStepFailed.exception / __cause__) or the message's tail"))
 def test_the_root_cause_of_a_destination_failure_reaches_the_operator(
     cli_home: CliHome, small_disk: Callable[[str, int], Path],
 ) -> None:
