@@ -41,6 +41,7 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
+from connector import wire
 from connector.client import Organisation, XeroClient
 from connector.errors import ConfigurationError, XeroError
 from connector.models import (
@@ -419,14 +420,25 @@ def _new_supplier_rows(
 ) -> tuple[list[dict], datetime | None]:
     """The rows of one page that are new or changed, and the newest ``UpdatedDateUTC`` seen."""
     rows: list[dict] = []
-    newest: datetime | None = None
+    newest: datetime | None = plan.cursor
+    horizon = timedelta(seconds=run.settings.cursor_overlap_seconds + 2)
     for raw in records:
-        digest = _digest(_canonical(raw))
+        # Hashing costs a JSON dump per record: only records a later run may meet again inside
+        # the overlap window, or that this run may know from the last one, need it. The text is
+        # taken before build_row, which decodes dates in place.
+        hint = _updated_hint(raw)
+        needs_digest = (raw.get("ContactID") in plan.recent or hint is None or newest is None
+                        or hint >= newest - horizon)
+        text = _canonical(raw) if needs_digest else None
         row = run.build_row(org, entity, raw)
         if row is None:
             continue
         contact_id, updated = row["ContactID"], row["UpdatedDateUTC"]
         newest = updated if newest is None or updated > newest else newest
+        if text is None:
+            rows.append(row)  # new to us and outside any overlap window: nothing to compare
+            continue
+        digest = _digest(text)
         seen = plan.recent.get(contact_id)
         unchanged = (seen is not None and seen[0] == digest and plan.cursor is not None
                      and updated <= plan.cursor)
@@ -434,6 +446,15 @@ def _new_supplier_rows(
             rows.append(row)
         plan.recent[contact_id] = [digest, _iso(updated)]
     return rows, newest
+
+
+def _updated_hint(raw: dict) -> datetime | None:
+    """A record's UpdatedDateUTC before validation, when it reads cleanly."""
+    value = raw.get("UpdatedDateUTC")
+    try:
+        return wire.parse_net_date(value) if wire.is_net_date(value) else None
+    except ValueError:
+        return None
 
 
 def _save_supplier_state(
