@@ -21,10 +21,29 @@ class Cost:
     names: tuple[str, ...]  # siblings on the stack (their shares add up), never nested
     owner: str
     fix: str
-    removable: bool  # True: a change of ours could remove it; False: dlt's or inherent
+    saving: float  # the part of its share a fix of ours could remove (0: dlt's or a trade-off)
 
 
 KNOWN_COSTS: tuple[Cost, ...] = (
+    Cost(
+        what="parsing every page with `json.loads(..., parse_float=Decimal)`: every number "
+             "becomes a Decimal (the fetch floor parses the same pages with plain floats)",
+        names=("loads (connector/wire.py)",),
+        owner="`connector/wire.py`, `loads`",
+        fix="a trade-off, not a free fix: parse floats and turn only the documented money and "
+            "rate fields into Decimal (`Decimal(repr(x))` is exact for Xero's 2–4 decimals); "
+            "unknown numeric fields would then arrive as floats (double columns)",
+        saving=0.0,
+    ),
+    Cost(
+        what="two more walks over every record: `wire.decode_dates` (turning `/Date()/` "
+             "strings into datetimes) and `_stamp_children` (putting tenant_id on every child "
+             "row)",
+        names=("decode_dates (connector/wire.py)", "_stamp_children (connector/source.py)"),
+        owner="`connector/models.py` `validate_record` and `connector/source.py` `build_row`",
+        fix="one walk doing both; about half of the share",
+        saving=0.5,
+    ),
     Cost(
         what="a content hash (canonical JSON, sorted keys, then BLAKE2b) of every supplier, "
              "also on a first load, where there is no stored hash to compare it with",
@@ -34,7 +53,7 @@ KNOWN_COSTS: tuple[Cost, ...] = (
             "in `plan.recent`, or whose UpdatedDateUTC is within `cursor_overlap_seconds` + 2 s "
             "of the newest on its page — `_save_supplier_state` drops every other hash at the "
             "end of the page anyway",
-        removable=True,
+        saving=1.0,
     ),
     Cost(
         what="pydantic re-serialising every validated record: `model_dump(exclude_unset=True)` "
@@ -43,8 +62,10 @@ KNOWN_COSTS: tuple[Cost, ...] = (
         owner="`connector/models.py`, `validate_record`",
         fix="keep `model_validate` as the check, and build the row from the record itself "
             "(its dates are already converted in place by `wire.decode_dates`), replacing only "
-            "the top-level fields the model converted (money and rates to Decimal)",
-        removable=True,
+            "the top-level fields the model converted (money and rates to Decimal); nested "
+            "models whose fields are all kept as they came (addresses, phones, options) need "
+            "no dump at all",
+        saving=0.8,
     ),
     Cost(
         what="gzip of dlt's intermediate files (the extracted items are compressed, written, "
@@ -54,7 +75,7 @@ KNOWN_COSTS: tuple[Cost, ...] = (
         owner="the run's dlt configuration (`pipelines/run.py`)",
         fix="`DATA_WRITER__DISABLE_COMPRESSION=true` for the run's own pipeline (the files "
             "live for seconds on local disk); its measured effect is in the levers table",
-        removable=True,
+        saving=1.0,
     ),
     Cost(
         what="dlt's normalize: reading the extracted items back (orjson), flattening each "
@@ -64,7 +85,7 @@ KNOWN_COSTS: tuple[Cost, ...] = (
         fix="`NORMALIZE__WORKERS=2` with `DATA_WRITER__FILE_MAX_ITEMS` puts the second core to "
             "work while the sandbox is idle (levers table; it only pays on an idle machine); "
             "the rest is dlt's per-row Python cost",
-        removable=False,
+        saving=0.0,
     ),
     Cost(
         what="dlt's load: the merge into DuckDB (delete-insert with dedup on the primary key)",
@@ -72,7 +93,7 @@ KNOWN_COSTS: tuple[Cost, ...] = (
         owner="dlt and DuckDB",
         fix="none cheap: a first load could use `replace` instead of `merge` (a product "
             "choice, not measured here)",
-        removable=False,
+        saving=0.0,
     ),
 )
 
@@ -118,10 +139,11 @@ def _full_load(results: dict[str, Any]) -> str:
         python = sum(areas.get(a, 0.0) for a in PYTHON_AREAS)
         lines += [
             f"{python:.0f}% of the profile's samples are Python code (ours, dlt's, pydantic, "
-            "json, httpx), which runs one thread at a time however many cores there are; so "
-            f"on an idle machine too the wall time cannot drop much below those "
-            f"{cpu:.0f} CPU-seconds without removing work. What the work is, by known cost "
-            "(share of all samples in this run's profile):",
+            "json, httpx), which runs one thread at a time within a process: the fetching "
+            "threads add no parallelism to it, and only work dlt moves into other processes "
+            "(normalize workers, a lever below) can use the second core. So the wall time "
+            "follows the CPU seconds, and closing the gap means removing work. What the work "
+            "is, by known cost (share of all samples in this run's profile):",
             "",
             "| cost | share | whose | what would remove it |",
             "|---|---|---|---|",
@@ -131,14 +153,14 @@ def _full_load(results: dict[str, Any]) -> str:
             share = cost_share(profile, cost)
             if share < 0.5:
                 continue
-            if cost.removable:
-                removable += share
+            removable += share * cost.saving
             lines.append(f"| {cost.what} | {share:.1f}% | {cost.owner} | {cost.fix} |")
         estimate = cpu * (1 - removable / 100)
         lines += [
             "",
-            f"The three removable costs add up to {removable:.0f}% of the samples: removing "
-            f"all of them would bring the CPU to about {estimate:.0f} s, still "
+            f"The fixes of ours above would remove about {removable:.0f}% of the samples "
+            f"(an estimate: each cost's share times the part its fix removes), bringing the "
+            f"CPU to about {estimate:.0f} s, still "
             + ("above" if estimate >= target else "under")
             + f" the {target:.0f}-second target. The rest is dlt's own per-row work (extract "
             "writes every item as JSON, normalize reads it back and flattens it into child "
@@ -203,17 +225,30 @@ def _memory(results: dict[str, Any]) -> str:
         base = (results.get("s1") or {}).get("load")
         if lever and base:
             peak, capped = base["peak_rss_mb"], lever["load"]["peak_rss_mb"]
-            lines += [
-                f"Capping DuckDB's own memory does not remove it: with `memory_limit` at 200 MB "
-                f"(the lever under scenario 1) the {results['s1']['suppliers']:,}-supplier load "
-                f"peaked at {capped:.0f} MB against {peak:.0f} MB, so the growth in the load "
-                "step is not DuckDB's buffer pool; most likely it is the merge's query memory "
-                "(dlt stages every table, child tables included, and merges it on its key) or "
-                "memory the allocator keeps.",
-                "",
-            ]
+            size = results["s1"]["suppliers"]
+            if capped < 0.9 * peak:
+                verdict = (
+                    f"Capping DuckDB's own memory helps: with `memory_limit` at 200 MB (the "
+                    f"lever under scenario 1) the {size:,}-supplier load peaked at "
+                    f"{capped:.0f} MB against {peak:.0f} MB ({capped - peak:+.0f} MB), so part "
+                    "of the load step's growth is DuckDB's buffer pool, which by default may "
+                    "take most of the machine's RAM. Setting it is a one-line destination "
+                    "setting (`[destination.duckdb.credentials] global_config`, or the "
+                    "`DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG` variable the lever used); "
+                    f"it cost {lever['load']['wall_s'] - base['wall_s']:+.1f} s of wall time "
+                    "here. What remains above the extract step is the merge's query memory "
+                    "(dlt stages every table, child tables included, and merges it on its key).")
+            else:
+                verdict = (
+                    f"Capping DuckDB's own memory does not remove it: with `memory_limit` at "
+                    f"200 MB (the lever under scenario 1) the {size:,}-supplier load peaked at "
+                    f"{capped:.0f} MB against {peak:.0f} MB, so the growth in the load step is "
+                    "not DuckDB's buffer pool; most likely it is the merge's query memory (dlt "
+                    "stages every table, child tables included, and merges it on its key) or "
+                    "memory the allocator keeps.")
+            lines += [verdict, ""]
         lines += [
-            "What would close it, in order of promise, none measured here: loading a first "
+            "What else could close it, none measured here: loading a first "
             "load (no table yet) with `replace` instead of `merge`, which skips the merge's "
             "dedup and delete steps (a `pipelines/loading.py` choice); splitting the load into "
             "several packages of at most N suppliers so that each merge holds a bounded slice "
@@ -274,8 +309,13 @@ def _side_by_side(results: dict[str, Any]) -> str:
         f"latency is not what a load waits for: the loading process used "
         f"{every['cpu_s']:.1f} CPU-seconds for {orgs} organisations against "
         f"{one['cpu_s']:.1f} for one, and the sandbox {(every['sandbox_cpu_s'] or 0):.1f} "
-        f"against {(one['sandbox_cpu_s'] or 0):.1f} (it renders every page on its own core "
-        f"budget). Even the fetch floor, which does no per-row work, took "
+        f"against {(one['sandbox_cpu_s'] or 0):.1f} to render the pages"
+        + (f"; all {every['calls']['api']} API calls were made within "
+           f"{max(e for _s, e in every['calls']['tenant_spans'].values()):.1f} s of the "
+           f"first, in a {every['wall_s']:.1f}-second run: the rest was turning rows into "
+           "tables"
+           if every["calls"].get("tenant_spans") else "")
+        + ". Even the fetch floor, which does no per-row work, took "
         f"{floor_multiple:.1f}× as long for {orgs} as for one, because the sandbox's "
         "rendering grows with the pages (against real Xero that part is Xero's servers'). "
         "What would close the gap is the loader's per-row CPU — the same costs as in the "

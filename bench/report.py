@@ -55,8 +55,9 @@ def _table_total(load: dict[str, Any]) -> int:
 
 def _calls_cell(load: dict[str, Any], floor: int) -> str:
     api = load["calls"]["api"]
-    mark = "= floor" if api == floor else f"floor + {api - floor}" if api > floor else "< floor"
-    return f"{api} ({mark} {floor})" if api != floor else f"{api} (= call floor)"
+    if api == floor:
+        return f"{api} (= call floor)"
+    return f"{api} (call floor {floor}, {api - floor:+d})"
 
 
 def _side_calls(load: dict[str, Any]) -> str:
@@ -329,13 +330,29 @@ def _s1(results: dict[str, Any]) -> str:
             _table(["function", "share"], [[f"`{name}`", f"{share:.1f}%"]
                                            for name, _c, share in profile["top_self"]]),
             "",
-            "Top functions of ours and dlt's by samples anywhere on the stack:",
+            "Top functions of ours and dlt's by samples anywhere on the stack (the run's "
+            "wrappers left out):",
             "",
             _table(["function", "share"], [[f"`{name}`", f"{share:.1f}%"]
-                                           for name, _c, share in profile["top_total"]]),
+                                           for name, share in _top_inclusive(profile)]),
             "",
         ]
     return "\n".join(parts)
+
+
+_WRAPPERS = ("_wrap (", "pipelines/", "Pipeline.run (", "PipeIterator", "_extract_source",
+             "Extract.extract", "_extract_single_source", "gen (connector", "run_pool")
+
+
+def _top_inclusive(profile: dict[str, Any], count: int = 20) -> list[tuple[str, float]]:
+    """Our and dlt's functions by total share, without the frames every sample passes."""
+    shares = profile.get("total_share")
+    if not shares:
+        return [(name, share) for name, _c, share in profile.get("top_total", [])]
+    picked = [(name, share) for name, share in shares.items()
+              if ("connector/" in name or "dlt/" in name)
+              and not any(w in name for w in _WRAPPERS)]
+    return sorted(picked, key=lambda item: -item[1])[:count]
 
 
 def _s2(results: dict[str, Any]) -> str:
@@ -432,7 +449,7 @@ def _s4(results: dict[str, Any]) -> str:
         whole = max(end for _start, end in spans.values())
         overlap = (
             f" From the sandbox's request log: every organisation's first API call came within "
-            f"{last_starts:.1f} s of the run's first call, before any organisation had made its "
+            f"{last_starts:.2f} s of the run's first call, before any organisation had made its "
             f"last (the earliest finished at {first_ends:.1f} s); all {len(spans)} organisations' "
             f"calls spanned {whole:.1f} s"
             + (f", one organisation's alone "
