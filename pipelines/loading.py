@@ -27,6 +27,15 @@ def finish_pending(pipeline: Any, target: Target) -> int:
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )
+    if _interrupted_mid_load(pipeline):
+        # Jobs that had started when the run died would run again on resume, into staging
+        # tables dlt does not empty twice: the merge then copies the rows twice into tables
+        # with child tables. Abort instead; the local state rolls back with the package, so
+        # this run reads that data from Xero again and merges it by key, exactly once.
+        log.warning("the interrupted run was killed while loading; its package is dropped and "
+                    "its data read from Xero again")
+        pipeline.abort_packages()
+        return pending
     if pipeline.has_pending_data:
         # The file format travels with the extracted package; normalize follows it.
         try:
@@ -43,6 +52,15 @@ def finish_pending(pipeline: Any, target: Target) -> int:
             return pending
         pipeline.load()
     return pending
+
+
+def _interrupted_mid_load(pipeline: Any) -> bool:
+    """A normalized package with jobs a killed run had started but not finished."""
+    for load_id in pipeline.list_normalized_load_packages():
+        jobs = pipeline.get_load_package_info(load_id).jobs
+        if jobs.get("started_jobs"):
+            return True
+    return False
 
 
 def _normalize_failed_for_good(exc: BaseException) -> bool:

@@ -10,8 +10,10 @@ which function, before or after which call of it, and where to write a marker fi
     XERO_ELT_TEST_FAILPOINT="dlt.load.load:Load.complete_package:before:1"
     XERO_ELT_TEST_FAILPOINT_MARKER=/tmp/…/reached
 
-When the point is reached the process writes the marker and sleeps; the test sees the marker and
-kills the process with SIGKILL. Nothing here runs unless the variable is set, and only tests set it.
+With XERO_ELT_TEST_FAILPOINT_MATCH set, only calls on a load job whose file path contains that
+text count. When the point is reached the calling thread writes the marker and sleeps; the test
+sees the marker and kills the process with SIGKILL. Nothing here runs unless the variable is set,
+and only tests set it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 
 FAILPOINT_ENV = "XERO_ELT_TEST_FAILPOINT"
 MARKER_ENV = "XERO_ELT_TEST_FAILPOINT_MARKER"
+# Optional: only calls whose receiver's `_file_path` contains this text count (load jobs).
+MATCH_ENV = "XERO_ELT_TEST_FAILPOINT_MATCH"
 
 # What the kill tests' subprocesses run (the rest of argv follows `-c`).
 BOOTSTRAP = (
@@ -66,11 +70,14 @@ def install() -> None:
     if isinstance(raw, staticmethod | classmethod):
         raise ValueError(f"failpoint {spec!r}: static and class methods are not supported")
     original = getattr(owner, name)
+    match = os.environ.get(MATCH_ENV)
     lock = threading.Lock()
     calls = [0]
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if match and not any(match in str(getattr(a, "_file_path", "")) for a in args):
+            return original(*args, **kwargs)
         with lock:
             calls[0] += 1
             count = calls[0]

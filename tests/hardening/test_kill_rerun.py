@@ -44,6 +44,15 @@ class KillPoint:
     failpoint: str | None = None  # module:attr:before|after:nth
     slow_path: str | None = None  # an API path held in flight ...
     slow_tenant: int = 0  # ... for this organisation (index in seed order)
+    leaves: str | None = None  # the package the kill leaves: "extracted" or "normalized"
+    match: str | None = None  # only load jobs whose file path contains this count
+
+
+# The class whose `run` copies a load file into the destination, per destination.
+COPY_JOB = {
+    "duckdb": "dlt.destinations.impl.duckdb.duck:DuckDbCopyJob",
+    "postgres": "dlt.destinations.impl.postgres.postgres:PostgresParquetCopyJob",
+}
 
 
 POINTS = (
@@ -56,16 +65,16 @@ POINTS = (
     KillPoint("everything read, extracted files not committed", "extract",
               failpoint="dlt.extract.extract:Extract.commit_packages:before:1"),
     KillPoint("extracted package waiting for normalize", "normalize",
-              failpoint="dlt.pipeline.pipeline:Pipeline.normalize:before:1"),
+              failpoint="dlt.pipeline.pipeline:Pipeline.normalize:before:1", leaves="extracted"),
     KillPoint("files normalized, package not committed", "normalize",
               failpoint="dlt.common.storages.load_storage:LoadStorage.commit_new_load_package"
-                        ":before:1"),
+                        ":before:1", leaves="extracted"),
     KillPoint("normalized package waiting for load", "load",
-              failpoint="dlt.pipeline.pipeline:Pipeline.load:before:1"),
-    KillPoint("first load jobs started", "load",
-              failpoint="dlt.load.load:Load.start_new_jobs:after:1"),
+              failpoint="dlt.pipeline.pipeline:Pipeline.load:before:1", leaves="normalized"),
+    KillPoint("a suppliers load job ran into staging, its completion not recorded", "load",
+              failpoint="{copy_job}.run:after:1", match="/suppliers.", leaves="normalized"),
     KillPoint("every job and merge done, load not recorded", "load",
-              failpoint="dlt.load.load:Load.complete_package:before:1"),
+              failpoint="dlt.load.load:Load.complete_package:before:1", leaves="normalized"),
     KillPoint("data loaded, sync_runs/connections not written", "after load",
               failpoint="pipelines.run:bookkeeping_resources:before:1"),
 )
@@ -95,8 +104,10 @@ def _start_at(home: CliHome, wh: Warehouse, dataset: str, point: KillPoint,
               marker: Path) -> subprocess.Popen[str]:
     env = home.env(**wh.env())
     if point.failpoint:
-        env[failpoints.FAILPOINT_ENV] = point.failpoint
+        env[failpoints.FAILPOINT_ENV] = point.failpoint.format(copy_job=COPY_JOB[wh.destination])
         env[failpoints.MARKER_ENV] = str(marker)
+        if point.match:
+            env[failpoints.MATCH_ENV] = point.match
     stderr = open(marker.with_suffix(".stderr"), "w")  # noqa: SIM115 - closed by the caller
     proc = subprocess.Popen(
         failpoints.command(ROOT, "run", "--json", *wh.args(dataset)), cwd=ROOT, env=env,
@@ -141,9 +152,33 @@ def kill_and_rerun(home: CliHome, wh: Warehouse, dataset: str, point: KillPoint,
         killed = kill(proc)
         home.sandbox.clear_faults() if point.slow_path else None
     assert killed, f"the run was not killed at {point.name!r}"
+    if point.leaves:
+        left = pending_packages(home)
+        assert left[point.leaves], (point.name, left)
     rerun = home.run(*wh.args(dataset), **wh.env())
     assert rerun.code == 0, rerun
+    if point.leaves:
+        assert "left by an interrupted run" in rerun.stderr, rerun  # finished first
+    left = pending_packages(home)
+    assert not any(left.values()), (point.name, left, _listing(home), rerun.stderr[-3000:])
     return wh.contents(home, dataset)
+
+
+def _listing(home: CliHome) -> str:
+    return subprocess.run(["find", str(home.home / "pipelines"), "-path", "*load/normalized/*"],
+                          capture_output=True, text=True).stdout[-3000:]
+
+
+def pending_packages(home: CliHome) -> dict[str, list[str]]:
+    """Load packages left in the pipeline's working folder, by stage."""
+    (workdir,) = (home.home / "pipelines").iterdir()
+    found = {}
+    for stage, folder in (("extracted", "normalize/extracted"), ("normalized", "load/normalized")):
+        path = workdir / folder
+        # Packages are folders (dlt may leave empty temp files beside them).
+        found[stage] = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() \
+            else []
+    return found
 
 
 def _scenarios(
