@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     kind = "smoke" if plan.smoke else "full"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="xero-elt-bench-"))
     bench = Bench(workdir=workdir, plan=plan)
-    invocation = {"date": machine.describe()["date"], "scenarios": chosen,
+    described = machine.describe()
+    invocation = {"date": described["date"], "commit": described["commit"], "scenarios": chosen,
                   "load_before": machine.load_average()}
     if args.merge is not None:
         base = json.loads(args.merge.read_text())

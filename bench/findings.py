@@ -248,12 +248,11 @@ def _memory(results: dict[str, Any]) -> str:
                     "memory the allocator keeps.")
             lines += [verdict, ""]
         lines += [
-            "What else could close it, none measured here: loading a first "
-            "load (no table yet) with `replace` instead of `merge`, which skips the merge's "
-            "dedup and delete steps (a `pipelines/loading.py` choice); splitting the load into "
-            "several packages of at most N suppliers so that each merge holds a bounded slice "
-            "(e.g. one `pipeline.run` per few pages, at the cost of more transactions); and a "
-            "memory profiler (memray) on the load step to name the allocation that grows.",
+            "What else could close it, not measured in this run: loading in several packages "
+            "of a bounded number of suppliers (one `pipeline.run` per so many pages, at the "
+            "cost of more transactions), so that DuckDB ingests and merges a bounded slice at "
+            "a time; and a memory profiler (memray) on the load step to name the allocation "
+            "that grows.",
             "",
         ]
     else:

@@ -127,6 +127,7 @@ def _intro(results: dict[str, Any]) -> str:
         lb, la = rerun.get("load_before"), rerun.get("load_after")
         lines += [
             f"Scenario(s) {', '.join(rerun['scenarios'])} were rerun on {rerun['date']} "
+            f"at commit {rerun.get('commit') or '?'} "
             f"({rerun.get('duration_s', 0) / 60:.1f} minutes; load average "
             + (f"{lb[0]:.2f} before, {la[0]:.2f} after" if lb and la else "–")
             + ") and their figures replace that run's.",
