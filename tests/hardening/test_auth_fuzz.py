@@ -324,6 +324,28 @@ def test_state_tampered_replayed_or_from_another_browser_is_refused(scene: Scene
     assert "already used" in replay.text
 
 
+def test_an_expired_state_is_refused_and_changes_nothing(scene: Scene) -> None:
+    """Back from Xero after the flow's window (`flow_ttl_minutes`): the state has expired."""
+    from auth_server.security import token_hash
+
+    sb = scene.auth.sandbox
+    customer, params = _authorize(scene)
+    key = "state:" + token_hash(params["state"])
+    data = scene.store.get_flow(key)
+    assert data is not None
+    scene.store.put_flow(key, data, expires_at=utcnow() - timedelta(seconds=1))
+    tenant_id = sb.tenant_ids()[1]
+    admin = sb.admin([tenant_id])
+    outcome = consent_via_forms(sb, customer.xero_browser, params, admin["email"],
+                                admin["password"], tenant_ids=[tenant_id])
+    before = snapshot(scene.store)
+    page = customer.http.get("/callback", params={"code": outcome.params["code"],
+                                                  "state": params["state"]})
+    assert page.status_code == 400
+    assert "expired or was already used" in page.text
+    assert snapshot(scene.store) == before  # no grant stored, no status changed
+
+
 def test_a_code_issued_to_another_client_connects_nothing(scene: Scene) -> None:
     sb = scene.auth.sandbox
     customer, params = _authorize(scene)
