@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +26,7 @@ from auth_server.render import escape, static_file
 from auth_server.security import content_security_policy, origin_of, security_headers
 from auth_server.settings import AuthServerSettings
 from auth_server.web import App, Handler, Request, Response, csrf_signer, message
+from connector.logs import setup_logging
 from connector.settings import XeroSettings
 from connector.store import Store
 
@@ -356,9 +356,7 @@ def serve_forever(
     from auth_server.settings import load_settings
     from connector.settings import load_settings as load_xero_settings
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(("auth_server", "connector"), "%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(host=host, port=port)
     xero = load_xero_settings()
     if not xero.client_id:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ConfigurationError, XeroError
+from connector.logs import printable
 from connector.store import Store, StoreError
 from pipelines import exitcodes
 
@@ -85,10 +86,10 @@ def connections_list(as_json: bool = False) -> int:
         header = f"{'CONNECTION':<18} {'STATUS':<19} {'ORGANISATION':<30} {'LAST SYNC':<26} REASON"
         print(header)
         for row in rows:
-            print(f"{row['connection_id']:<18} {row['status']:<19} "
-                  f"{(row.get('organisation_name') or row.get('company') or '')[:30]:<30} "
+            name = printable(row.get("organisation_name") or row.get("company") or "")
+            print(f"{row['connection_id']:<18} {row['status']:<19} {name[:30]:<30} "
                   f"{str(row.get('last_synced_at') or '-')[:26]:<26} "
-                  f"{row.get('status_reason') or ''}")
+                  f"{printable(row.get('status_reason') or '')}")
         return exitcodes.OK
 
     return _guarded(act)
@@ -113,7 +114,8 @@ def connections_import(token_file: str) -> int:
             return _fail("the token JSON needs a refresh_token", exitcodes.USAGE)
         conns = import_grant(Store(), xero_settings(), data)
         for conn in conns:
-            print(f"connected {conn.connection_id} {conn.organisation_name} ({conn.tenant_id})")
+            print(f"connected {conn.connection_id} {printable(conn.organisation_name)} "
+                  f"({conn.tenant_id})")
         return exitcodes.OK
 
     return _guarded(act)
@@ -126,7 +128,8 @@ def disconnect(connection_id: str) -> int:
 
     def act() -> int:
         conn = do_disconnect(Store(), xero_settings(), connection_id)
-        print(f"disconnected {conn.connection_id} {conn.organisation_name or conn.company}")
+        print(f"disconnected {conn.connection_id} "
+              f"{printable(conn.organisation_name or conn.company)}")
         return exitcodes.OK
 
     return _guarded(act)

@@ -57,26 +57,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is now (tests and wrappers swap it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
 def _setup_logging() -> None:
-    root = logging.getLogger("xero_elt")
-    if not root.handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                               "%Y-%m-%dT%H:%M:%S"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+    from connector.logs import setup_logging
+
+    setup_logging()
 
 
 def run_from_cli(options: RunOptions) -> int:

@@ -36,20 +36,12 @@ def _clean(text: str) -> None:
     assert not any(line.strip() == FORGED for line in text.splitlines()), text[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipelines/run.py logs organisation names as they came from Xero: a name with a line break "
-    "forges a log line and an escape sequence reaches the terminal; names (and Xero's error "
-    "texts) should go through a one-line, printable rendering (e.g. repr-escape control "
-    "characters) before logging"))
 def test_a_hostile_organisation_name_cannot_forge_run_log_lines(hostile_home: CliHome) -> None:
     result = hostile_home.run()
     assert result.code == 0, result
     _clean(result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipelines/commands.py connections_list prints organisation names raw in the table: control "
-    "characters (line breaks, terminal escapes) from Xero reach the terminal"))
 def test_a_hostile_organisation_name_is_printed_safely_by_connections(
     hostile_home: CliHome,
 ) -> None:
