@@ -24,6 +24,7 @@ SYNC_RUNS_COLUMNS: dict[str, dict[str, Any]] = {
     "finished_at": {"data_type": "timestamp"},
     "rows_loaded": {"data_type": "bigint"},
     "api_calls": {"data_type": "bigint"},
+    "skipped_records": {"data_type": "bigint"},
     "outcome": {"data_type": "text"},
     "error": {"data_type": "text"},
 }
@@ -57,6 +58,7 @@ class EntityOutcome:
     api_calls: int = 0
     outcome: str = "ok"  # ok | failed | skipped | deferred
     error: str | None = None
+    skipped_records: int = 0  # records left out for failing their model (the log says which)
 
     def as_row(self, run_id: str) -> dict[str, Any]:
         """The `sync_runs` row."""

@@ -299,6 +299,7 @@ started_at | — | When the run started this entity for this organisation (UTC).
 finished_at | — | When it finished (UTC).
 rows_loaded | — | Rows written (new, changed or newly deleted).
 api_calls | — | Calls made to Xero's Accounting API.
+skipped_records | — | Records Xero sent that failed their model and were left out (the log names each).
 outcome | — | ok, failed, skipped (not connected) or deferred (daily call budget reached).
 error | — | What went wrong, when it did (never a token).
 """),

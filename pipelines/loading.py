@@ -148,6 +148,7 @@ def _collect(stats: Any, connections: list[Any], outcomes: RunOutcomes) -> None:
             started_at=item.started_at or now, finished_at=item.finished_at or now,
             rows_loaded=item.rows, api_calls=item.api_calls,
             outcome=item.outcome or "ok", error=_with_skipped(item),
+            skipped_records=item.skipped_records,
         ))
     outcomes.token_calls += stats.identity_calls.get("token", 0)
     outcomes.connections_calls += stats.identity_calls.get("connections", 0)

@@ -297,6 +297,7 @@ def _report(
                 o.entity: {
                     "rows_loaded": o.rows_loaded,
                     "api_calls": o.api_calls,
+                    "skipped_records": o.skipped_records,
                     "duration_s": round((o.finished_at - o.started_at).total_seconds(), 3),
                     "outcome": o.outcome,
                     "error": o.error,
