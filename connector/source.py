@@ -422,13 +422,16 @@ def _new_supplier_rows(
     rows: list[dict] = []
     newest: datetime | None = plan.cursor
     horizon = timedelta(seconds=run.settings.cursor_overlap_seconds + 2)
-    for raw in records:
-        # Hashing costs a JSON dump per record: only records a later run may meet again inside
-        # the overlap window, or that this run may know from the last one, need it. The text is
-        # taken before build_row, which decodes dates in place.
-        hint = _updated_hint(raw)
-        needs_digest = (raw.get("ContactID") in plan.recent or hint is None or newest is None
-                        or hint >= newest - horizon)
+    # Hashing costs a JSON dump per record: only records a later run may meet again inside the
+    # overlap window (near the newest UpdatedDateUTC, which this page bounds from below), or that
+    # this run may know from the last one, need it. The text is taken before build_row, which
+    # decodes dates in place.
+    hints = [_updated_hint(raw) for raw in records]
+    known = [h for h in hints if h is not None]
+    bound = max([*known, *([plan.cursor] if plan.cursor else [])], default=None)
+    for raw, hint in zip(records, hints, strict=True):
+        needs_digest = (raw.get("ContactID") in plan.recent or hint is None or bound is None
+                        or hint >= bound - horizon)
         text = _canonical(raw) if needs_digest else None
         row = run.build_row(org, entity, raw)
         if row is None:
