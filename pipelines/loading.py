@@ -20,6 +20,9 @@ log = logging.getLogger("xero_elt.run")
 
 # Refresh tokens die after 60 days unused; a run rotates any it touches that is older than this.
 KEEPALIVE_AFTER = timedelta(days=1)
+# Above this many extracted rows, normalize runs in NORMALIZE_WORKERS processes.
+PARALLEL_NORMALIZE_ROWS = 20_000
+NORMALIZE_WORKERS = 2
 
 
 def finish_pending(pipeline: Any, target: Target) -> int:
@@ -120,9 +123,23 @@ def load_organisations(
         stats=stats,
     )
     try:
-        pipeline.run(source, loader_file_format=target.loader_file_format)
+        _extract_normalize_load(pipeline, source, stats, target)
     finally:
         _collect(stats, connections, outcomes)
+
+
+def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target) -> None:
+    """What `pipeline.run(source)` does, with normalize's workers chosen by the size extracted.
+
+    Two normalize processes cut a 100k-supplier load by ~40% (benchmarks), but starting them
+    costs about a second, which small incremental runs should not pay.
+    """
+    if pipeline.config.restore_from_destination:
+        pipeline.sync_destination()  # a fresh machine takes cursors back from the warehouse
+    pipeline.extract(source, loader_file_format=target.loader_file_format)
+    rows = sum(item.rows for item in stats.entries())
+    pipeline.normalize(workers=NORMALIZE_WORKERS if rows >= PARALLEL_NORMALIZE_ROWS else 1)
+    pipeline.load()
 
 
 def _with_skipped(item: Any) -> str | None:

@@ -116,8 +116,12 @@ def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[A
 
 # dlt settings a run defaults to (the environment or dlt's config still win): gzip of dlt's own
 # intermediate files cost ~20% of a 100k-supplier load's wall time in the benchmarks, and those
-# files live only until the load finishes.
-DLT_DEFAULTS = {"DATA_WRITER__DISABLE_COMPRESSION": "true"}
+# files live only until the load finishes; files of at most 50,000 rows let a large load
+# normalize in parallel (see loading.py).
+DLT_DEFAULTS = {
+    "DATA_WRITER__DISABLE_COMPRESSION": "true",
+    "DATA_WRITER__FILE_MAX_ITEMS": "50000",
+}
 
 
 def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
