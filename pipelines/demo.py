@@ -11,11 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import httpx
 
 from pipelines import exitcodes
 from pipelines.formwalk import Browser, PageError
+from pipelines.processes import ServerStartError, served
 
 SEED = 42
 TENANTS = 2
@@ -44,25 +42,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path, banner: str) -> Iterator[str]:
-    """Start a server process, yield the URL from its first stdout line, stop it after."""
-    with open(log, "ab") as errors:
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith(banner):
-            raise DemoError(f"{' '.join(args[2:4])} did not start (see {log}): {line!r}")
-        yield line.rsplit(" ", 1)[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _environment(directory: Path, sandbox_url: str | None = None,
@@ -198,13 +177,12 @@ def run_demo(directory: Path) -> int:
     logs = directory / "logs"
     logs.mkdir()
     started = time.monotonic()
-    python = [sys.executable, "-m"]
     _say(f"xero-elt demo — everything goes into {directory}\n")
 
     env = _environment(directory)
-    with _process(python + ["sandbox", "--port", "0", "--seed", str(SEED), "--tenants",
-                            str(TENANTS), "--suppliers", str(SUPPLIERS)],
-                  env, logs / "sandbox.log", "sandbox listening on") as sandbox_url:
+    with served(["sandbox", "--port", "0", "--seed", str(SEED), "--tenants", str(TENANTS),
+                 "--suppliers", str(SUPPLIERS)], "sandbox listening on", env=env,
+                log=logs / "sandbox.log") as sandbox_url:
         _say(f"1. Local Xero (sandbox) at {sandbox_url}: {TENANTS} organisations, "
              f"{SUPPLIERS} suppliers each")
         sandbox = httpx.Client(base_url=sandbox_url, timeout=30)
@@ -220,9 +198,9 @@ def run_demo(directory: Path) -> int:
         env = _environment(directory, sandbox_url, app, auth_url)
         os.environ.update(env)
 
-        with _process(python + ["pipelines", "serve", "--port", str(auth_port)], env,
-                      logs / "auth-server.log", "auth server listening on") as served:
-            _say(f"2. Auth server at {served}")
+        with served(["pipelines", "serve", "--port", str(auth_port)], "auth server listening on",
+                    env=env, log=logs / "auth-server.log") as auth_served:
+            _say(f"2. Auth server at {auth_served}")
             from pipelines.commands import create_invite_link
 
             connection_id, link = create_invite_link(org["name"], admin["email"])
@@ -300,6 +278,6 @@ def main(directory: Path = Path("demo-data")) -> int:
     """Run the demo, turning a failed step into a one-line message and exit code 1."""
     try:
         return run_demo(directory)
-    except (DemoError, httpx.HTTPError) as exc:
+    except (DemoError, ServerStartError, httpx.HTTPError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return exitcodes.FAILURE

@@ -10,8 +10,6 @@ own, with history off and the schema contract `evolve` whatever the local config
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from typing import Any
 import httpx
 
 from pipelines.demo import SEED, SUPPLIERS, TENANTS
+from pipelines.processes import ServerStartError, served
 
 DATASET = "xero"
 DUCKDB_FILE = "xero_elt.duckdb"
@@ -48,27 +47,13 @@ class ReferenceLoad:
 @contextmanager
 def sandbox_process() -> Iterator[str]:
     """A `python -m sandbox` with the demo's world on a free port; yields its URL."""
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--seed", str(SEED), "--tenants",
-         str(TENANTS), "--suppliers", str(SUPPLIERS), "--no-rate-limits"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    args = ["sandbox", "--port", "0", "--seed", str(SEED), "--tenants", str(TENANTS),
+            "--suppliers", str(SUPPLIERS), "--no-rate-limits"]
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("sandbox listening on "):
-            raise ReferenceLoadError(f"the sandbox did not start: {line!r}")
-        yield line.rsplit(" ", 1)[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with served(args, "sandbox listening on ") as url:
+            yield url
+    except ServerStartError as exc:
+        raise ReferenceLoadError(str(exc)) from None
 
 
 @contextmanager
