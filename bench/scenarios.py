@@ -179,21 +179,28 @@ class Bench:
 def _main_trace_steps(
     result: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
-    """Step seconds, rows written and peak RSS so far of the run's first dlt trace (the
-    source's load)."""
-    traces = result.get("traces") or []
-    if not traces:
-        return {}, {}, {}
+    """Step seconds, rows written and peak RSS so far of the source's load: the first extract,
+    normalize and load recorded (one `pipeline.run` trace, or one trace per step when the run
+    calls the steps itself), before the bookkeeping run that follows."""
     steps: dict[str, float] = {}
     rows: dict[str, int] = {}
     peaks: dict[str, float] = {}
-    for step in traces[0]["steps"]:
-        if step.get("seconds") is not None:
-            steps[step["step"]] = float(step["seconds"])
-        if step.get("peak_rss_mb") is not None:
-            peaks[step["step"]] = float(step["peak_rss_mb"])
-        if step.get("rows"):
-            rows = {k: int(v) for k, v in step["rows"].items() if not k.startswith("_dlt")}
+    main = ("extract", "normalize", "load")
+    for trace in result.get("traces") or []:
+        for step in trace["steps"]:
+            name = step["step"]
+            if name in steps or name in peaks:
+                continue
+            if step.get("seconds") is not None:
+                steps[name] = float(step["seconds"])
+            if step.get("peak_rss_mb") is not None:
+                peaks[name] = float(step["peak_rss_mb"])
+            if step.get("rows") and not rows:
+                rows = {k: int(v) for k, v in step["rows"].items() if not k.startswith("_dlt")}
+        if all(name in steps for name in main):
+            break
+    if "run" not in steps and all(name in steps for name in main):
+        steps["run"] = sum(steps[name] for name in main)
     return steps, rows, peaks
 
 
