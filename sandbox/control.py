@@ -329,6 +329,20 @@ def set_limits(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
     return sb.limits.configure(**_body(req)).as_dict()
 
 
+def get_settings(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """The switchable behaviours in force (see sandbox.settings)."""
+    return sb.settings.as_dict()
+
+
+def set_settings(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """Change any subset of the settings; reset restores the start-up values."""
+    try:
+        sb.settings = sb.settings.updated(_body(req))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    return sb.settings.as_dict()
+
+
 def get_clock(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
     """The sandbox's time."""
     return {"now": sb.clock.now().isoformat()}
@@ -398,6 +412,8 @@ def routes() -> list[Route]:
         ("DELETE", "/faults", clear_faults, 200),
         ("GET", "/limits", get_limits, 200),
         ("POST", "/limits", set_limits, 200),
+        ("GET", "/settings", get_settings, 200),
+        ("POST", "/settings", set_settings, 200),
         ("GET", "/clock", get_clock, 200),
         ("POST", "/clock", move_clock, 200),
         ("POST", "/reset", reset, 200),

@@ -36,6 +36,7 @@ from sandbox.clock import Clock
 from sandbox.faults import Fault, FaultBook
 from sandbox.grants import Grant, GrantStore, JwtSigner
 from sandbox.limits import LimitConfig, RateLimiter
+from sandbox.settings import SandboxSettings
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 JSON_TYPE = "application/json; charset=utf-8"
@@ -243,6 +244,7 @@ class Sandbox:
         self.started_at = self.clock.now()
         self.limits = RateLimiter(self.clock, LimitConfig(enforced=config.rate_limits))
         self.faults = FaultBook()
+        self.settings = SandboxSettings()
         self.log = RequestLog()
         self.signer = JwtSigner()
         self.grants = GrantStore(self.signer, issuer="")
@@ -268,9 +270,10 @@ class Sandbox:
         self.grants.issuer = url
 
     def reset(self) -> None:
-        """Back to the seeded state: data, apps, grants, faults, limits, log and clock."""
+        """Back to the seeded state: data, apps, grants, faults, settings, limits, log and clock."""
         self.clock.reset()
         self.faults.clear()
+        self.settings = SandboxSettings()
         self.limits.reset()
         self.grants.reset()
         self._seed()

@@ -337,6 +337,12 @@ class SandboxHandle:
             return self._call("POST", "/limits", changes)
         return self._call("GET", "/limits")
 
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        """The switchable behaviours; with keyword arguments, change them first."""
+        if changes:
+            return self._call("POST", "/_sandbox/settings", changes)
+        return self._call("GET", "/_sandbox/settings")
+
     def now(self) -> datetime:
         """The sandbox's time."""
         return datetime.fromisoformat(self._call("GET", "/clock")["now"])
