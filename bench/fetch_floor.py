@@ -30,7 +30,7 @@ _T0 = time.monotonic()
 IN_FLIGHT = 5
 WINDOW = 60.5  # the connector's window: a little longer than Xero's 60 s
 SUPPLIER_PARAMS = {"where": "IsSupplier==true", "includeArchived": "true",
-                   "order": "UpdatedDateUTC ASC", "pageSize": "1000"}
+                   "order": "ContactID ASC", "pageSize": "1000"}
 SMALL = (("Accounts", {}), ("TaxRates", {}), ("TrackingCategories", {"includeArchived": "true"}))
 
 

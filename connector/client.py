@@ -12,11 +12,17 @@
   number of times; a body that is not JSON is retried once, then ``MalformedResponse``;
 - 401 ``TokenExpired`` refreshes once (or picks up a token another process already refreshed)
   and retries once; ``invalid_grant`` marks the grant and its connections (see ``tokens``);
-- 403 re-checks ``/connections``: a tenant that is gone is marked ``disconnected``.
+- 403 re-checks ``/connections``: a tenant that is gone is marked ``disconnected``; one still
+  listed means the authorising user lost the permission (``PermissionLost``): its connections
+  become ``needs_reconnection``, so later runs leave it alone until an admin reconnects;
+- 503 "Organisation offline" defers that organisation at once (``OrganisationOffline``); other
+  5xx (maintenance included) retry as above;
+- gzip answers are decoded by httpx; a damaged compressed body is treated like a malformed one.
 
 Once an organisation hits an error it cannot get past in this run, the session remembers it and
 every later call for that organisation raises it at once, without calling Xero: that organisation
-stops, the others go on.
+stops, the others go on. A 4xx that concerns one request (``XeroRequestError``: a 400
+``HighVolumeException`` or ``QueryParseException``, a 404) fails that request only.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ from connector import wire
 from connector.errors import (
     AuthenticationFailed,
     DailyLimitReached,
+    HighVolumeRefused,
     MalformedResponse,
+    OrganisationOffline,
+    PermissionLost,
     RateLimited,
     TenantDisconnected,
     TokenExpired,
@@ -336,6 +345,8 @@ class OrganisationSession:
         try:
             return self._get(path, entity=entity, params=params,
                              if_modified_since=if_modified_since)
+        except XeroRequestError as exc:
+            raise exc.with_context(**self._context(entity, path)) from None
         except XeroError as exc:
             raise self.stop(exc.with_context(**self._context(entity, path))) from None
 
@@ -378,6 +389,17 @@ class OrganisationSession:
                         cause="connection closed mid-body", **ctx,
                     ) from None
                 log.info("truncated body from %s; retrying once", endpoint)
+                self._backoff(malformed)
+                continue
+            except httpx.DecodingError:
+                # A gzip stream that does not decode: the body is damaged, like a malformed one.
+                malformed += 1
+                if malformed > 1:
+                    raise MalformedResponse(
+                        "Xero's compressed answer could not be decoded",
+                        cause="damaged gzip stream", **ctx,
+                    ) from None
+                log.info("undecodable compressed body from %s; retrying once", endpoint)
                 self._backoff(malformed)
                 continue
             except httpx.TransportError as exc:
@@ -434,6 +456,11 @@ class OrganisationSession:
                 self.client.sleep(wait)
                 self._pacer.forget_minute_counter()
                 continue
+            if status == 503 and _is_organisation_offline(response.content):
+                raise OrganisationOffline(
+                    "Xero has this organisation offline; it is deferred to the next run",
+                    cause="HTTP 503 Organisation offline", **ctx,
+                )
             if status >= 500:
                 transient += 1
                 if transient > self.settings.max_retries:
@@ -444,9 +471,15 @@ class OrganisationSession:
                 log.info("HTTP %d from %s; retrying", status, endpoint)
                 self._backoff(transient)
                 continue
+            detail = wire.problem_detail(response.content)
+            if status == 400 and wire.error_type(response.content) == "HighVolumeException":
+                raise HighVolumeRefused(
+                    "Xero refused a Contacts query this organisation is too large for",
+                    status=status, cause=f"HTTP 400 HighVolumeException: {detail}", **ctx,
+                )
             raise XeroRequestError(
                 "Xero refused the request", status=status,
-                cause=f"HTTP {status} {wire.problem_detail(response.content)}".strip(), **ctx,
+                cause=f"HTTP {status} {detail}".strip(), **ctx,
             )
 
     def _forbidden(self, token: str, ctx: dict[str, str | None]) -> None:
@@ -460,10 +493,11 @@ class OrganisationSession:
                 cause=str(exc), **ctx,
             ) from None
         if any(c.get("tenantId") == self.org.tenant_id for c in connections):
-            raise XeroRequestError(
-                "Xero refused the organisation (403) although it is still connected",
-                status=403, cause="AuthenticationUnsuccessful", **ctx,
-            )
+            reason = ("Xero refuses this organisation's data (403) although it is still "
+                      "connected: the user who authorised the connection has lost the role or "
+                      "permission; an admin of the organisation must reconnect")
+            mark_needs_reconnection(self.client.store, self.org, reason)
+            raise PermissionLost(reason, cause="HTTP 403 AuthenticationUnsuccessful", **ctx)
         mark_tenant_disconnected(self.client.store, self.org)
         raise TenantDisconnected(
             "the organisation is no longer connected to this app at Xero", cause="HTTP 403",
@@ -500,46 +534,58 @@ class OrganisationSession:
         params: dict[str, str] | None = None,
         if_modified_since: datetime | None = None,
         page_size: int | None = None,
-    ) -> Iterator[list[dict]]:
-        """Pages of a paged collection, in order. ``page`` is always sent.
+        start_page: int = 1,
+    ) -> Iterator[Page]:
+        """Pages of a paged collection, in order, from ``start_page``. ``page`` is always sent.
 
-        After page 1, Xero's ``pagination.pageCount`` says how many pages there are: the rest are
-        fetched a few at a time (within the in-flight limit) and yielded in order. Without it, we
-        read on until a page is shorter than ``page_size``.
+        After the first page, Xero's ``pagination.pageCount`` says how many pages there are: the
+        rest are fetched a few at a time (within the in-flight limit) and yielded in order.
+        Without it, we read on until a page is shorter than ``page_size``.
         """
         size = page_size or self.settings.page_size
         base = {**(params or {}), "pageSize": str(size)}
 
-        def fetch(page: int) -> list[dict]:
-            records, _ = self.get_collection(path, collection, entity=entity,
-                                             params={**base, "page": str(page)},
-                                             if_modified_since=if_modified_since)
-            return records
+        def fetch(number: int) -> Page:
+            return self.get_page(path, collection, entity=entity,
+                                 params={**base, "page": str(number)},
+                                 if_modified_since=if_modified_since, number=number)
 
-        first, payload = self.get_collection(path, collection, entity=entity,
-                                             params={**base, "page": "1"},
-                                             if_modified_since=if_modified_since)
+        first = fetch(start_page)
         yield first
-        page_count = _page_count(payload)
-        if page_count is None:
-            page, records = 1, first
-            while len(records) >= size:
-                page += 1
-                records = fetch(page)
-                yield records
+        if first.page_count is None:
+            page = first
+            while len(page.records) >= size:
+                page = fetch(page.number + 1)
+                yield page
             return
         ahead = max(1, self.settings.max_in_flight - 1)
-        pending: deque[Future[list[dict]]] = deque()
-        next_page = 2
+        pending: deque[Future[Page]] = deque()
+        next_page = start_page + 1
         try:
-            while next_page <= page_count or pending:
-                while next_page <= page_count and len(pending) < ahead:
+            while next_page <= first.page_count or pending:
+                while next_page <= first.page_count and len(pending) < ahead:
                     pending.append(self._pool().submit(fetch, next_page))
                     next_page += 1
                 yield pending.popleft().result()
         finally:
             for future in pending:
                 future.cancel()
+
+    def get_page(
+        self,
+        path: str,
+        collection: str,
+        *,
+        entity: str,
+        params: dict[str, str],
+        if_modified_since: datetime | None = None,
+        number: int = 1,
+    ) -> Page:
+        """One page of a paged collection with what its envelope says (time, counts)."""
+        records, payload = self.get_collection(path, collection, entity=entity, params=params,
+                                               if_modified_since=if_modified_since)
+        return Page(number, records, _server_time(payload), _pagination(payload, "pageCount"),
+                    _pagination(payload, "itemCount"))
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._workers_lock:
@@ -558,14 +604,33 @@ class OrganisationSession:
                 self._workers = None
 
 
-def _page_count(payload: dict) -> int | None:
+@dataclass(frozen=True)
+class Page:
+    """One page of a paged collection: its number, records, and what the envelope said."""
+
+    number: int
+    records: list[dict]
+    server_time: datetime | None  # the envelope's DateTimeUTC: Xero's clock when it answered
+    page_count: int | None
+    item_count: int | None
+
+
+def _pagination(payload: dict, key: str) -> int | None:
     pagination = payload.get("pagination") if isinstance(payload, dict) else None
     if isinstance(pagination, dict):
         try:
-            return int(pagination["pageCount"])
+            return int(pagination[key])
         except (KeyError, TypeError, ValueError):
             return None
     return None
+
+
+def _server_time(payload: dict) -> datetime | None:
+    value = payload.get("DateTimeUTC") if isinstance(payload, dict) else None
+    try:
+        return wire.parse_net_date(value) if wire.is_net_date(value) else None
+    except ValueError:
+        return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -574,6 +639,21 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _is_organisation_offline(body: bytes) -> bool:
+    """Xero's per-organisation 503 ("Organisation offline"), not its API-wide maintenance one."""
+    text = body[:300].decode("utf-8", "replace").lower()
+    return "offline" in text and ("organisation" in text or "organization" in text) \
+        and "maintenance" not in text
+
+
+def mark_needs_reconnection(store: Store, org: Organisation, reason: str) -> None:
+    """The grant still reaches the tenant but may not read it: reconnect, do not retry."""
+    for connection in store.connections_for_tenant(org.tenant_id):
+        if connection.status == "connected" and connection.grant_id in (None, org.grant_id):
+            store.update_connection(connection.connection_id, status="needs_reconnection",
+                                    status_reason=reason)
 
 
 def mark_tenant_disconnected(store: Store, org: Organisation) -> None:
@@ -589,4 +669,5 @@ def mark_tenant_disconnected(store: Store, org: Organisation) -> None:
             )
 
 
-__all__ = ["Organisation", "OrganisationSession", "XeroClient", "mark_tenant_disconnected"]
+__all__ = ["Organisation", "OrganisationSession", "Page", "XeroClient", "mark_needs_reconnection",
+           "mark_tenant_disconnected"]

@@ -105,6 +105,11 @@ class TenantDisconnected(XeroError):
     """403: the organisation is no longer connected to this app (or the tenant id is wrong)."""
 
 
+class PermissionLost(XeroError):
+    """403 while ``/connections`` still lists the organisation: the user who authorised us lost
+    the role or permission. An admin must connect again; retrying cannot help."""
+
+
 class RateLimited(XeroError):
     """429 from Xero: ``problem`` names the limit (minute, day, concurrent, appminute)."""
 
@@ -133,12 +138,24 @@ class XeroUnavailable(XeroError):
     """5xx, timeouts or dropped connections that outlasted our bounded retries."""
 
 
+class OrganisationOffline(XeroUnavailable):
+    """503 "Organisation offline": this one organisation is unavailable for a while; defer it."""
+
+
 class XeroRequestError(XeroError):
-    """Any other 4xx answer (e.g. 400 QueryParseException): a bug or bad config, not retried."""
+    """Any other 4xx answer (e.g. 400 QueryParseException): a bug or bad config, not retried.
+
+    It concerns the one request: the organisation's other calls go on.
+    """
 
     def __init__(self, message: str, *, status: int | None = None, **context: str | None) -> None:
         self.status = status
         super().__init__(message, **context)
+
+
+class HighVolumeRefused(XeroRequestError):
+    """400 ``HighVolumeException``: the organisation is too large for a Contacts query filtered
+    or ordered on an unoptimised field; read it another way."""
 
 
 __all__ = [
@@ -147,8 +164,11 @@ __all__ = [
     "ConfigurationError",
     "DailyLimitReached",
     "GrantInvalid",
+    "HighVolumeRefused",
     "MalformedResponse",
     "OAuthError",
+    "OrganisationOffline",
+    "PermissionLost",
     "RateLimited",
     "TenantDisconnected",
     "TokenExpired",

@@ -78,6 +78,8 @@ class _XeroConfig(BaseConfiguration):
     refresh_margin_seconds: float = 300.0
     cursor_overlap_seconds: float = 60.0
     reconcile_interval_hours: float = 24.0
+    reconcile_sweep_parts: int = 5
+    ids_per_call: int = 50
     history: Any | None = None
     schema_contract: str = "evolve"
 
@@ -107,7 +109,13 @@ class XeroSettings:
         max_retry_after_seconds: the longest minute-limit ``Retry-After`` we sleep for.
         refresh_margin_seconds: refresh an access token this long before it expires.
         cursor_overlap_seconds: ``If-Modified-Since`` is the cursor minus this much.
-        reconcile_interval_hours: a full supplier read runs when the last one is older.
+        reconcile_interval_hours: a supplier reconciliation (finds contacts whose
+            ``IsSupplier`` changed without ``UpdatedDateUTC`` moving) runs when the last one is
+            older.
+        reconcile_sweep_parts: each reconciliation reads this fraction (1/N) of the supplier
+            list in summary form, so a change the supplier count cannot show is found within
+            N reconciliations; larger N, fewer bytes.
+        ids_per_call: ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52).
         history: entities kept with full history (scd2), e.g. ``{"accounts", "tax_rates"}``.
         schema_contract: ``evolve`` (default), ``freeze``, ``discard_row`` or ``discard_value``
             for new columns; ``freeze`` also freezes data types.
@@ -135,6 +143,8 @@ class XeroSettings:
     refresh_margin_seconds: float = 300.0
     cursor_overlap_seconds: float = 60.0
     reconcile_interval_hours: float = 24.0
+    reconcile_sweep_parts: int = 5
+    ids_per_call: int = 50
     history: frozenset[str] = frozenset()
     schema_contract: str = "evolve"
 
@@ -155,6 +165,12 @@ class XeroSettings:
         if not 1 <= self.max_in_flight <= 5:
             raise ConfigurationError(
                 f"sources.xero.max_in_flight must be between 1 and 5, got {self.max_in_flight}"
+            )
+        if self.reconcile_sweep_parts < 1:
+            raise ConfigurationError("sources.xero.reconcile_sweep_parts must be at least 1")
+        if not 1 <= self.ids_per_call <= 52:
+            raise ConfigurationError(
+                f"sources.xero.ids_per_call must be between 1 and 52, got {self.ids_per_call}"
             )
         if self.calls_per_minute < 1:
             raise ConfigurationError("sources.xero.calls_per_minute must be at least 1")

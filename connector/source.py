@@ -4,8 +4,8 @@ connected organisation, loaded in parallel, incrementally, with deletions marked
 Tables (every row, child rows included, carries ``tenant_id``, part of every primary key):
 
 - ``suppliers`` (tenant_id, contact_id): Contacts ``where=IsSupplier==true``, archived included,
-  1000 a page, ``If-Modified-Since`` the cursor minus an overlap; a full reconciliation read once
-  a day or on demand.
+  1000 a page in ``ContactID`` order, ``If-Modified-Since`` the cursor minus an overlap; a cheap
+  reconciliation once a day or on demand (see ``connector.suppliers``).
 - ``accounts`` (tenant_id, account_id): one call, the snapshot diffed against state.
 - ``tax_rates`` (tenant_id, tax_type): one call; components in ``tax_rates__tax_components``.
 - ``tracking_categories`` (tenant_id, tracking_category_id) and ``tracking_options``
@@ -41,7 +41,7 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from connector import wire
+from connector import masking
 from connector.client import Organisation, XeroClient
 from connector.errors import ConfigurationError, XeroError
 from connector.models import (
@@ -55,6 +55,7 @@ from connector.models import (
 )
 from connector.settings import ENTITIES, XeroSettings, load_settings
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
+from connector.suppliers import ReadOptions, SupplierRead, SupplierState
 
 log = logging.getLogger(__name__)
 
@@ -323,44 +324,36 @@ def _diff_snapshot(
     return rows, new_known
 
 
-# --- suppliers (incremental) ---------------------------------------------------------------------
-
-@dataclass
-class _SupplierPlan:
-    """How one organisation's suppliers are read this run."""
-
-    since: datetime | None  # If-Modified-Since, None for a full read
-    full: bool  # a full (reconciliation) read
-    cursor: datetime | None  # the stored cursor
-    recent: dict[str, list[str]]  # ContactID -> [hash, UpdatedDateUTC iso] near the cursor
-
-
-def _supplier_plan(run: _Run, state: dict | None) -> _SupplierPlan:
-    state = {} if run.full_refresh or state is None else state
-    cursor = _from_iso(state.get("cursor"))
-    reconciled_at = _from_iso(state.get("reconciled_at"))
-    interval = timedelta(hours=run.settings.reconcile_interval_hours)
-    full = (cursor is None or run.reconcile or reconciled_at is None
-            or run.started_at - reconciled_at >= interval)
-    overlap = timedelta(seconds=run.settings.cursor_overlap_seconds)
-    since = None if full or cursor is None else cursor - overlap
-    return _SupplierPlan(since=since, full=full, cursor=cursor,
-                         recent=dict(state.get("recent") or {}))
-
+# --- suppliers (incremental; the read strategy is in connector.suppliers) -----------------------
 
 _DONE = object()
 
 
+def _read_options(run: _Run) -> ReadOptions:
+    s = run.settings
+    return ReadOptions(
+        started_at=run.started_at,
+        overlap=timedelta(seconds=s.cursor_overlap_seconds),
+        reconcile_interval=timedelta(hours=s.reconcile_interval_hours),
+        sweep_parts=s.reconcile_sweep_parts,
+        ids_per_call=s.ids_per_call,
+        page_size=s.page_size,
+        reconcile=run.reconcile,
+        full_refresh=run.full_refresh,
+    )
+
+
 def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
-    """Yield suppliers page by page, organisations in parallel; advance each cursor as we go."""
+    """Yield suppliers as organisations read them (in parallel); record each organisation's
+    state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    plans = {org.tenant_id: _supplier_plan(run, tenants_state.get(org.tenant_id))
-             for org in run.orgs}
-    pages: queue.Queue[tuple[Organisation, Any]] = queue.Queue(maxsize=4 * max(1, len(run.orgs)))
+    options = _read_options(run)
+    pages: queue.Queue[tuple[Organisation, Any, SupplierState | None]] = queue.Queue(
+        maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
 
-    def put(item: tuple[Organisation, Any]) -> bool:
+    def put(item: tuple[Organisation, Any, SupplierState | None]) -> bool:
         while not cancelled.is_set():
             try:
                 pages.put(item, timeout=0.2)
@@ -369,30 +362,36 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
                 continue
         return False
 
-    def read(org: Organisation) -> None:
-        plan = plans[org.tenant_id]
+    def read(org: Organisation, state: SupplierState) -> None:
+        def emit(rows: list[dict], progress: SupplierState | None) -> bool:
+            return put((org, rows, progress))
+
+        reader = SupplierRead(
+            run.client.session(org), state, options,
+            build_row=lambda raw: run.build_row(org, entity, raw),
+            digest=lambda raw: _digest(_canonical(raw)),
+            warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
+            stored=masking.destination_values(org.tenant_id),
+            emit=emit,
+        )
         try:
-            for records in run.client.session(org).iter_pages(
-                entity.path, entity.collection, entity=entity.name, params=dict(entity.params),
-                if_modified_since=plan.since,
-            ):
-                if not put((org, records)):
-                    return
-            put((org, _DONE))
+            final = reader.run()
+            put((org, _DONE, final))
         except BaseException as exc:
-            put((org, exc))
+            put((org, exc, None))
 
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
-            run.pool.submit(read, org)
+            state = SupplierState.load(tenants_state.get(org.tenant_id))
+            run.pool.submit(read, org, state)
         active = len(run.orgs)
         while active:
-            org, item = pages.get()
-            plan = plans[org.tenant_id]
+            org, item, progress = pages.get()
             if item is _DONE:
                 active -= 1
-                _save_supplier_state(run, tenants_state, org, plan, finished=True)
+                assert progress is not None
+                tenants_state[org.tenant_id] = progress.dump()
                 run.stats.finish(org.tenant_id, entity.name, OK)
                 continue
             if isinstance(item, BaseException):
@@ -402,78 +401,15 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
                               item)
                 run.stats.fail(org.tenant_id, entity.name, item)
                 continue
-            rows, newest = _new_supplier_rows(run, org, entity, item, plan)
-            if rows:
-                yield rows
-            # Only now, with the rows handed over, may the cursor move past them.
-            if newest is not None and (plan.cursor is None or newest > plan.cursor):
-                plan.cursor = newest
-            _save_supplier_state(run, tenants_state, org, plan, finished=False)
-            run.stats.add_rows(org.tenant_id, entity.name, len(rows))
+            if item:
+                yield item
+            # Only now, with the rows handed over, may the state move past them.
+            if progress is not None:
+                tenants_state[org.tenant_id] = progress.dump()
+            run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()
         run.resource_done()
-
-
-def _new_supplier_rows(
-    run: _Run, org: Organisation, entity: Entity, records: list[dict], plan: _SupplierPlan
-) -> tuple[list[dict], datetime | None]:
-    """The rows of one page that are new or changed, and the newest ``UpdatedDateUTC`` seen."""
-    rows: list[dict] = []
-    newest: datetime | None = plan.cursor
-    horizon = timedelta(seconds=run.settings.cursor_overlap_seconds + 2)
-    # Hashing costs a JSON dump per record: only records a later run may meet again inside the
-    # overlap window (near the newest UpdatedDateUTC, which this page bounds from below), or that
-    # this run may know from the last one, need it. The text is taken before build_row, which
-    # decodes dates in place.
-    hints = [_updated_hint(raw) for raw in records]
-    known = [h for h in hints if h is not None]
-    bound = max([*known, *([plan.cursor] if plan.cursor else [])], default=None)
-    for raw, hint in zip(records, hints, strict=True):
-        needs_digest = (raw.get("ContactID") in plan.recent or hint is None or bound is None
-                        or hint >= bound - horizon)
-        text = _canonical(raw) if needs_digest else None
-        row = run.build_row(org, entity, raw)
-        if row is None:
-            continue
-        contact_id, updated = row["ContactID"], row["UpdatedDateUTC"]
-        newest = updated if newest is None or updated > newest else newest
-        if text is None:
-            rows.append(row)  # new to us and outside any overlap window: nothing to compare
-            continue
-        digest = _digest(text)
-        seen = plan.recent.get(contact_id)
-        unchanged = (seen is not None and seen[0] == digest and plan.cursor is not None
-                     and updated <= plan.cursor)
-        if not unchanged:
-            rows.append(row)
-        plan.recent[contact_id] = [digest, _iso(updated)]
-    return rows, newest
-
-
-def _updated_hint(raw: dict) -> datetime | None:
-    """A record's UpdatedDateUTC before validation, when it reads cleanly."""
-    value = raw.get("UpdatedDateUTC")
-    try:
-        return wire.parse_net_date(value) if wire.is_net_date(value) else None
-    except ValueError:
-        return None
-
-
-def _save_supplier_state(
-    run: _Run, tenants_state: dict, org: Organisation, plan: _SupplierPlan, *, finished: bool
-) -> None:
-    """Write the organisation's cursor; keep hashes only for rows inside the overlap window."""
-    state = tenants_state.setdefault(org.tenant_id, {})
-    if plan.cursor is not None:
-        state["cursor"] = _iso(plan.cursor)
-        # If-Modified-Since is sent to the second, so keep a little more than the overlap.
-        horizon = plan.cursor - timedelta(seconds=run.settings.cursor_overlap_seconds + 2)
-        plan.recent = {k: v for k, v in plan.recent.items()
-                       if datetime.fromisoformat(v[1]) >= horizon}
-        state["recent"] = plan.recent
-    if finished and plan.full:
-        state["reconciled_at"] = _iso(run.started_at)
 
 
 # --- the source ----------------------------------------------------------------------------------

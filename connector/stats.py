@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.errors import DailyLimitReached, RateLimited, XeroError
+from connector.errors import DailyLimitReached, OrganisationOffline, RateLimited, XeroError
 
 OK = "ok"
 FAILED = "failed"
@@ -22,8 +22,10 @@ OUTCOMES = (OK, FAILED, SKIPPED, DEFERRED)
 
 
 def outcome_for(error: BaseException) -> str:
-    """``deferred`` for rate and budget limits (the next run picks up), ``failed`` otherwise."""
-    return DEFERRED if isinstance(error, DailyLimitReached | RateLimited) else FAILED
+    """``deferred`` for rate and budget limits and an organisation Xero has offline (the next run
+    picks up), ``failed`` otherwise."""
+    deferred = DailyLimitReached | RateLimited | OrganisationOffline
+    return DEFERRED if isinstance(error, deferred) else FAILED
 
 
 @dataclass

@@ -176,6 +176,17 @@ def problem_detail(body: bytes) -> str:
     return ""
 
 
+def error_type(body: bytes) -> str | None:
+    """The ``Type`` of an Accounting API error body (``HighVolumeException``, ...), if any."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("Type"), str):
+        return data["Type"]
+    return None
+
+
 def oauth_error_code(body: bytes) -> str | None:
     """The ``error`` of a token-endpoint error body (``invalid_grant``, ...), if any."""
     try:

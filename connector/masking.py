@@ -1,0 +1,80 @@
+"""Values Xero masks for a lower-privileged user must never overwrite the full values we hold.
+
+For US organisations Xero shows a Standard-role user only the last four digits of a contact's
+``TaxNumber`` (REFERENCE.md section 0, "Roles"). The exact mask is not documented, so any run of
+mask characters (``*``, ``x``, ``X``, ``•``, ``#``) before four digits counts, with or without
+separators. A masked value is replaced by the full one already loaded for that contact; when
+there is none, it loads as it came and a warning says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+_MASKED = re.compile(r"^(?=(?:.*[*xX•#]){2})[*xX•#\s\-.]+\d{4}$")
+
+# (contact ids) -> {contact id: the full value loaded before}
+StoredValues = Callable[[list[str]], dict[str, str]]
+
+
+def is_masked(value: object) -> bool:
+    """True for a value like ``*****6789`` or ``XXX-XX-6789``: mask characters, four digits."""
+    return isinstance(value, str) and bool(_MASKED.match(value.strip()))
+
+
+def restore(rows: list[dict], stored: StoredValues, warn: Callable[[str], None]) -> None:
+    """Put the full ``TaxNumber`` back where Xero sent a masked one (rows changed in place)."""
+    masked = [row for row in rows if is_masked(row.get("TaxNumber"))]
+    if not masked:
+        return
+    known = stored([row["ContactID"] for row in masked])
+    unknown = 0
+    for row in masked:
+        full = known.get(row["ContactID"])
+        if full and not is_masked(full):
+            row["TaxNumber"] = full
+        else:
+            unknown += 1
+    if unknown:
+        warn(f"suppliers: {unknown} tax numbers came masked (the authorising user's role) and "
+             "no full value was loaded before; they load masked until an admin reconnects")
+
+
+def destination_values(tenant_id: str) -> StoredValues:
+    """Look the full values up in the table already loaded by the running dlt pipeline.
+
+    Nothing is kept anywhere else (tax numbers stay out of dlt state). Outside a pipeline, or
+    before the first load, there is nothing to look up.
+    """
+
+    def lookup(contact_ids: list[str]) -> dict[str, str]:
+        try:
+            import dlt
+
+            pipeline = dlt.current.pipeline()
+            with pipeline.sql_client() as client:
+                table = client.make_qualified_table_name("suppliers")
+                marks = ", ".join(["%s"] * len(contact_ids))
+                rows = client.execute_sql(
+                    f"SELECT contact_id, tax_number FROM {table} "  # noqa: S608 (names are ours)
+                    f"WHERE tenant_id = %s AND contact_id IN ({marks}) "
+                    "AND tax_number IS NOT NULL",
+                    tenant_id, *contact_ids,
+                )
+        except Exception as exc:  # no pipeline, no table yet, a destination without SQL
+            log.debug("no stored tax numbers to restore masked ones: %s", type(exc).__name__)
+            return {}
+        found: dict[str, str] = {}
+        for contact_id, value in rows or []:
+            if isinstance(value, str) and not is_masked(value):
+                found[str(contact_id)] = value
+        return found
+
+    return lookup
+
+
+__all__ = ["StoredValues", "destination_values", "is_masked", "restore"]

@@ -1,0 +1,434 @@
+"""How one organisation's suppliers are read from Xero, and what a run remembers about them.
+
+Xero pages Contacts by position in the requested order, evaluated anew for every page. Ordered by
+``UpdatedDateUTC`` an edit moves a contact to the end and shifts every later one back, so a
+reader skips a contact nobody touched. Every read here is therefore ordered by ``ContactID``,
+which no edit changes: an edited contact keeps its place, a new one only pushes later ones forward
+(a duplicate, never a gap). The cursor is Xero's own clock (the envelope's ``DateTimeUTC``) when a
+read began, so whatever was edited while we paged is read again next run.
+
+Per organisation and run, one of:
+
+- **full read** (first run, ``full_refresh``, or an unfinished full read): every supplier, page by
+  page; resumable at the next page after a day limit (positions are stable in this order);
+- **incremental read**: ``If-Modified-Since`` the cursor minus an overlap; rows whose content did
+  not change inside the overlap are not yielded again (hashes kept for that window only);
+- **reconciliation** (every ``reconcile_interval_hours``, or on demand) after the incremental
+  read: finds contacts whose ``IsSupplier`` changed without ``UpdatedDateUTC`` moving. One probe
+  (``pageSize=1``) gives Xero's supplier count; a rotating slice (``1/reconcile_sweep_parts``)
+  of the supplier list is read in summary form. A contact there that we do not know became a
+  supplier; if the counts still differ, the whole summary list is read and compared, and the
+  contacts that stopped being suppliers are read again and loaded with ``is_supplier`` false. A
+  swap (one in, one out) that the count cannot see is found by the sweep within
+  ``reconcile_sweep_parts`` reconciliations. Changed contacts are fetched by ``IDs=``.
+
+High-volume organisations (Xero's ``400 HighVolumeException`` for the unoptimised ``IsSupplier``
+filter) are read without the filter, suppliers chosen on our side; that is decided per
+organisation on the first refusal and remembered in the state.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector import masking, wire
+from connector.client import OrganisationSession, Page
+from connector.errors import HighVolumeRefused
+
+log = logging.getLogger(__name__)
+
+PATH = "Contacts"
+COLLECTION = "Contacts"
+ENTITY = "suppliers"
+ORDER = "ContactID ASC"
+SUPPLIER_FILTER = "IsSupplier==true"
+BASE_PARAMS = {"includeArchived": "true", "order": ORDER}
+
+
+# --- the remembered state ------------------------------------------------------------------------
+
+def encode_ids(ids: Iterable[str]) -> str:
+    """A set of ContactIDs as compact text for dlt state (16 bytes each, base64)."""
+    raw = b"".join(sorted(uuid.UUID(i).bytes for i in ids))
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_ids(text: str) -> set[str]:
+    """The inverse of ``encode_ids``."""
+    raw = base64.b64decode(text)
+    return {str(uuid.UUID(bytes=raw[i:i + 16])) for i in range(0, len(raw), 16)}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass
+class SupplierState:
+    """What the next run needs to know about one organisation's suppliers.
+
+    ``members`` is None for state written before membership was kept: the next reconciliation is
+    then a full read, which establishes it.
+    """
+
+    cursor: datetime | None = None  # Xero's time when the last complete read began
+    recent: dict[str, list[str]] = field(default_factory=dict)  # id -> [hash, updated iso]
+    reconciled_at: datetime | None = None
+    members: set[str] | None = None  # ContactIDs we hold as suppliers
+    high_volume: bool = False  # read without the IsSupplier filter
+    sweep: int = 0  # where the next reconciliation's sweep starts (a slice index)
+    full_read: dict[str, Any] | None = None  # an unfinished full read: watermark, next page
+
+    @classmethod
+    def load(cls, raw: dict[str, Any] | None) -> SupplierState:
+        raw = raw or {}
+        members = raw.get("members")
+        return cls(
+            cursor=_from_iso(raw.get("cursor")),
+            recent=dict(raw.get("recent") or {}),
+            reconciled_at=_from_iso(raw.get("reconciled_at")),
+            members=decode_ids(members) if isinstance(members, str) else None,
+            high_volume=bool(raw.get("high_volume")),
+            sweep=int(raw.get("sweep") or 0),
+            full_read=raw.get("full_read"),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"recent": self.recent, "sweep": self.sweep}
+        if self.cursor:
+            state["cursor"] = _iso(self.cursor)
+        if self.reconciled_at:
+            state["reconciled_at"] = _iso(self.reconciled_at)
+        if self.members is not None:
+            state["members"] = encode_ids(self.members)
+        if self.high_volume:
+            state["high_volume"] = True
+        if self.full_read:
+            state["full_read"] = self.full_read
+        return state
+
+
+# --- one organisation's read ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The settings and run facts a supplier read depends on."""
+
+    started_at: datetime
+    overlap: timedelta
+    reconcile_interval: timedelta
+    sweep_parts: int
+    ids_per_call: int
+    page_size: int
+    reconcile: bool = False
+    full_refresh: bool = False
+
+
+Emit = Callable[[list[dict], "SupplierState | None"], bool]
+
+
+class SupplierRead:
+    """Reads one organisation's suppliers; hands rows over with ``emit``.
+
+    ``emit(rows, state)`` passes rows on (and, where given, the state to record with them so a
+    later run resumes there); it returns False when the run was cancelled.
+
+    Args:
+        session: the organisation's session of the run's client.
+        state: what the last run remembered.
+        options: settings and run facts.
+        build_row: validates a raw record into a row (None for a bad record, already reported).
+        digest: a content hash of a raw record (taken before ``build_row`` changes it).
+        warn: records a warning for this organisation's suppliers.
+        stored: looks up values already loaded (masked values must not overwrite them).
+    """
+
+    def __init__(
+        self,
+        session: OrganisationSession,
+        state: SupplierState,
+        options: ReadOptions,
+        *,
+        build_row: Callable[[dict], dict | None],
+        digest: Callable[[dict], str],
+        warn: Callable[[str], None],
+        stored: masking.StoredValues,
+        emit: Emit,
+    ) -> None:
+        self.session = session
+        self.old = state
+        self.state = SupplierState(**{**vars(state), "recent": dict(state.recent),
+                                      "members": set(state.members)
+                                      if state.members is not None else None})
+        self.options = options
+        self.build_row = build_row
+        self.digest = digest
+        self.warn = warn
+        self.stored = stored
+        self.emit = emit
+        self.yielded: set[str] = set()  # ContactIDs loaded by this run
+
+    # -- the plan -------------------------------------------------------------------------------
+
+    def run(self) -> SupplierState:
+        """Read what this run needs; returns the state to remember."""
+        state, o = self.state, self.options
+        if o.full_refresh:
+            state.full_read, state.cursor, state.recent = None, None, {}
+        due = (o.reconcile or state.reconciled_at is None
+               or o.started_at - state.reconciled_at >= o.reconcile_interval)
+        if state.cursor is None or state.full_read or (due and state.members is None):
+            self._full_read()
+            return state
+        self._incremental()
+        if due:
+            self._reconcile()
+        return state
+
+    def _pages(self, *, summary: bool = False, since: datetime | None = None,
+               start_page: int = 1, page_size: int | None = None) -> Iterator[Page]:
+        """Contacts pages in ContactID order; the filter unless the organisation is too large.
+
+        A ``HighVolumeException`` on the first page switches the organisation to unfiltered
+        reads for good (remembered in the state) and starts again that way.
+        """
+        params = dict(BASE_PARAMS)
+        if summary:
+            params["summaryOnly"] = "true"
+        while True:
+            filtered = not self.state.high_volume
+            query = {**params, "where": SUPPLIER_FILTER} if filtered else params
+            try:
+                yield from self.session.iter_pages(
+                    PATH, COLLECTION, entity=ENTITY, params=query, if_modified_since=since,
+                    page_size=page_size or self.options.page_size, start_page=start_page)
+                return
+            except HighVolumeRefused:
+                if not filtered:
+                    raise
+                self._switch_to_high_volume()
+
+    def _switch_to_high_volume(self) -> None:
+        self.state.high_volume = True
+        self.state.full_read = None  # positions of the filtered list mean nothing now
+        self.warn("suppliers: Xero refused the IsSupplier filter for this high-volume "
+                  "organisation (HighVolumeException); reading every contact and choosing "
+                  "suppliers here from now on")
+
+    # -- full read ------------------------------------------------------------------------------
+
+    def _full_read(self) -> None:
+        state = self.state
+        resume = state.full_read or {}
+        watermark = _from_iso(resume.get("watermark"))
+        found: set[str] = decode_ids(resume["members"]) if resume.get("members") else set()
+        start = int(resume.get("next_page") or 1)
+        newest: list[datetime] = []  # the cursor if Xero's envelope had no DateTimeUTC
+        for page in self._pages(start_page=start):
+            if watermark is None:
+                watermark = page.server_time
+            rows = self._rows(page.records, watermark, newest)
+            found.update(_key(r) for r in rows if r.get("IsSupplier") is not False)
+            state.full_read = {"watermark": _iso(watermark), "next_page": page.number + 1,
+                               "members": encode_ids(found)}
+            if not self._emit(rows, state):
+                return
+        gone = (self.old.members or set()) - found - self.yielded
+        if gone:
+            self._load_ids(gone)
+        state.members = found
+        state.full_read = None
+        state.cursor = watermark or max(newest, default=None) or state.cursor
+        state.reconciled_at = self.options.started_at
+        self._prune_recent()
+
+    # -- incremental read -----------------------------------------------------------------------
+
+    def _incremental(self) -> None:
+        state = self.state
+        assert state.cursor is not None
+        since = state.cursor - self.options.overlap
+        watermark: datetime | None = None
+        for page in self._pages(since=since):
+            if watermark is None:
+                watermark = page.server_time
+            rows = self._rows(page.records, state.cursor, [], dedupe=True)
+            self._track_members(rows)
+            if not self._emit(rows, None):
+                return
+        if watermark is not None and watermark > state.cursor:
+            state.cursor = watermark
+        self._prune_recent()
+
+    def _track_members(self, rows: list[dict]) -> None:
+        members = self.state.members
+        if members is None:
+            return
+        for row in rows:
+            if row.get("IsSupplier") is False:
+                members.discard(_key(row))
+            else:
+                members.add(_key(row))
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        state = self.state
+        members = state.members
+        assert members is not None
+        if state.high_volume:
+            xero = self._supplier_ids(self._pages(summary=True))
+            self._apply_difference(xero, members)
+        else:
+            count, found = self._probe_and_sweep()
+            if count is None:  # the probe met the high-volume refusal
+                xero = self._supplier_ids(self._pages(summary=True))
+                self._apply_difference(xero, members)
+            else:
+                new = found - members - self.yielded
+                if new:
+                    self._load_ids(new)
+                    members |= new
+                if count != len(members):
+                    xero = self._supplier_ids(self._pages(summary=True))
+                    self._apply_difference(xero, members)
+        state.reconciled_at = self.options.started_at
+
+    def _probe_and_sweep(self) -> tuple[int | None, set[str]]:
+        """Xero's supplier count (None if refused) and the ids of this run's sweep slice."""
+        try:
+            probe = self.session.get_page(
+                PATH, COLLECTION, entity=ENTITY,
+                params={**BASE_PARAMS, "where": SUPPLIER_FILTER, "summaryOnly": "true",
+                        "pageSize": "1", "page": "1"})
+        except HighVolumeRefused:
+            self._switch_to_high_volume()
+            return None, set()
+        count = probe.item_count if probe.item_count is not None else len(probe.records)
+        if count == 0:
+            return 0, set()
+        parts = max(1, self.options.sweep_parts)
+        size = min(self.options.page_size, -(-count // parts))
+        pages = -(-count // size)
+        per_run = -(-pages // parts)
+        first = self.state.sweep % pages
+        found: set[str] = set()
+        for offset in range(per_run):
+            number = (first + offset) % pages + 1
+            page = self.session.get_page(
+                PATH, COLLECTION, entity=ENTITY, number=number,
+                params={**BASE_PARAMS, "where": SUPPLIER_FILTER, "summaryOnly": "true",
+                        "pageSize": str(size), "page": str(number)})
+            found |= self._supplier_ids([page])
+        self.state.sweep = (first + per_run) % pages
+        return count, found
+
+    def _supplier_ids(self, pages: Iterable[Page]) -> set[str]:
+        ids: set[str] = set()
+        for page in pages:
+            for raw in page.records:
+                contact_id = raw.get("ContactID")
+                if isinstance(contact_id, str) and raw.get("IsSupplier") is not False:
+                    ids.add(contact_id.lower())
+        return ids
+
+    def _apply_difference(self, xero: set[str], members: set[str]) -> None:
+        """Load the contacts whose supplier status differs from what we hold; adopt Xero's set."""
+        changed = (xero - members) | (members - xero)
+        changed -= self.yielded
+        if changed:
+            self._load_ids(changed)
+        self.state.members = xero
+
+    def _load_ids(self, ids: Iterable[str]) -> None:
+        """Read contacts by id (Xero's optimised ``IDs``, archived included) and load them."""
+        wanted = sorted(ids)
+        step = max(1, self.options.ids_per_call)
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i:i + step]
+            page = self.session.get_page(
+                PATH, COLLECTION, entity=ENTITY,
+                params={"IDs": ",".join(chunk), "includeArchived": "true", "page": "1",
+                        "pageSize": str(self.options.page_size)})
+            rows = self._rows(page.records, self.state.cursor, [])
+            missing = set(chunk) - {_key(r) for r in rows}
+            if missing:
+                log.info("%d contacts not returned by id (gone at Xero)", len(missing))
+            if not self._emit(rows, None):
+                return
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def _rows(self, records: list[dict], bound: datetime | None, newest: list[datetime],
+              *, dedupe: bool = False) -> list[dict]:
+        """Rows of one page: validated, filtered to suppliers (or ex-suppliers we hold), masked
+        values restored, and (``dedupe``) without the unchanged ones of the overlap window.
+
+        Hashes are kept only for records a later run may meet again: those updated within the
+        overlap of ``bound`` (the cursor to be).
+        """
+        horizon = self.options.overlap + timedelta(seconds=2)
+        members = self.old.members or set()
+        rows: list[dict] = []
+        for raw in records:
+            contact_id = raw.get("ContactID")
+            if self.state.high_volume and raw.get("IsSupplier") is not True \
+                    and str(contact_id).lower() not in members:
+                continue  # a contact that is not (and was not) a supplier
+            hint = _updated_hint(raw)
+            near = hint is None or bound is None or hint >= bound - horizon
+            needs_digest = near or (dedupe and contact_id in self.state.recent)
+            text = self.digest(raw) if needs_digest else None
+            row = self.build_row(raw)
+            if row is None:
+                continue
+            updated = row["UpdatedDateUTC"]
+            newest.append(updated)
+            if text is not None:
+                seen = self.state.recent.get(row["ContactID"])
+                if dedupe and seen is not None and seen[0] == text and bound is not None \
+                        and updated <= bound:
+                    continue
+                if near:
+                    self.state.recent[row["ContactID"]] = [text, updated.isoformat()]
+            rows.append(row)
+        masking.restore(rows, self.stored, self.warn)
+        self.yielded.update(_key(r) for r in rows)
+        return rows
+
+    def _prune_recent(self) -> None:
+        if self.state.cursor is None:
+            return
+        horizon = self.state.cursor - self.options.overlap - timedelta(seconds=2)
+        self.state.recent = {k: v for k, v in self.state.recent.items()
+                             if datetime.fromisoformat(v[1]) >= horizon}
+
+    def _emit(self, rows: list[dict], state: SupplierState | None) -> bool:
+        return self.emit(rows, state)
+
+
+def _key(row: dict) -> str:
+    """A row's ContactID as members and ``IDs=`` hold it (lower case)."""
+    return str(row["ContactID"]).lower()
+
+
+def _updated_hint(raw: dict) -> datetime | None:
+    """A record's UpdatedDateUTC before validation, when it reads cleanly."""
+    value = raw.get("UpdatedDateUTC")
+    try:
+        return wire.parse_net_date(value) if wire.is_net_date(value) else None
+    except ValueError:
+        return None
+
+
+__all__ = ["ReadOptions", "SupplierRead", "SupplierState", "decode_ids", "encode_ids"]
