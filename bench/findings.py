@@ -48,7 +48,7 @@ KNOWN_COSTS: tuple[Cost, ...] = (
         what="a content hash (canonical JSON, sorted keys, then BLAKE2b) of every supplier, "
              "also on a first load, where there is no stored hash to compare it with",
         names=("_canonical (connector/source.py)", "_digest (connector/source.py)"),
-        owner="`connector/source.py`, `_new_supplier_rows`",
+        owner="`connector/suppliers.py`, `SupplierRead._rows`",
         fix="hash only a record that can be compared or kept: one whose ContactID is already "
             "in `plan.recent`, or whose UpdatedDateUTC is within `cursor_overlap_seconds` + 2 s "
             "of the newest on its page. The filter there compares each record with the newest "
