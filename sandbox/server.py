@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox import compression
 from sandbox import faults as fault_kinds
 from sandbox.clock import Clock
 from sandbox.faults import Fault, FaultBook
@@ -154,6 +155,27 @@ class Route:
 # --- the request log ------------------------------------------------------------------------
 
 
+class _Tally:
+    """Calls per status and response body bytes sent, for one slice of the stats."""
+
+    __slots__ = ("by_status", "bytes_out")
+
+    def __init__(self) -> None:
+        self.by_status: Counter[str] = Counter()
+        self.bytes_out = 0
+
+    def add(self, status: str, bytes_out: int) -> None:
+        self.by_status[status] += 1
+        self.bytes_out += bytes_out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "total": sum(self.by_status.values()),
+            "by_status": dict(self.by_status),
+            "bytes_out": self.bytes_out,
+        }
+
+
 class RequestLog:
     """Every request to a Xero path, newest last (the latest `maxlen` kept, to bound memory),
     plus counters for `GET /_sandbox/stats` that count everything since the last clear."""
@@ -161,20 +183,20 @@ class RequestLog:
     def __init__(self, maxlen: int = 50_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
-        self._by_status: Counter[str] = Counter()
-        self._by_path: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._by_tenant: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._all = _Tally()
+        self._by_path: defaultdict[str, _Tally] = defaultdict(_Tally)
+        self._by_tenant: defaultdict[str, _Tally] = defaultdict(_Tally)
         self._faults: Counter[str] = Counter()
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """Record one request."""
+    def append(self, entry: dict[str, Any], bytes_out: int = 0) -> None:
+        """Record one request and the body bytes its answer puts on the wire."""
         status = str(entry["status"]) if entry["status"] is not None else "none"
         with self._lock:
             self._entries.append(entry)
-            self._by_status[status] += 1
-            self._by_path[entry["path"]][status] += 1
+            self._all.add(status, bytes_out)
+            self._by_path[entry["path"]].add(status, bytes_out)
             if entry["tenant_id"]:
-                self._by_tenant[entry["tenant_id"]][status] += 1
+                self._by_tenant[entry["tenant_id"]].add(status, bytes_out)
             if entry.get("fault"):
                 self._faults[entry["fault"]] += 1
 
@@ -194,25 +216,20 @@ class RequestLog:
         """Empty the log and its counters."""
         with self._lock:
             self._entries.clear()
-            self._by_status.clear()
+            self._all = _Tally()
             self._by_path.clear()
             self._by_tenant.clear()
             self._faults.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Counters per status, path and tenant since the last clear."""
-
-        def summary(counter: Counter[str]) -> dict[str, Any]:
-            return {"total": sum(counter.values()), "by_status": dict(counter)}
-
+        """Counters per status, path and tenant (calls and body bytes) since the last clear."""
         with self._lock:
             return {
-                "total": sum(self._by_status.values()),
-                "by_status": dict(self._by_status),
-                "rate_limited": self._by_status.get("429", 0),
+                **self._all.summary(),
+                "rate_limited": self._all.by_status.get("429", 0),
                 "faults": dict(self._faults),
-                "by_path": {p: summary(c) for p, c in self._by_path.items()},
-                "by_tenant": {t: summary(c) for t, c in self._by_tenant.items()},
+                "by_path": {p: t.summary() for p, t in self._by_path.items()},
+                "by_tenant": {t: tally.summary() for t, tally in self._by_tenant.items()},
             }
 
 
@@ -318,7 +335,7 @@ def apply_faults(
     sb: Sandbox, req: Request, tenant_id: str | None
 ) -> tuple[Response | None, Fault | None]:
     """Take the next matching fault. Returns a replacement response (status/rate_limit), or a
-    fault to apply on the way out (drop/malformed/truncated); `slow` just waits here."""
+    fault to apply on the way out (drop/malformed/truncated/corrupt_gzip); `slow` just waits."""
     fault = sb.faults.take(req.method, req.path, tenant_id)
     if fault is None:
         return None, None
@@ -332,6 +349,8 @@ def apply_faults(
     if fault.kind == "rate_limit":
         status, headers, body = fault_kinds.rate_limit_answer(fault, sb.clock.now())
         return Response(status, headers, body), None
+    if fault.kind == "offline":
+        return Response(*fault_kinds.offline_answer()), None
     return None, fault
 
 
@@ -421,6 +440,46 @@ def build_routes() -> list[Route]:
     ]
 
 
+# --- what goes on the wire -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WireBody:
+    """A response body as sent: content-coding headers, the bytes, and how many of them go out
+    (fewer than all for a `truncated` fault, none for `drop`)."""
+
+    headers: dict[str, str]
+    body: bytes
+    bytes_sent: int
+
+
+def wire_body(response: Response, accept_encoding: str | None, *, compress: bool) -> WireBody:
+    """Apply the body faults and gzip (when `compress` and the client accepts it) to `response`.
+
+    Order matters: `malformed` damages the plain body, then it is compressed, so the client's
+    decoded body is what is broken; `truncated` cuts the stream as sent (compressed or not).
+    """
+    kind = response.fault.kind if response.fault is not None else None
+    if kind == "drop":
+        return WireBody({}, b"", 0)
+    body = response.body
+    if kind == "malformed":
+        body = fault_kinds.malformed(body)
+    compressible = compress and bool(body) and compression.is_compressible(
+        response.headers.get("Content-Type")
+    )
+    gzipped = compressible and compression.accepts_gzip(accept_encoding)
+    headers = {"Vary": "Accept-Encoding"} if compressible else {}
+    if kind == "corrupt_gzip":
+        body = compression.corrupt_gzip(body) if gzipped else fault_kinds.malformed(body)
+    elif gzipped:
+        body = compression.gzip_body(body)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    sent = len(body) // 2 if kind == "truncated" else len(body)
+    return WireBody(headers, body, sent)
+
+
 # --- the HTTP layer ------------------------------------------------------------------------
 
 
@@ -477,12 +536,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a handler bug must answer, not kill the connection silently
             response = json_response(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
             print(f"sandbox: error on {req.method} {req.path}: {exc!r}", file=sys.stderr)
+        xero_path = route is None or route.logged
+        compress = xero_path and sb.settings.compress
+        wire = wire_body(response, req.headers.get("accept-encoding"), compress=compress)
         try:
             # Logged before the answer goes out, so a client reading the log right after its
             # response always finds its call there.
-            if route is None or route.logged:
-                sb.log.append(self._log_entry(started, req, response))
-            self._write(response)
+            if xero_path:
+                sb.log.append(self._log_entry(started, req, response), wire.bytes_sent)
+            self._write(response, wire)
         except OSError:
             self.close_connection = True  # the client went away
         finally:
@@ -539,14 +601,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             response.fault = late_fault
         return response
 
-    def _write(self, response: Response) -> None:
-        fault = response.fault
-        if fault is not None and fault.kind == "drop":
+    def _write(self, response: Response, wire: WireBody) -> None:
+        if response.fault is not None and response.fault.kind == "drop":
             self._hang_up()
             return
-        body = response.body
-        if fault is not None and fault.kind == "malformed":
-            body = fault_kinds.malformed(body)
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:
@@ -554,17 +612,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         lines = [f"HTTP/1.1 {response.status} {phrase}"]
         lines.append(f"Date: {formatdate(usegmt=True)}")
         lines.append(f"Server: {self.server_version}")
-        for name, value in response.headers.items():
+        for name, value in {**response.headers, **wire.headers}.items():
             lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Length: {len(wire.body)}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if fault is not None and fault.kind == "truncated":
-            self.wfile.write(head + body[: len(body) // 2])
+        self.wfile.write(head + wire.body[: wire.bytes_sent])
+        if wire.bytes_sent < len(wire.body):  # truncated: promise it all, send half, hang up
             self._hang_up()
-            return
-        self.wfile.write(head + body)
 
     def _hang_up(self) -> None:
         self.close_connection = True
