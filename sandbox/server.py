@@ -37,6 +37,7 @@ from sandbox.clock import Clock
 from sandbox.faults import Fault, FaultBook
 from sandbox.grants import Grant, GrantStore, JwtSigner
 from sandbox.limits import LimitConfig, RateLimiter
+from sandbox.schedule import MutationSchedule
 from sandbox.settings import SandboxSettings
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -261,6 +262,7 @@ class Sandbox:
         self.started_at = self.clock.now()
         self.limits = RateLimiter(self.clock, LimitConfig(enforced=config.rate_limits))
         self.faults = FaultBook()
+        self.schedule = MutationSchedule()
         self.settings = SandboxSettings()
         self.log = RequestLog()
         self.signer = JwtSigner()
@@ -287,9 +289,11 @@ class Sandbox:
         self.grants.issuer = url
 
     def reset(self) -> None:
-        """Back to the seeded state: data, apps, grants, faults, settings, limits, log and clock."""
+        """Back to the seeded state: data, apps, grants, faults, scheduled mutations, settings,
+        limits, log and clock."""
         self.clock.reset()
         self.faults.clear()
+        self.schedule.clear()
         self.settings = SandboxSettings()
         self.limits.reset()
         self.grants.reset()
@@ -331,6 +335,34 @@ def bearer_grant(sb: Sandbox, req: Request, now: datetime) -> Grant | Response:
     return check.grant
 
 
+def user_standing(sb: Sandbox, email: str) -> str | None:
+    """May this user's grants read their organisations? "admin", "standard" (a Standard user
+    allowed to connect apps: reads, with masking), or None (Xero's 403 on accounting calls)."""
+    user = sb.user(email)
+    if user is None:
+        return None
+    if user.role == "admin":
+        return "admin"
+    return "standard" if user.connect_apps else None
+
+
+def apply_scheduled_mutations(sb: Sandbox, req: Request, org: Any) -> None:
+    """Apply the armed mutations due before this request (see sandbox.schedule). A mutation that
+    fails is recorded with its error; the request is answered either way."""
+    from sandbox import mutations
+
+    due = sb.schedule.due(org.tenant_id, req.path)
+    for item in due:
+        now = sb.clock.now()
+        request = {"method": req.method, "path": req.path, "query": req.query}
+        try:
+            result = mutations.apply_mutation(org, item.body, now)
+        except ValueError as exc:
+            sb.schedule.applied(item, now, request, error=str(exc))
+        else:
+            sb.schedule.applied(item, now, request, result=result)
+
+
 def apply_faults(
     sb: Sandbox, req: Request, tenant_id: str | None
 ) -> tuple[Response | None, Fault | None]:
@@ -366,6 +398,9 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
     org = sb.organisation(tenant_id)
     if org is None or not sb.grants.is_connected(grant.user_email, grant.client_id, org.tenant_id):
         return problem(403, "AuthenticationUnsuccessful", sb.limits.app_headers(grant.client_id))
+    standing = user_standing(sb, grant.user_email)
+    if standing is None:  # still connected, but the user lost the right (REFERENCE 0: 403)
+        return problem(403, "AuthenticationUnsuccessful", sb.limits.app_headers(grant.client_id))
     resource = _canonical_resource(params["resource"], accounting.ACCOUNTING_RESOURCES)
     if resource is None:
         return Response(
@@ -386,6 +421,7 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             headers["Retry-After"] = str(admission.retry_after)
         return Response(429, headers, b"", tenant_id=org.tenant_id)
     try:
+        apply_scheduled_mutations(sb, req, org)
         sb.latency()
         replacement, late_fault = apply_faults(sb, req, org.tenant_id)
         if replacement is not None:
@@ -402,6 +438,10 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             req.headers,
             now,
             app.name if app else "",
+            accounting.ReadPolicy(
+                high_volume_threshold=sb.settings.high_volume_threshold,
+                standard_user=standing == "standard",
+            ),
         )
     except BaseException:
         admission.release()
