@@ -13,6 +13,11 @@ Behaviour reproduced from Xero (see the project's REFERENCE.md, sections 3 and 4
 * `If-Modified-Since` on Contacts and Accounts: ISO 8601 (no zone = UTC) or an HTTP date,
   inclusive to the second (a record updated at 12:00:00.900 is returned for 12:00:00); a value
   that parses as neither is ignored, as RFC 9110 tells servers to do;
+* high-volume organisations (more contacts, archived included, than the threshold the server
+  passes in `ReadPolicy`): a Contacts collection read whose `where` or `order` leaves Xero's
+  optimised fields, or that uses `searchTerm`, is 400 HighVolumeException (REFERENCE 0);
+* US organisations mask contacts' `TaxNumber` to its last four characters for a Standard user
+  (one the organisation lets connect apps) (REFERENCE 0, "Roles"; the exact mask is unconfirmed);
 * Accounts (not paged, archived included), TaxRates (no UpdatedDateUTC, DELETED rates stay
   visible with that status), TrackingCategories (`includeArchived` hides archived categories
   and options unless true), Organisation, Currencies, and single-item GETs (404 when unknown).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,6 +68,19 @@ PAGED_ONLY = ("ContactGroups", "PaymentTerms", "SalesDefaultLineAmountType",
 SUMMARY_DROPPED = ("Addresses", "Phones", "ContactGroups", "ContactPersons", "PaymentTerms",
                    "Balances", "BatchPayments", "BrandingTheme", "Attachments", "Discount",
                    "SalesTrackingCategories", "PurchasesTrackingCategories", "Website")
+
+# Xero's optimised Contacts fields (REFERENCE 4.1 and 0): anything else is refused on a
+# high-volume organisation. `where` fields are top-level names, so `Balances.…` is refused too.
+OPTIMISED_WHERE = frozenset({"ContactID", "Name", "EmailAddress", "AccountNumber"})
+OPTIMISED_ORDER = frozenset({"ContactID", "UpdatedDateUTC", "Name"})
+HIGH_VOLUME_MESSAGE = (
+    "Your request is not filtering Contacts efficiently, given the extremely high volume for "
+    "this organisation. Please check "
+    "https://developer.xero.com/documentation/api/efficient-data-retrieval for tips on making "
+    "Contact retrieval more efficient."
+)
+MASK_COUNTRIES = frozenset({"US"})
+MASK_KEEP = 4
 
 # Properties `where`/`order` know, with Xero's type names.
 _CONTACT_FIELDS = {
@@ -124,6 +143,16 @@ _CANONICAL = {name.lower(): name for name in ACCOUNTING_RESOURCES}
 _QUERY_CACHE_SIZE = 8
 
 
+@dataclass(frozen=True)
+class ReadPolicy:
+    """What shapes an answer beyond the query: the sandbox's settings and who is calling."""
+
+    # Contacts above which unoptimised Contacts queries are refused (None: never).
+    high_volume_threshold: int | None = None
+    # The caller is a Standard user allowed to connect apps (not an admin).
+    standard_user: bool = False
+
+
 class BadRequest(Exception):
     """A 400 in one of Xero's error shapes."""
 
@@ -136,6 +165,11 @@ def _query_parse(message: str) -> BadRequest:
     return BadRequest({"ErrorNumber": 16, "Type": "QueryParseException", "Message": message})
 
 
+def _high_volume() -> BadRequest:
+    return BadRequest({"ErrorNumber": 51, "Type": "HighVolumeException",
+                       "Message": HIGH_VOLUME_MESSAGE})
+
+
 def _validation(message: str) -> BadRequest:
     return BadRequest({"ErrorNumber": 10, "Type": "ValidationException",
                        "Message": "A validation exception occurred",
@@ -145,7 +179,8 @@ def _validation(message: str) -> BadRequest:
 # --- entry point ------------------------------------------------------------------------------
 def handle_accounting(org: Organisation, resource: str, subpath: str | None,
                       query: dict[str, str], headers: dict[str, str],
-                      now: datetime, provider_name: str) -> tuple[int, dict[str, str], bytes]:
+                      now: datetime, provider_name: str, policy: ReadPolicy = ReadPolicy()
+                      ) -> tuple[int, dict[str, str], bytes]:
     """GET /api.xro/2.0/<resource>[/<subpath>] for one organisation, after auth and limits.
 
     `headers` keys are lower-case. Returns (status, headers incl. Content-Type, body): JSON when
@@ -172,10 +207,13 @@ def handle_accounting(org: Organisation, resource: str, subpath: str | None,
             item = _single(org, entity, subpath, params)
             if item is None:
                 return _not_found()
+            if _masks_tax_numbers(org, entity, policy):
+                item = _masked(item)
             body = _envelope(now, provider_name)
             body[entity.resource] = [item]
             return _ok(body, as_json)
-        return _ok(_collection(org, entity, params, headers, now, provider_name), as_json)
+        return _ok(_collection(org, entity, params, headers, now, provider_name, policy),
+                   as_json)
     except BadRequest as exc:
         return _error(400, exc.body, as_json)
 
@@ -232,8 +270,8 @@ def _modified_since(headers: Mapping[str, str]) -> int | None:
 
 # --- collections ------------------------------------------------------------------------------
 def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
-                headers: Mapping[str, str], now: datetime, provider_name: str
-                ) -> dict[str, Any]:
+                headers: Mapping[str, str], now: datetime, provider_name: str,
+                policy: ReadPolicy) -> dict[str, Any]:
     where = _parse_where(params.get("where"), entity)
     order = _parse_order(params.get("order"), entity)
     include_archived = _flag(params, "includeArchived")
@@ -247,6 +285,9 @@ def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
     ids = _ids(params.get("ids")) if entity.resource == "Contacts" else None
     search = params.get("searchterm", "").strip().lower() if entity.resource == "Contacts" else ""
     summary = entity.resource == "Contacts" and _flag(params, "summaryOnly")
+    if entity.resource == "Contacts" and _is_high_volume(org, policy) \
+            and _is_unoptimised(where, order, search):
+        raise _high_volume()
 
     with org.lock:
         store = org.store(entity.entity)
@@ -267,12 +308,47 @@ def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
     if entity.resource == "TrackingCategories":
         items = [_with_options(item, include_archived, option_extras, option_changes)
                  for item in items]
+    if _masks_tax_numbers(org, entity, policy):
+        items = [_masked(item) for item in items]
     body = _envelope(now, provider_name)
     if paged:
         body["pagination"] = {"page": page, "pageSize": page_size,
                               "pageCount": -(-total // page_size), "itemCount": total}
     body[entity.resource] = items
     return body
+
+
+def _is_high_volume(org: Organisation, policy: ReadPolicy) -> bool:
+    """More contacts (archived included) than the threshold? One len(), not a scan."""
+    threshold = policy.high_volume_threshold
+    return threshold is not None and len(org.contacts) > threshold
+
+
+def _is_unoptimised(where: Where | None, order: list[Any], search: str) -> bool:
+    """Does a Contacts query filter, order or search outside Xero's optimised fields?"""
+    if search:
+        return True
+    if where is not None and not where.fields <= OPTIMISED_WHERE:
+        return True
+    return any(key.path[0] not in OPTIMISED_ORDER for key in order)
+
+
+def _masks_tax_numbers(org: Organisation, entity: _Entity, policy: ReadPolicy) -> bool:
+    return (entity.resource == "Contacts" and policy.standard_user
+            and org.country_code in MASK_COUNTRIES)
+
+
+def mask_tax_number(value: str) -> str:
+    """Every character but the last four replaced by `*` (Xero's exact mask is unconfirmed)."""
+    return "*" * max(0, len(value) - MASK_KEEP) + value[-MASK_KEEP:]
+
+
+def _masked(contact: dict[str, Any]) -> dict[str, Any]:
+    """The contact (a fresh dict from `shape`, so it may be changed) with TaxNumber masked."""
+    value = contact.get("TaxNumber")
+    if isinstance(value, str) and value:
+        contact["TaxNumber"] = mask_tax_number(value)
+    return contact
 
 
 def _parse_where(text: str | None, entity: _Entity) -> Where | None:

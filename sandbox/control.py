@@ -143,7 +143,26 @@ def _user_dict(user: Any) -> dict[str, Any]:
         "first_name": user.first_name,
         "last_name": user.last_name,
         "xero_userid": user.xero_userid,
+        # Admins can always connect apps; a Standard user only when the organisation allows it.
+        "connect_apps": user.role == "admin" or user.connect_apps,
     }
+
+
+ROLES = ("admin", "standard")
+
+
+def _role_and_connect_apps(body: dict[str, Any], default_role: str | None) -> tuple[str, bool]:
+    """`role` ("admin" | "standard") and `connect_apps` (only meaningful for standard users)."""
+    role = body.get("role", default_role)
+    if role not in ROLES:
+        raise BadRequest("'role' is 'admin' or 'standard'")
+    connect_apps = body.get("connect_apps", False)
+    if not isinstance(connect_apps, bool):
+        raise BadRequest("'connect_apps' must be true or false")
+    if role == "admin" and "connect_apps" in body and not connect_apps:
+        raise BadRequest("an admin can always connect apps: 'connect_apps' false needs "
+                         "'role': 'standard'")
+    return role, connect_apps and role == "standard"
 
 
 def list_users(sb: Sandbox, _req: Request, _p: dict[str, str]) -> list[dict[str, Any]]:
@@ -161,9 +180,7 @@ def create_user(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]
         raise BadRequest(f"user {email} already exists", 409)
     if not isinstance(password, str) or not password:
         raise BadRequest("'password' must be a non-empty string")
-    role = body.get("role", "admin")
-    if role not in ("admin", "standard"):
-        raise BadRequest("'role' is 'admin' or 'standard'")
+    role, connect_apps = _role_and_connect_apps(body, "admin")
     tenant_ids = _string_list(body.get("tenant_ids", []), "tenant_ids")
     missing = [t for t in tenant_ids if sb.organisation(t) is None]
     if missing:
@@ -176,8 +193,34 @@ def create_user(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]
         first_name=str(body.get("first_name", "Sandbox")),
         last_name=str(body.get("last_name", "User")),
         xero_userid=str(uuid.uuid4()),
+        connect_apps=connect_apps,
     )
     sb.add_user(user)
+    return _user_dict(user)
+
+
+USER_CHANGE_FIELDS = frozenset({"role", "connect_apps"})
+
+
+def change_user(sb: Sandbox, req: Request, params: dict[str, str]) -> dict[str, Any]:
+    """An organisation changes a user's role: {"role", "connect_apps"?} -> the user.
+
+    The role holds in every organisation of the user (the sandbox keeps one role per user).
+    A grant whose user is no longer an admin (nor a Standard user allowed to connect apps)
+    gets 403 on accounting calls while `/connections` still lists the organisation.
+    """
+    user = sb.user(params.get("email", ""))
+    if user is None:
+        raise BadRequest(f"unknown user {params.get('email')!r}", 404)
+    body = _body(req)
+    unknown = sorted(set(body) - USER_CHANGE_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field(s) {unknown}; a role change takes "
+                         f"{sorted(USER_CHANGE_FIELDS)} and applies to all the user's "
+                         "organisations")
+    if "role" not in body:
+        raise BadRequest("give 'role': 'admin' or 'standard'")
+    user.role, user.connect_apps = _role_and_connect_apps(body, None)
     return _user_dict(user)
 
 
@@ -194,7 +237,7 @@ def create_grant(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any
     user = sb.user(body.get("user") or "")
     if user is None:
         raise BadRequest(f"unknown user {body.get('user')!r}")
-    if user.role != "admin":
+    if user.role != "admin" and not user.connect_apps:
         raise BadRequest(f"user {user.email} is not an admin; Xero would refuse (not_admin)")
     tenant_ids = _string_list(body.get("tenant_ids", list(user.tenant_ids)), "tenant_ids")
     orgs = [sb.organisation(t) for t in tenant_ids]
@@ -294,14 +337,46 @@ def stats(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
 
 
 def mutate(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
-    """Change an organisation's data (see sandbox.mutations)."""
+    """Change an organisation's data now (see sandbox.mutations), or, with "after_requests",
+    arm the change to happen mid-read (see sandbox.schedule)."""
     from sandbox import mutations
 
     body = _body(req)
     org = sb.organisation(body.get("tenant_id"))
     if org is None:
         raise BadRequest(f"unknown tenant_id {body.get('tenant_id')!r}", 404)
+    if "after_requests" in body or "path" in body:
+        return _schedule_mutation(sb, org.tenant_id, body)
     return mutations.apply_mutation(org, body, sb.clock.now())
+
+
+def _schedule_mutation(sb: Sandbox, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Arm a mutation: {..., "after_requests": N, "path"?} -> {"ok", "scheduled", "id"}."""
+    from sandbox import mutations
+    from sandbox.schedule import DEFAULT_PATH, ScheduledMutation
+
+    mutation = {k: v for k, v in body.items() if k not in ("after_requests", "path")}
+    after = body.get("after_requests")
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise BadRequest("'after_requests' must be a whole number >= 0 (0: before the next "
+                         "matching request)")
+    path = body.get("path", DEFAULT_PATH)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BadRequest("'path' must be a path prefix starting with '/', e.g. "
+                         f"{DEFAULT_PATH!r}")
+    mutations.check_mutation(mutation)
+    if mutation["op"] == "create" and mutation.get("id") is None \
+            and mutation["entity"] != "tax_rates":
+        mutation["id"] = str(uuid.uuid4())  # chosen now, so the answer can name it
+    record_id = mutations.known_id(mutation)
+    sb.schedule.arm(ScheduledMutation(tenant_id, path, after, mutation, record_id,
+                                      sb.clock.now().isoformat()))
+    return {"ok": True, "scheduled": True, "id": record_id}
+
+
+def scheduled_mutations(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """{"armed": [...], "applied": [...]}: mutations waiting for their request, and those done."""
+    return sb.schedule.snapshot()
 
 
 def add_fault(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
@@ -369,7 +444,8 @@ def move_clock(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
 
 
 def reset(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
-    """Back to the seeded state (data, apps, grants, faults, limits, log, clock)."""
+    """Back to the seeded state (data, apps, grants, faults, scheduled mutations, settings,
+    limits, log, clock)."""
     sb.reset()
     return {"ok": True, "now": sb.clock.now().isoformat()}
 
@@ -398,6 +474,7 @@ def routes() -> list[Route]:
         ("POST", "/tenants/(?P<tenant_id>[^/]+)", rename_tenant, 200),
         ("GET", "/users", list_users, 200),
         ("POST", "/users", create_user, 201),
+        ("POST", "/users/(?P<email>[^/]+)", change_user, 200),
         ("POST", "/grants", create_grant, 201),
         ("GET", "/grants", list_grants, 200),
         ("POST", "/grants/revoke", revoke_grants, 200),
@@ -407,6 +484,7 @@ def routes() -> list[Route]:
         ("DELETE", "/requests", clear_requests, 200),
         ("GET", "/stats", stats, 200),
         ("POST", "/mutations", mutate, 200),
+        ("GET", "/mutations/scheduled", scheduled_mutations, 200),
         ("POST", "/faults", add_fault, 201),
         ("GET", "/faults", list_faults, 200),
         ("DELETE", "/faults", clear_faults, 200),

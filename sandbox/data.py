@@ -144,6 +144,9 @@ class User:
     first_name: str
     last_name: str
     xero_userid: str
+    # A Standard user whom the organisation allows to connect apps (REFERENCE 0, "Roles"):
+    # their grants keep working, with US contacts' TaxNumber masked.
+    connect_apps: bool = False
 
 
 @dataclass

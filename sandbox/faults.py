@@ -9,12 +9,18 @@ times (-1: until cleared). Kinds and when they act:
 * `slow`       - wait `seconds`, then answer normally (the concurrency slot stays taken).
 * `drop`       - close the connection without answering.
 * `malformed`  - 200 with the real headers and a body that is not valid JSON/XML.
-* `truncated`  - the real `Content-Length`, but the connection closes half-way through the body.
+* `truncated`  - the real `Content-Length`, but the connection closes half-way through the body
+                 (half of the gzip stream when the answer is compressed).
+* `corrupt_gzip` - `Content-Encoding: gzip` whose stream has a valid header but a wrong CRC-32;
+                 when the answer would not be gzipped, the body is damaged as `malformed`.
+* `offline`    - one organisation's 503 "Organisation offline" (plain text; needs `tenant_id`,
+                 path defaults to the Accounting API), while other organisations answer.
 
-`status`, `rate_limit` and `slow` act before the request is handled; `drop`, `malformed` and
-`truncated` act after it (so a dropped token response has really rotated the refresh token:
-the "lost response" case Xero's refresh grace exists for). On accounting calls every fault acts
-after the token, tenant and rate-limit checks, like a failure behind Xero's gateway.
+`status`, `rate_limit`, `offline` and `slow` act before the request is handled; `drop`,
+`malformed`, `truncated` and `corrupt_gzip` act after it (so a dropped token response has really
+rotated the refresh token: the "lost response" case Xero's refresh grace exists for). On
+accounting calls every fault acts after the token, tenant and rate-limit checks, like a failure
+behind Xero's gateway.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
-FAULT_KINDS = ("status", "slow", "drop", "malformed", "truncated", "rate_limit")
-BEFORE_KINDS = frozenset({"status", "slow", "rate_limit"})
-AFTER_KINDS = frozenset({"drop", "malformed", "truncated"})
+FAULT_KINDS = (
+    "status", "slow", "drop", "malformed", "truncated", "rate_limit", "corrupt_gzip", "offline",
+)  # fmt: skip
+BEFORE_KINDS = frozenset({"status", "slow", "rate_limit", "offline"})
+AFTER_KINDS = frozenset({"drop", "malformed", "truncated", "corrupt_gzip"})
+ACCOUNTING_PREFIX = "/api.xro/2.0/"
 _FIELDS = {
     "kind", "path", "tenant_id", "method", "count", "status", "seconds", "problem",
     "retry_after", "body", "content_type",
 }  # fmt: skip
 
 MAINTENANCE_TEXT = "The Xero API is currently offline for maintenance"
+OFFLINE_TEXT = "Organisation offline"  # REFERENCE 0 / 6.1: the per-organisation 503
 ERROR_DETAIL = (
     "An error occurred in Xero. Check the API Status page http://status.developer.xero.com "
     "for current service status."
@@ -83,10 +93,14 @@ def parse_fault(body: Any) -> Fault:
     kind = body.get("kind")
     if kind not in FAULT_KINDS:
         raise ValueError(f"fault 'kind' must be one of {list(FAULT_KINDS)}, got {kind!r}")
-    fault = Fault(kind=kind, path=body.get("path", "/"))
+    # An organisation is offline for the Accounting API; identity and /connections still answer.
+    default_path = ACCOUNTING_PREFIX if kind == "offline" else "/"
+    fault = Fault(kind=kind, path=body.get("path", default_path))
     if not isinstance(fault.path, str) or not fault.path.startswith("/"):
         raise ValueError("fault 'path' must be a path prefix starting with '/'")
     fault.tenant_id = _optional(body, "tenant_id", str)
+    if kind == "offline" and not fault.tenant_id:
+        raise ValueError("an 'offline' fault needs 'tenant_id': the organisation that is offline")
     fault.method = _optional(body, "method", str)
     count = body.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or (count < 1 and count != -1):
@@ -188,6 +202,11 @@ def status_answer(fault: Fault) -> tuple[int, dict[str, str], bytes]:
     }
     body = json.dumps(problem).encode()
     return status, {"Content-Type": "application/json; charset=utf-8"}, body
+
+
+def offline_answer() -> tuple[int, dict[str, str], bytes]:
+    """Xero's 503 for one organisation that is offline (plain text, as its 503 bodies are)."""
+    return 503, {"Content-Type": "text/plain; charset=utf-8"}, OFFLINE_TEXT.encode()
 
 
 def rate_limit_answer(fault: Fault, now: datetime) -> tuple[int, dict[str, str], bytes]:

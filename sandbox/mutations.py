@@ -3,6 +3,8 @@
 Body: `{"tenant_id", "entity", "op", "id", "fields", "touch_updated"}`, `op` one of
 
 * `create`   – a realistic new record (`fields` override generated values); returns its id.
+  An optional `id` (a UUID) fixes the new record's id (scheduled creates use it, so their id is
+  known when they are armed); tax rates are keyed by `fields.TaxType` instead.
   Active contact names stay unique, as Xero requires (ValueError otherwise).
   Contacts start with IsSupplier/IsCustomer false, as in Xero (bills make a supplier; pass
   `fields` or use `make_supplier`). Tracking options need `category_id` (or
@@ -55,8 +57,8 @@ MAX_ACTIVE_CATEGORIES = 2
 MAX_CATEGORIES = 4
 
 
-def apply_mutation(org: Organisation, body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Apply one control-plane mutation; returns {"ok": True, "id": ...}.
+def check_mutation(body: Any) -> tuple[str, str, dict[str, Any], bool]:
+    """The (op, entity, fields, touch_updated) of a mutation body, checked without applying it.
 
     Raises ValueError with a clear message for bad bodies (the server answers 400 with it).
     """
@@ -73,6 +75,43 @@ def apply_mutation(org: Organisation, body: dict[str, Any], now: datetime) -> di
     touch = body.get("touch_updated", True)
     if not isinstance(touch, bool):
         raise ValueError("touch_updated must be true or false")
+    record_id = body.get("id")
+    if op == "create" and record_id is not None:
+        _given_id(entity, record_id)
+    elif op not in ("create", "add_field", "change_type") and (
+            not isinstance(record_id, str) or not record_id):
+        raise ValueError(f"op {op!r} needs the record's id")
+    return op, entity, fields, touch
+
+
+def known_id(body: dict[str, Any]) -> str | None:
+    """The id a checked mutation will answer with, if it is known before it is applied."""
+    if body["op"] == "create":
+        if body["entity"] == "tax_rates":
+            tax_type = (body.get("fields") or {}).get("TaxType")
+            return tax_type if isinstance(tax_type, str) else None
+        return body.get("id")
+    if body["op"] in ("add_field", "change_type"):
+        return body.get("field")
+    return body.get("id")
+
+
+def _given_id(entity: str, record_id: Any) -> str:
+    """The id a `create` was told to use (a UUID; tax rates take `fields.TaxType` instead)."""
+    if entity == "tax_rates":
+        raise ValueError("a created tax rate's id is its TaxType: give fields.TaxType, not id")
+    try:
+        return str(uuid.UUID(str(record_id)))
+    except ValueError as exc:
+        raise ValueError(f"a created record's id must be a UUID; got {record_id!r}") from exc
+
+
+def apply_mutation(org: Organisation, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Apply one control-plane mutation; returns {"ok": True, "id": ...}.
+
+    Raises ValueError with a clear message for bad bodies (the server answers 400 with it).
+    """
+    op, entity, fields, touch = check_mutation(body)
     stamp = MsDate.from_datetime(now)
     with org.lock:
         if op == "add_field":
@@ -81,9 +120,7 @@ def apply_mutation(org: Organisation, body: dict[str, Any], now: datetime) -> di
             return _change_type(org, entity, body)
         if op == "create":
             return {"ok": True, "id": _create(org, entity, fields, body, stamp)}
-        record_id = body.get("id")
-        if not isinstance(record_id, str) or not record_id:
-            raise ValueError(f"op {op!r} needs the record's id")
+        record_id = body["id"]
         if entity == "tracking_options":
             _option_op(org, op, record_id, fields)
         elif op == "update":
@@ -230,7 +267,9 @@ def _new_rng(org: Organisation) -> random.Random:
 def _create(org: Organisation, entity: str, fields: dict[str, Any], body: dict[str, Any],
             stamp: MsDate) -> str:
     rng = _new_rng(org)
-    new_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    new_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))  # drawn even when given
+    if body.get("id") is not None:
+        new_id = _given_id(entity, body["id"])
     if entity == "contacts":
         record = _new_contact(org, rng, new_id, fields, stamp)
     elif entity == "accounts":

@@ -31,11 +31,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox import compression
 from sandbox import faults as fault_kinds
 from sandbox.clock import Clock
 from sandbox.faults import Fault, FaultBook
 from sandbox.grants import Grant, GrantStore, JwtSigner
 from sandbox.limits import LimitConfig, RateLimiter
+from sandbox.schedule import MutationSchedule
 from sandbox.settings import SandboxSettings
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -154,6 +156,27 @@ class Route:
 # --- the request log ------------------------------------------------------------------------
 
 
+class _Tally:
+    """Calls per status and response body bytes sent, for one slice of the stats."""
+
+    __slots__ = ("by_status", "bytes_out")
+
+    def __init__(self) -> None:
+        self.by_status: Counter[str] = Counter()
+        self.bytes_out = 0
+
+    def add(self, status: str, bytes_out: int) -> None:
+        self.by_status[status] += 1
+        self.bytes_out += bytes_out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "total": sum(self.by_status.values()),
+            "by_status": dict(self.by_status),
+            "bytes_out": self.bytes_out,
+        }
+
+
 class RequestLog:
     """Every request to a Xero path, newest last (the latest `maxlen` kept, to bound memory),
     plus counters for `GET /_sandbox/stats` that count everything since the last clear."""
@@ -161,20 +184,20 @@ class RequestLog:
     def __init__(self, maxlen: int = 50_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
-        self._by_status: Counter[str] = Counter()
-        self._by_path: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._by_tenant: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._all = _Tally()
+        self._by_path: defaultdict[str, _Tally] = defaultdict(_Tally)
+        self._by_tenant: defaultdict[str, _Tally] = defaultdict(_Tally)
         self._faults: Counter[str] = Counter()
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """Record one request."""
+    def append(self, entry: dict[str, Any], bytes_out: int = 0) -> None:
+        """Record one request and the body bytes its answer puts on the wire."""
         status = str(entry["status"]) if entry["status"] is not None else "none"
         with self._lock:
             self._entries.append(entry)
-            self._by_status[status] += 1
-            self._by_path[entry["path"]][status] += 1
+            self._all.add(status, bytes_out)
+            self._by_path[entry["path"]].add(status, bytes_out)
             if entry["tenant_id"]:
-                self._by_tenant[entry["tenant_id"]][status] += 1
+                self._by_tenant[entry["tenant_id"]].add(status, bytes_out)
             if entry.get("fault"):
                 self._faults[entry["fault"]] += 1
 
@@ -194,25 +217,20 @@ class RequestLog:
         """Empty the log and its counters."""
         with self._lock:
             self._entries.clear()
-            self._by_status.clear()
+            self._all = _Tally()
             self._by_path.clear()
             self._by_tenant.clear()
             self._faults.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Counters per status, path and tenant since the last clear."""
-
-        def summary(counter: Counter[str]) -> dict[str, Any]:
-            return {"total": sum(counter.values()), "by_status": dict(counter)}
-
+        """Counters per status, path and tenant (calls and body bytes) since the last clear."""
         with self._lock:
             return {
-                "total": sum(self._by_status.values()),
-                "by_status": dict(self._by_status),
-                "rate_limited": self._by_status.get("429", 0),
+                **self._all.summary(),
+                "rate_limited": self._all.by_status.get("429", 0),
                 "faults": dict(self._faults),
-                "by_path": {p: summary(c) for p, c in self._by_path.items()},
-                "by_tenant": {t: summary(c) for t, c in self._by_tenant.items()},
+                "by_path": {p: t.summary() for p, t in self._by_path.items()},
+                "by_tenant": {t: tally.summary() for t, tally in self._by_tenant.items()},
             }
 
 
@@ -244,6 +262,7 @@ class Sandbox:
         self.started_at = self.clock.now()
         self.limits = RateLimiter(self.clock, LimitConfig(enforced=config.rate_limits))
         self.faults = FaultBook()
+        self.schedule = MutationSchedule()
         self.settings = SandboxSettings()
         self.log = RequestLog()
         self.signer = JwtSigner()
@@ -270,9 +289,11 @@ class Sandbox:
         self.grants.issuer = url
 
     def reset(self) -> None:
-        """Back to the seeded state: data, apps, grants, faults, settings, limits, log and clock."""
+        """Back to the seeded state: data, apps, grants, faults, scheduled mutations, settings,
+        limits, log and clock."""
         self.clock.reset()
         self.faults.clear()
+        self.schedule.clear()
         self.settings = SandboxSettings()
         self.limits.reset()
         self.grants.reset()
@@ -314,11 +335,39 @@ def bearer_grant(sb: Sandbox, req: Request, now: datetime) -> Grant | Response:
     return check.grant
 
 
+def user_standing(sb: Sandbox, email: str) -> str | None:
+    """May this user's grants read their organisations? "admin", "standard" (a Standard user
+    allowed to connect apps: reads, with masking), or None (Xero's 403 on accounting calls)."""
+    user = sb.user(email)
+    if user is None:
+        return None
+    if user.role == "admin":
+        return "admin"
+    return "standard" if user.connect_apps else None
+
+
+def apply_scheduled_mutations(sb: Sandbox, req: Request, org: Any) -> None:
+    """Apply the armed mutations due before this request (see sandbox.schedule). A mutation that
+    fails is recorded with its error; the request is answered either way."""
+    from sandbox import mutations
+
+    due = sb.schedule.due(org.tenant_id, req.path)
+    for item in due:
+        now = sb.clock.now()
+        request = {"method": req.method, "path": req.path, "query": req.query}
+        try:
+            result = mutations.apply_mutation(org, item.body, now)
+        except ValueError as exc:
+            sb.schedule.applied(item, now, request, error=str(exc))
+        else:
+            sb.schedule.applied(item, now, request, result=result)
+
+
 def apply_faults(
     sb: Sandbox, req: Request, tenant_id: str | None
 ) -> tuple[Response | None, Fault | None]:
     """Take the next matching fault. Returns a replacement response (status/rate_limit), or a
-    fault to apply on the way out (drop/malformed/truncated); `slow` just waits here."""
+    fault to apply on the way out (drop/malformed/truncated/corrupt_gzip); `slow` just waits."""
     fault = sb.faults.take(req.method, req.path, tenant_id)
     if fault is None:
         return None, None
@@ -332,6 +381,8 @@ def apply_faults(
     if fault.kind == "rate_limit":
         status, headers, body = fault_kinds.rate_limit_answer(fault, sb.clock.now())
         return Response(status, headers, body), None
+    if fault.kind == "offline":
+        return Response(*fault_kinds.offline_answer()), None
     return None, fault
 
 
@@ -346,6 +397,9 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
     tenant_id = (req.headers.get("xero-tenant-id") or "").strip()
     org = sb.organisation(tenant_id)
     if org is None or not sb.grants.is_connected(grant.user_email, grant.client_id, org.tenant_id):
+        return problem(403, "AuthenticationUnsuccessful", sb.limits.app_headers(grant.client_id))
+    standing = user_standing(sb, grant.user_email)
+    if standing is None:  # still connected, but the user lost the right (REFERENCE 0: 403)
         return problem(403, "AuthenticationUnsuccessful", sb.limits.app_headers(grant.client_id))
     resource = _canonical_resource(params["resource"], accounting.ACCOUNTING_RESOURCES)
     if resource is None:
@@ -367,6 +421,7 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             headers["Retry-After"] = str(admission.retry_after)
         return Response(429, headers, b"", tenant_id=org.tenant_id)
     try:
+        apply_scheduled_mutations(sb, req, org)
         sb.latency()
         replacement, late_fault = apply_faults(sb, req, org.tenant_id)
         if replacement is not None:
@@ -383,6 +438,10 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             req.headers,
             now,
             app.name if app else "",
+            accounting.ReadPolicy(
+                high_volume_threshold=sb.settings.high_volume_threshold,
+                standard_user=standing == "standard",
+            ),
         )
     except BaseException:
         admission.release()
@@ -419,6 +478,46 @@ def build_routes() -> list[Route]:
         ),
         *control.routes(),
     ]
+
+
+# --- what goes on the wire -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WireBody:
+    """A response body as sent: content-coding headers, the bytes, and how many of them go out
+    (fewer than all for a `truncated` fault, none for `drop`)."""
+
+    headers: dict[str, str]
+    body: bytes
+    bytes_sent: int
+
+
+def wire_body(response: Response, accept_encoding: str | None, *, compress: bool) -> WireBody:
+    """Apply the body faults and gzip (when `compress` and the client accepts it) to `response`.
+
+    Order matters: `malformed` damages the plain body, then it is compressed, so the client's
+    decoded body is what is broken; `truncated` cuts the stream as sent (compressed or not).
+    """
+    kind = response.fault.kind if response.fault is not None else None
+    if kind == "drop":
+        return WireBody({}, b"", 0)
+    body = response.body
+    if kind == "malformed":
+        body = fault_kinds.malformed(body)
+    compressible = compress and bool(body) and compression.is_compressible(
+        response.headers.get("Content-Type")
+    )
+    gzipped = compressible and compression.accepts_gzip(accept_encoding)
+    headers = {"Vary": "Accept-Encoding"} if compressible else {}
+    if kind == "corrupt_gzip":
+        body = compression.corrupt_gzip(body) if gzipped else fault_kinds.malformed(body)
+    elif gzipped:
+        body = compression.gzip_body(body)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    sent = len(body) // 2 if kind == "truncated" else len(body)
+    return WireBody(headers, body, sent)
 
 
 # --- the HTTP layer ------------------------------------------------------------------------
@@ -477,12 +576,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a handler bug must answer, not kill the connection silently
             response = json_response(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
             print(f"sandbox: error on {req.method} {req.path}: {exc!r}", file=sys.stderr)
+        xero_path = route is None or route.logged
+        compress = xero_path and sb.settings.compress
+        wire = wire_body(response, req.headers.get("accept-encoding"), compress=compress)
         try:
             # Logged before the answer goes out, so a client reading the log right after its
             # response always finds its call there.
-            if route is None or route.logged:
-                sb.log.append(self._log_entry(started, req, response))
-            self._write(response)
+            if xero_path:
+                sb.log.append(self._log_entry(started, req, response), wire.bytes_sent)
+            self._write(response, wire)
         except OSError:
             self.close_connection = True  # the client went away
         finally:
@@ -539,14 +641,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             response.fault = late_fault
         return response
 
-    def _write(self, response: Response) -> None:
-        fault = response.fault
-        if fault is not None and fault.kind == "drop":
+    def _write(self, response: Response, wire: WireBody) -> None:
+        if response.fault is not None and response.fault.kind == "drop":
             self._hang_up()
             return
-        body = response.body
-        if fault is not None and fault.kind == "malformed":
-            body = fault_kinds.malformed(body)
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:
@@ -554,17 +652,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         lines = [f"HTTP/1.1 {response.status} {phrase}"]
         lines.append(f"Date: {formatdate(usegmt=True)}")
         lines.append(f"Server: {self.server_version}")
-        for name, value in response.headers.items():
+        for name, value in {**response.headers, **wire.headers}.items():
             lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Length: {len(wire.body)}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if fault is not None and fault.kind == "truncated":
-            self.wfile.write(head + body[: len(body) // 2])
+        self.wfile.write(head + wire.body[: wire.bytes_sent])
+        if wire.bytes_sent < len(wire.body):  # truncated: promise it all, send half, hang up
             self._hang_up()
-            return
-        self.wfile.write(head + body)
 
     def _hang_up(self) -> None:
         self.close_connection = True

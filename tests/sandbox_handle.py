@@ -319,6 +319,19 @@ class SandboxHandle:
         """Change data: tenant_id=…, entity=…, op=…, … (see docs/sandbox.md)."""
         return self._call("POST", "/mutations", body)
 
+    def schedule_mutation(self, after_requests: int, **body: Any) -> dict[str, Any]:
+        """Arm a mutation for mid-read: applied just before the (after_requests+1)th matching
+        accounting request of its tenant (`path=` prefix, default /api.xro/2.0/Contacts)."""
+        return self._call("POST", "/mutations", {**body, "after_requests": after_requests})
+
+    def scheduled_mutations(self) -> dict[str, list[dict[str, Any]]]:
+        """{"armed": [...], "applied": [...]}."""
+        return self._call("GET", "/mutations/scheduled")
+
+    def set_role(self, email: str, role: str, **extra: Any) -> dict[str, Any]:
+        """Change a user's role in all their organisations (extra: connect_apps=True)."""
+        return self._call("POST", f"/users/{email}", {"role": role, **extra})
+
     def fault(self, **body: Any) -> dict[str, Any]:
         """Arm a fault: kind=…, path=…, tenant_id=…, count=…, (status|seconds|problem)=…."""
         return self._call("POST", "/faults", body)
@@ -340,8 +353,8 @@ class SandboxHandle:
     def settings(self, **changes: Any) -> dict[str, Any]:
         """The switchable behaviours; with keyword arguments, change them first."""
         if changes:
-            return self._call("POST", "/_sandbox/settings", changes)
-        return self._call("GET", "/_sandbox/settings")
+            return self._call("POST", "/settings", changes)
+        return self._call("GET", "/settings")
 
     def now(self) -> datetime:
         """The sandbox's time."""

@@ -146,6 +146,39 @@ def test_faults_on_connections(
     assert http.get("/connections", headers=xero_grant.headers()).status_code == 200
 
 
+def test_offline_is_one_organisations_plain_text_503(
+    sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    first, second = xero_grant.tenant_ids
+    armed = sandbox.fault(kind="offline", tenant_id=second, count=2)
+    assert armed["path"] == "/api.xro/2.0/"  # the Accounting API, not identity or connections
+    offline = contacts(http, xero_grant, second)
+    assert offline.status_code == 503
+    assert offline.headers["content-type"].startswith("text/plain")
+    assert offline.text == "Organisation offline"
+    assert contacts(http, xero_grant, first).status_code == 200  # others answer
+    assert http.get("/connections", headers=xero_grant.headers(second)).status_code == 200
+    accounts = http.get("/api.xro/2.0/Accounts", headers=xero_grant.headers(second))
+    assert accounts.status_code == 503
+    assert contacts(http, xero_grant, second).status_code == 200  # count used up
+    assert [e["fault"] for e in sandbox.requests(tenant_id=second) if e["status"] == 503] == [
+        "offline",
+        "offline",
+    ]
+
+
+def test_offline_and_maintenance_503s_are_told_apart(
+    sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    first = xero_grant.tenant_ids[0]
+    sandbox.fault(kind="status", status=503, path=CONTACTS)
+    sandbox.fault(kind="offline", tenant_id=first)
+    maintenance, offline = contacts(http, xero_grant, first), contacts(http, xero_grant, first)
+    assert (maintenance.status_code, offline.status_code) == (503, 503)
+    assert maintenance.text == "The Xero API is currently offline for maintenance"
+    assert offline.text == "Organisation offline"
+
+
 def test_lost_token_response_is_recovered_within_the_grace(
     sandbox: SandboxHandle, xero_app: dict, xero_grant: XeroGrant, http: httpx.Client
 ) -> None:
@@ -186,6 +219,7 @@ def test_control_plane_is_never_faulted(sandbox: SandboxHandle) -> None:
         ({"kind": "drop", "count": 0}, "count"),
         ({"kind": "drop", "path": "api"}, "path"),
         ({"kind": "drop", "colour": "red"}, "unknown"),
+        ({"kind": "offline"}, "needs 'tenant_id'"),
     ],
 )
 def test_bad_fault_bodies_are_400_with_a_reason(
