@@ -539,8 +539,9 @@ class OrganisationSession:
         """Pages of a paged collection, in order, from ``start_page``. ``page`` is always sent.
 
         After the first page, Xero's ``pagination.pageCount`` says how many pages there are: the
-        rest are fetched a few at a time (within the in-flight limit) and yielded in order.
-        Without it, we read on until a page is shorter than ``page_size``.
+        rest are fetched a few at a time (within the in-flight limit) and yielded in order, on
+        to the last page any answer reports and past a last page that came full. Without it, we
+        read on until a page is shorter than ``page_size``.
         """
         size = page_size or self.settings.page_size
         base = {**(params or {}), "pageSize": str(size)}
@@ -558,15 +559,22 @@ class OrganisationSession:
                 page = fetch(page.number + 1)
                 yield page
             return
+        # Later pages may report more pages (contacts created meanwhile push others forward):
+        # read on until the last page Xero reports, and past a last page that came full.
         ahead = max(1, self.settings.max_in_flight - 1)
         pending: deque[Future[Page]] = deque()
-        next_page = start_page + 1
+        last_page, next_page = first.page_count, start_page + 1
+        page = first
         try:
-            while next_page <= first.page_count or pending:
-                while next_page <= first.page_count and len(pending) < ahead:
+            while next_page <= last_page or pending or len(page.records) >= size:
+                if not pending and next_page > last_page:
+                    last_page = next_page  # the last page came full: one more
+                while next_page <= last_page and len(pending) < ahead:
                     pending.append(self._pool().submit(fetch, next_page))
                     next_page += 1
-                yield pending.popleft().result()
+                page = pending.popleft().result()
+                last_page = max(last_page, page.page_count or 0)
+                yield page
         finally:
             for future in pending:
                 future.cancel()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,27 @@ def restore(rows: list[dict], stored: StoredValues, warn: Callable[[str], None])
              "no full value was loaded before; they load masked until an admin reconnects")
 
 
-def destination_values(tenant_id: str) -> StoredValues:
-    """Look the full values up in the table already loaded by the running dlt pipeline.
+def running_pipeline() -> Any:
+    """The dlt pipeline running this extraction, or None (a source run on its own)."""
+    try:
+        import dlt
 
-    Nothing is kept anywhere else (tax numbers stay out of dlt state). Outside a pipeline, or
+        return dlt.current.pipeline()
+    except Exception:  # no active pipeline
+        return None
+
+
+def destination_values(pipeline: Any, tenant_id: str) -> StoredValues:
+    """Look the full values up in the table ``pipeline`` already loaded.
+
+    Nothing is kept anywhere else (tax numbers stay out of dlt state). Without a pipeline, or
     before the first load, there is nothing to look up.
     """
 
     def lookup(contact_ids: list[str]) -> dict[str, str]:
+        if pipeline is None:
+            return {}
         try:
-            import dlt
-
-            pipeline = dlt.current.pipeline()
             with pipeline.sql_client() as client:
                 table = client.make_qualified_table_name("suppliers")
                 marks = ", ".join(["%s"] * len(contact_ids))
@@ -77,4 +87,4 @@ def destination_values(tenant_id: str) -> StoredValues:
     return lookup
 
 
-__all__ = ["StoredValues", "destination_values", "is_masked", "restore"]
+__all__ = ["StoredValues", "destination_values", "is_masked", "restore", "running_pipeline"]

@@ -349,6 +349,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     options = _read_options(run)
+    pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
     pages: queue.Queue[tuple[Organisation, Any, SupplierState | None]] = queue.Queue(
         maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
@@ -371,7 +372,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
             build_row=lambda raw: run.build_row(org, entity, raw),
             digest=lambda raw: _digest(_canonical(raw)),
             warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
-            stored=masking.destination_values(org.tenant_id),
+            stored=masking.destination_values(pipeline, org.tenant_id),
             emit=emit,
         )
         try:
