@@ -443,6 +443,7 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             app.name if app else "",
             accounting.ReadPolicy(
                 high_volume_threshold=sb.settings.high_volume_threshold,
+                modified_since_exempt=sb.settings.high_volume_exempts_modified_since,
                 standard_user=standing == "standard",
             ),
         )
