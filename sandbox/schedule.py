@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,6 @@ class ScheduledMutation:
     applied_at: str | None = None
     request: dict[str, Any] | None = None  # the request it was applied before
     error: str | None = None
-    result: dict[str, Any] | None = field(default=None)
 
     def matches(self, tenant_id: str, path: str) -> bool:
         return self.tenant_id == tenant_id and path.lower().startswith(self.path.lower())
@@ -92,10 +91,9 @@ class MutationSchedule:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record that `item` was applied (or failed to apply) before `request`."""
-        item.applied_at, item.request, item.result, item.error = (
-            when.isoformat(), request, result, error
-        )
+        """Record that `item` was applied (answering `result`) or failed (`error`) before
+        `request`; an id not known when it was armed is taken from the result."""
+        item.applied_at, item.request, item.error = when.isoformat(), request, error
         if result is not None and item.id is None:
             item.id = result.get("id")
         with self._lock:

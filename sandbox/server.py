@@ -2,12 +2,14 @@
 plus the `/_sandbox/` control plane, on the standard library's ThreadingHTTPServer.
 
 Request flow: parse once -> find the route in a table -> (faults for non-accounting Xero paths)
--> handler -> write the whole response in one send -> append to the request log. Keep-alive
-(HTTP/1.1) is on and per-request work is small, so paging 100,000 contacts is bound by rendering.
+-> handler -> body faults and gzip (`wire_body`) -> append to the request log -> write the whole
+response in one send. Keep-alive (HTTP/1.1) is on and per-request work is small, so paging
+100,000 contacts is bound by rendering.
 
 Accounting calls are checked in Xero's order: Bearer token (401 AuthenticationUnsuccessful),
-expiry (401 TokenExpired), tenant header and connection (403), scope (401
-AuthorizationUnsuccessful), rate limits (429), then faults, then `sandbox.accounting`.
+expiry (401 TokenExpired), tenant header and connection (403), the user's role (403 while still
+connected), scope (401 AuthorizationUnsuccessful), rate limits (429), then scheduled mutations
+due, then faults, then `sandbox.accounting`.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler answers; `fault` mangles it on the way out (drop, malformed, truncated)."""
+    """What a handler answers; `fault` mangles it on the way out (drop, malformed, truncated,
+    corrupt_gzip)."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
@@ -440,6 +443,7 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
             app.name if app else "",
             accounting.ReadPolicy(
                 high_volume_threshold=sb.settings.high_volume_threshold,
+                modified_since_exempt=sb.settings.high_volume_exempts_modified_since,
                 standard_user=standing == "standard",
             ),
         )

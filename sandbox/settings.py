@@ -19,6 +19,9 @@ class SandboxSettings:
     # Contacts per organisation above which a Contacts request filtered or ordered on an
     # unoptimised field gets 400 HighVolumeException (Xero: "about 100,000").
     high_volume_threshold: int = 100_000
+    # Whether an If-Modified-Since header lets an unoptimised Contacts read through on a
+    # high-volume organisation. UNCONFIRMED: the reported refusal sent none; default no.
+    high_volume_exempts_modified_since: bool = False
     # A re-consented, already connected organisation keeps its authEventId ("keep", as reports
     # say) or gets the new consent's ("new").
     reconsent_auth_event: str = "keep"
@@ -53,5 +56,6 @@ def _check(name: str, value: Any) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < 0):
             raise ValueError("'max_connections' must be null or a whole number >= 0")
-    elif name == "compress" and not isinstance(value, bool):
-        raise ValueError("'compress' must be true or false")
+    elif name in ("compress", "high_volume_exempts_modified_since") \
+            and not isinstance(value, bool):
+        raise ValueError(f"{name!r} must be true or false")

@@ -125,6 +125,20 @@ def test_stats_count_body_bytes_as_sent(
     assert stats["by_path"][CONTACTS]["bytes_out"] == len(gzipped) + len(plain)
 
 
+def test_control_plane_and_dropped_answers(
+    sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    control = sandbox.http.get("/_sandbox/settings", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in control.headers  # only Xero's paths are compressed
+    sandbox.clear_requests()
+    sandbox.fault(kind="drop", path=CONTACTS)
+    with pytest.raises(httpx.RemoteProtocolError):
+        raw_get(http, xero_grant, "gzip")
+    stats = sandbox.stats()
+    assert stats["total"] == 1
+    assert stats["bytes_out"] == 0
+
+
 def test_truncated_cuts_the_gzip_stream(
     sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
 ) -> None:

@@ -95,6 +95,20 @@ def test_if_modified_since_does_not_exempt_a_request(
     assert response.json()["Type"] == "HighVolumeException"
 
 
+def test_if_modified_since_exemption_can_be_switched_on(
+    high_volume: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    settings = high_volume.settings(high_volume_exempts_modified_since=True)
+    assert settings["high_volume_exempts_modified_since"] is True
+    headers = xero_grant.headers(xero_grant.tenant_ids[0])
+    query = {"page": 1, "where": "IsSupplier==true"}
+    since = http.get(CONTACTS, params=query, headers={**headers, "If-Modified-Since": "2026-01-01"})
+    assert since.status_code == 200
+    unreadable = {**headers, "If-Modified-Since": "last Tuesday"}  # ignored, so no exemption
+    assert http.get(CONTACTS, params=query, headers=unreadable).status_code == 400
+    assert http.get(CONTACTS, params=query, headers=headers).status_code == 400
+
+
 def test_xml_twin_when_json_is_not_accepted(
     high_volume: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
 ) -> None:
@@ -139,3 +153,20 @@ def test_a_bad_query_is_still_a_parse_error(
     response = get_contacts(http, xero_grant, page=1, where="IsSupplier==")
     assert response.status_code == 400
     assert response.json()["Type"] == "QueryParseException"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"high_volume_threshold": -1}, "'high_volume_threshold' must be a whole number >= 0"),
+        ({"high_volume_threshold": "100"}, "'high_volume_threshold' must be a whole number"),
+        ({"high_volume_exempts_modified_since": "yes"}, "must be true or false"),
+    ],
+)
+def test_bad_settings_are_400_with_a_reason(
+    sandbox: SandboxHandle, body: dict, message: str
+) -> None:
+    response = sandbox.http.post("/_sandbox/settings", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert sandbox.settings()["high_volume_threshold"] == 100_000

@@ -6,11 +6,13 @@ organisation is still connected" and "Roles")."""
 from __future__ import annotations
 
 import uuid
+from xml.etree import ElementTree
 
 import httpx
 import pytest
 
 from tests.conftest import SandboxFactory
+from tests.sandbox.conftest import refresh
 from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant, make_grant
 
 CONTACTS = "/api.xro/2.0/Contacts"
@@ -38,6 +40,12 @@ def test_losing_admin_gives_403_while_connections_still_list_it(
     listed = http.get("/connections", headers=bearer)
     assert listed.status_code == 200
     assert sorted(c["tenantId"] for c in listed.json()) == sorted(xero_grant.tenant_ids)
+
+    token = refresh(http, {"client_id": xero_grant.client_id,
+                           "client_secret": xero_grant.client_secret}, xero_grant.refresh_token)
+    assert token.status_code == 200  # the grant itself lives on; only the reads are refused
+    xero_grant.access_token = token.json()["access_token"]
+    assert contacts(http, xero_grant, xero_grant.tenant_ids[0]).status_code == 403
 
     assert sandbox.set_role(xero_grant.user, "admin")["connect_apps"] is True
     assert contacts(http, xero_grant, xero_grant.tenant_ids[0]).status_code == 200
@@ -78,6 +86,7 @@ def test_us_tax_numbers_are_masked_for_standard_users_only(
         masked = contacts(http, grant, us).json()["Contacts"]
         one = next(c for c in plain if c.get("TaxNumber"))
         single = http.get(f"{CONTACTS}/{one['ContactID']}", headers=grant.headers(us))
+        xml = http.get(CONTACTS, params={"page": 1}, headers=grant.headers(us, json=False))
         handle.set_role(admin["email"], "admin")
         again = contacts(http, grant, us).json()["Contacts"]
     numbers = [(p.get("TaxNumber"), m.get("TaxNumber")) for p, m in zip(plain, masked, strict=True)]
@@ -87,6 +96,9 @@ def test_us_tax_numbers_are_masked_for_standard_users_only(
         assert shown == "*" * (len(full) - 4) + full[-4:]
     assert single.json()["Contacts"][0]["TaxNumber"].endswith(one["TaxNumber"][-4:])
     assert single.json()["Contacts"][0]["TaxNumber"].startswith("*")
+    root = ElementTree.fromstring(xml.content)  # noqa: S314 - our own sandbox's output
+    xml_numbers = [element.text or "" for element in root.iter("TaxNumber")]
+    assert xml_numbers == [m for p, m in numbers if p is not None]
     assert again == plain  # admins see full values again
 
 

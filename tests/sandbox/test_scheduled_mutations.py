@@ -166,3 +166,16 @@ def test_bad_schedules_are_400_with_a_reason(
 def test_unknown_tenant_is_404(sandbox: SandboxHandle) -> None:
     with pytest.raises(SandboxError, match="404"):
         sandbox.schedule_mutation(0, tenant_id=str(uuid.uuid4()), entity="contacts", op="create")
+
+
+def test_an_id_unknown_when_armed_is_reported_once_applied(
+    sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    tenant = xero_grant.tenant_ids[0]
+    answer = sandbox.schedule_mutation(
+        0, tenant_id=tenant, entity="tax_rates", op="create", path="/api.xro/2.0/TaxRates"
+    )
+    assert answer == {"ok": True, "scheduled": True, "id": None}  # TaxType is chosen on create
+    rates = http.get("/api.xro/2.0/TaxRates", headers=xero_grant.headers(tenant)).json()
+    [applied] = sandbox.scheduled_mutations()["applied"]
+    assert applied["id"] in {r["TaxType"] for r in rates["TaxRates"]}
