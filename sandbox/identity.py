@@ -9,7 +9,9 @@ user's organisations as a list with the first selected, "Allow access" and "Canc
 (non-admin) user gets "You don't have permission" instead, and going back sends the app
 `error=access_denied&error_description=not_admin`. Allow connects the chosen organisations in one
 consent event (its id is the `authEventId`) and redirects with `code`, `scope`, `state` and
-`session_state`.
+`session_state`. Organisations already connected are marked so; at the app's connection cap
+(`sb.settings.max_connections`) the ones that would add a connection are greyed out, and a post
+choosing one anyway is refused (REFERENCE 0).
 """
 
 from __future__ import annotations
