@@ -56,29 +56,29 @@ NEAR_LIMIT = 0.8  # warn from this share of ``[auth_server] max_connections``
 
 @dataclass(frozen=True)
 class ConnectionCapacity:
-    """Organisations in use against the Xero app's cap (``[auth_server] max_connections``).
+    """Connected organisations against the Xero app's cap (``[auth_server] max_connections``).
 
-    Counted from our store: organisations connected or needing reconnection (Xero still counts
-    a connection until it is removed). Xero's own count may be higher (another tool's or another
-    user's connections to the same app), so this is a floor.
+    Counted from our store's ``connected`` records. Xero's own count may be higher: a record
+    needing reconnection may still hold its connection, and another tool's or another user's
+    connections to the same app count there too. So this is a floor.
     """
 
-    in_use: int
+    connected: int
     limit: int
 
     @property
     def level(self) -> str:
         """``ok``, ``near`` (from 80 %) or ``reached`` (at or over the cap)."""
-        if self.in_use >= self.limit:
+        if self.connected >= self.limit:
             return "reached"
-        if self.in_use >= math.ceil(self.limit * NEAR_LIMIT):
+        if self.connected >= math.ceil(self.limit * NEAR_LIMIT):
             return "near"
         return "ok"
 
     @property
     def warning(self) -> str | None:
         """What the admin should know and do, with the figures; None when far from the cap."""
-        figures = f"{self.in_use} of {self.limit} organisations connected"
+        figures = f"{self.connected} of {self.limit} organisations connected"
         if self.level == "reached":
             return (f"{figures}: the Xero app's connection limit is reached. New organisations "
                     "cannot connect until a connection is freed (disconnect one) or the app moves "
@@ -91,14 +91,14 @@ class ConnectionCapacity:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``xero-elt connections --json``)."""
-        return {"in_use": self.in_use, "max_connections": self.limit, "level": self.level,
+        return {"connected": self.connected, "max_connections": self.limit, "level": self.level,
                 "warning": self.warning}
 
 
 def connection_capacity(store: Store, limit: int) -> ConnectionCapacity:
     """How close the app is to its connection cap, from our own records."""
-    in_use = {c.tenant_id for c in store.list_connections(statuses=list(IN_USE)) if c.tenant_id}
-    return ConnectionCapacity(len(in_use), limit)
+    records = store.list_connections(statuses=[ConnectionStatus.CONNECTED.value])
+    return ConnectionCapacity(len({c.tenant_id for c in records if c.tenant_id}), limit)
 
 
 def delete_at_xero(store: Store, settings: XeroSettings, grant_id: str, xero_connection_id: str,

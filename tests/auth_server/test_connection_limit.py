@@ -74,17 +74,17 @@ def test_below_the_cap_a_cancel_is_a_cancel(auth: RunningAuth, org: dict[str, An
 
 
 @pytest.mark.parametrize(
-    ("in_use", "limit", "level"),
+    ("connected", "limit", "level"),
     [(19, 25, "ok"), (20, 25, "near"), (24, 25, "near"), (25, 25, "reached"),
      (26, 25, "reached"), (3, 5, "ok"), (4, 5, "near"), (0, 1, "ok"), (1, 1, "reached")],
 )
-def test_capacity_levels(in_use: int, limit: int, level: str) -> None:
-    capacity = ConnectionCapacity(in_use, limit)
+def test_capacity_levels(connected: int, limit: int, level: str) -> None:
+    capacity = ConnectionCapacity(connected, limit)
     assert capacity.level == level
     if level == "ok":
         assert capacity.warning is None
     else:
-        assert f"{in_use} of {limit} organisations connected" in (capacity.warning or "")
+        assert f"{connected} of {limit} organisations connected" in (capacity.warning or "")
 
 
 def test_admin_page_warns_near_and_at_the_cap_with_the_figures(auth: RunningAuth) -> None:

@@ -46,7 +46,7 @@ def test_invite_create_prints_id_and_link_and_writes_the_email(
     assert main(["connections", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     rows = doc["connections"]
-    assert doc["connection_limit"] == {"in_use": 0, "max_connections": 25, "level": "ok",
+    assert doc["connection_limit"] == {"connected": 0, "max_connections": 25, "level": "ok",
                                        "warning": None}
     assert [r["connection_id"] for r in rows] == [invite_id]
     assert rows[0]["status"] == "invited"
@@ -68,7 +68,7 @@ def test_connections_warn_as_the_connection_limit_nears(
            "reached" in out
     assert main(["connections", "--json"]) == 0
     limit = json.loads(capsys.readouterr().out)["connection_limit"]
-    assert (limit["in_use"], limit["max_connections"], limit["level"]) == (2, 2, "reached")
+    assert (limit["connected"], limit["max_connections"], limit["level"]) == (2, 2, "reached")
     assert limit["warning"].startswith("2 of 2 organisations connected")
 
     monkeypatch.setenv("AUTH_SERVER__MAX_CONNECTIONS", "0")
