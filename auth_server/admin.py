@@ -288,6 +288,16 @@ def _flash_markup(flash: dict[str, str]) -> Markup:
     return tag("div", text, class_=tone, role="status")
 
 
+def _capacity_warning(request: Request) -> Markup:
+    """A banner as the app nears Xero's cap on connected organisations (with the figures)."""
+    capacity = connections.connection_capacity(request.app.store,
+                                               request.app.settings.max_connections)
+    if capacity.warning is None:
+        return Markup("")
+    tone = "flash bad" if capacity.level == "reached" else "flash warn"
+    return tag("div", capacity.warning, class_=tone, role="status")
+
+
 def _connections_page(request: Request, auth: AdminAuth, *, notice: Markup | str = "",
                       status: int = 200, company: str = "", email: str = "") -> Response:
     invites.expire_stale_invites(request.app.store)
@@ -295,7 +305,7 @@ def _connections_page(request: Request, auth: AdminAuth, *, notice: Markup | str
                    reverse=True)
     content = render(
         "admin.html", summary=_summary(conns), rows=_rows(request, auth, conns),
-        notice=Markup(_take_flash(request, auth) + escape(notice)),
+        notice=Markup(_capacity_warning(request) + _take_flash(request, auth) + escape(notice)),
         csrf_invite=request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE),
         company=company, email=email,
     )

@@ -12,7 +12,9 @@ Xero quirks absorbed here:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +48,57 @@ REASON_TEXT = {
     "xero_error": "Xero reported an error",
     "authorizing": "signing in at Xero",
     "confirming": "confirming the company",
+    "connection_limit": "the Xero app is at its connection limit",
 }
+
+NEAR_LIMIT = 0.8  # warn from this share of ``[auth_server] max_connections``
+
+
+@dataclass(frozen=True)
+class ConnectionCapacity:
+    """Connected organisations against the Xero app's cap (``[auth_server] max_connections``).
+
+    Counted from our store's ``connected`` records. Xero's own count may be higher: a record
+    needing reconnection may still hold its connection, and another tool's or another user's
+    connections to the same app count there too. So this is a floor.
+    """
+
+    connected: int
+    limit: int
+
+    @property
+    def level(self) -> str:
+        """``ok``, ``near`` (from 80 %) or ``reached`` (at or over the cap)."""
+        if self.connected >= self.limit:
+            return "reached"
+        if self.connected >= math.ceil(self.limit * NEAR_LIMIT):
+            return "near"
+        return "ok"
+
+    @property
+    def warning(self) -> str | None:
+        """What the admin should know and do, with the figures; None when far from the cap."""
+        figures = f"{self.connected} of {self.limit} organisations connected"
+        if self.level == "reached":
+            return (f"{figures}: the Xero app's connection limit is reached. New organisations "
+                    "cannot connect until a connection is freed (disconnect one) or the app moves "
+                    "to a higher Xero tier (then raise auth_server.max_connections).")
+        if self.level == "near":
+            return (f"{figures}: close to the Xero app's connection limit. At {self.limit} Xero "
+                    "greys out new organisations on its consent page; free unused connections or "
+                    "move the app to a higher Xero tier.")
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``xero-elt connections --json``)."""
+        return {"connected": self.connected, "max_connections": self.limit, "level": self.level,
+                "warning": self.warning}
+
+
+def connection_capacity(store: Store, limit: int) -> ConnectionCapacity:
+    """How close the app is to its connection cap, from our own records."""
+    records = store.list_connections(statuses=[ConnectionStatus.CONNECTED.value])
+    return ConnectionCapacity(len({c.tenant_id for c in records if c.tenant_id}), limit)
 
 
 def delete_at_xero(store: Store, settings: XeroSettings, grant_id: str, xero_connection_id: str,

@@ -6,7 +6,8 @@
    and the invite's current token; returns Xero's authorize URL.
 3. ``handle_callback``: checks ``state`` (single use, same browser, same invite), then either
    records why it came back without a code, or exchanges the code, stores the grant and finds the
-   organisations allowed in this very consent (by ``authEventId``).
+   organisations allowed in this very consent (by ``authEventId``; a re-consented organisation
+   may keep its old one, see ``oauth.consent_organisations``).
 4. ``confirm`` / ``decline``: the person confirms one organisation; whatever was allowed but not
    confirmed is disconnected at Xero.
 5. ``sweep``: flows left half-way (window closed at Xero or on the confirm page) become
@@ -27,6 +28,7 @@ from typing import Any
 from auth_server import oauth
 from auth_server.connections import (
     IN_USE,
+    connection_capacity,
     discard_pending,
     pending_key,
     release_grant,
@@ -56,6 +58,9 @@ CODE_EXCHANGE_FAILED = "code_exchange_failed"
 NOT_CONFIRMED = "not_confirmed"
 NO_ORGANISATION = "no_organisation"
 XERO_ERROR = "xero_error"
+# A Cancel at Xero while the app is at ``[auth_server] max_connections``: at the cap Xero greys
+# organisations out and answers a bare access_denied, so a Cancel is read as the cap.
+CONNECTION_LIMIT = "connection_limit"
 # Transient markers on a ``link_opened`` connection while the person is at Xero / confirming.
 AUTHORIZING = "authorizing"
 CONFIRMING = "confirming"
@@ -181,6 +186,7 @@ def start_authorization(
             "token_hash": visit.connection.invite_token_hash,
             "verifier": verifier,
             "redirect_uri": settings.redirect_uri,
+            "started_at": now.isoformat(),
         },
         expires_at=now + timedelta(minutes=settings.flow_ttl_minutes),
     )
@@ -220,6 +226,18 @@ def mark_incomplete(
         conn.connection_id, status=ConnectionStatus.INCOMPLETE, status_reason=reason,
         updated_at=now,
     )
+
+
+def _started_at(state: dict[str, Any]) -> datetime | None:
+    """When this flow left for Xero (connections updated since then belong to its consent)."""
+    try:
+        return datetime.fromisoformat(str(state["started_at"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _at_connection_limit(store: Store, settings: AuthServerSettings) -> bool:
+    return connection_capacity(store, settings.max_connections).level == "reached"
 
 
 def handle_callback(
@@ -269,7 +287,7 @@ def handle_callback(
         if error == "access_denied" and error_description == "not_admin":
             reason = NO_PERMISSION
         elif error == "access_denied":
-            reason = CANCELLED
+            reason = CONNECTION_LIMIT if _at_connection_limit(store, settings) else CANCELLED
         else:
             reason = XERO_ERROR
         log.info("consent for %s came back with error %s", conn.connection_id, error)
@@ -295,12 +313,18 @@ def handle_callback(
 
     event_id = claims.get("authentication_event_id")
     try:
-        listed = identity.list_connections(xero, tokens.access_token, event_id)
+        # All of them, not ?authEventId=: a re-consented organisation may keep its old event.
+        listed = identity.list_connections(xero, tokens.access_token)
     except XeroError as exc:
         log.warning("listing organisations for %s failed: %s", conn.connection_id, exc)
         release_grant(store, xero, grant.grant_id)
         return CallbackResult(XERO_ERROR, mark_incomplete(store, conn, XERO_ERROR, now=now))
-    organisations = oauth.consent_organisations(listed, event_id)
+    organisations = oauth.consent_organisations(
+        listed, event_id, since=_started_at(data), reconnecting=conn.tenant_id,
+    )
+    guessed = not organisations
+    if guessed:  # nothing marks this consent's organisations: the person chooses
+        organisations = oauth.grant_organisations(listed)
     if not organisations:
         release_grant(store, xero, grant.grant_id)
         return CallbackResult(NO_ORGANISATION,
@@ -315,6 +339,7 @@ def handle_callback(
         {
             "grant_id": grant.grant_id,
             "organisations": [o.to_dict() for o in organisations],
+            "guessed": guessed,
             "visit": data["visit"],
             "token_hash": data["token_hash"],
             "created_at": now.isoformat(),
@@ -334,11 +359,13 @@ def handle_callback(
 @dataclass(frozen=True)
 class Confirmation:
     """What the confirm page shows: organisations that may be confirmed, and those connected
-    already through another invite (shown, not selectable)."""
+    already through another invite (shown, not selectable). ``guessed``: Xero did not mark which
+    organisations this consent chose, so all the grant reaches are listed."""
 
     connection: Connection
     choices: list[Organisation]
     unavailable: list[tuple[Organisation, Connection]]
+    guessed: bool = False
 
 
 def _pending(store: Store, visit: Visit) -> dict[str, Any]:
@@ -363,7 +390,7 @@ def confirmation(store: Store, browser_id: str | None, *, now: datetime | None =
             continue  # a reconnection link reconnects its own organisation only
         else:
             choices.append(org)
-    return Confirmation(visit.connection, choices, unavailable)
+    return Confirmation(visit.connection, choices, unavailable, bool(data.get("guessed")))
 
 
 def confirm(

@@ -31,6 +31,10 @@ class AuthServerSettings:
     """Shown in page headers and the invite email's subject."""
     invite_ttl_days: int = 7
     """How long an invite link works."""
+    max_connections: int = 25
+    """Organisations the Xero app may have connected (Xero's cap for its tier: 25 uncertified,
+    Starter 5, Core 50, Plus 1,000, Advanced 10,000). The admin page and ``xero-elt connections``
+    warn from 80 % of it; a Cancel at Xero while at it is reported as the cap."""
     admin_token: str | None = dataclasses.field(default=None, repr=False)
     """Secret for ``/admin``; without it the admin page is closed."""
     host: str = DEFAULT_HOST
@@ -53,6 +57,10 @@ class AuthServerSettings:
         if not 1 <= self.invite_ttl_days <= 365:
             raise ConfigError(
                 f"auth_server.invite_ttl_days must be 1..365, not {self.invite_ttl_days}"
+            )
+        if not 1 <= self.max_connections <= 1_000_000:
+            raise ConfigError(
+                f"auth_server.max_connections must be 1..1000000, not {self.max_connections}"
             )
         if not 1 <= self.flow_ttl_minutes <= 24 * 60:
             raise ConfigError(

@@ -240,6 +240,15 @@ def incomplete_page(request: Request, reason: str) -> Response:
             f"Nothing was connected, and {product} has no access to your Xero organisation.",
             "Changed your mind? You can start again with the same link while it is valid.",
         ], tone="warning", action=_start_again())
+    if reason == flow.CONNECTION_LIMIT:
+        return message(request, "Xero could not connect another organisation", [
+            f"{product}'s Xero app is connected to as many organisations as its Xero plan "
+            "allows, so Xero would not let you choose yours. Nothing was connected.",
+            Markup(f"Please <strong>contact {escape(product)}</strong> (whoever sent your "
+                   "invitation) and tell them: they need to free a connection or move their Xero "
+                   "app to a higher plan. Then start again with the same link while it is valid."),
+            "If you cancelled at Xero for another reason, you can simply start again.",
+        ], tone="warning", action=_start_again())
     if reason == flow.CODE_EXCHANGE_FAILED:
         return message(request, "We could not finish connecting", [
             "Xero's answer could not be completed, perhaps because it took too long. Nothing "
@@ -286,7 +295,11 @@ def _confirm_page(request: Request, error: str = "") -> Response:
             "Every organisation you allowed at Xero is already connected through another "
             "invitation, so there is nothing to confirm here.",
         ], status=409, tone="warning")
-    if len(confirmation.choices) == 1:
+    if confirmation.guessed and len(confirmation.choices) > 1:
+        # A re-consent that Xero did not mark: we cannot tell which one was chosen just now.
+        intro = "Your Xero user has these organisations connected. Choose the one you chose at " \
+                "Xero just now; the others will be disconnected."
+    elif len(confirmation.choices) == 1:
         intro = "You allowed access to this organisation. Confirm it is the company you want to " \
                 "connect."
     else:

@@ -25,11 +25,11 @@ def _fail(message: str, code: int) -> int:
 
 def _guarded(action: Callable[[], int]) -> int:
     """Run a command, turning known errors into a message and an exit code."""
-    from auth_server.errors import AuthServerError, InvalidInput, NotFound
+    from auth_server.errors import AuthServerError, ConfigError, InvalidInput, NotFound
 
     try:
         return action()
-    except (InvalidInput, NotFound, ConfigurationError) as exc:
+    except (InvalidInput, NotFound, ConfigurationError, ConfigError) as exc:
         return _fail(str(exc), exitcodes.USAGE)
     except (AuthServerError, XeroError, StoreError) as exc:
         return _fail(str(exc), exitcodes.FAILURE)
@@ -71,13 +71,18 @@ def invite_resend(invite_id: str) -> int:
 
 
 def connections_list(as_json: bool = False) -> int:
-    """`xero-elt connections`: every connection with its status, organisation, last sync."""
-    from auth_server.connections import list_connection_rows
+    """`xero-elt connections`: every connection with its status, organisation, last sync, and a
+    warning as the Xero app nears its connection cap (`[auth_server] max_connections`)."""
+    from auth_server.connections import connection_capacity, list_connection_rows
+    from auth_server.settings import load_settings
 
     def act() -> int:
-        rows: list[dict[str, Any]] = list_connection_rows(Store())
+        store = Store()
+        rows: list[dict[str, Any]] = list_connection_rows(store)
+        capacity = connection_capacity(store, load_settings().max_connections)
         if as_json:
-            json.dump(rows, sys.stdout, indent=2, default=str)
+            doc = {"connections": rows, "connection_limit": capacity.to_dict()}
+            json.dump(doc, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
             return exitcodes.OK
         if not rows:
@@ -90,6 +95,8 @@ def connections_list(as_json: bool = False) -> int:
             print(f"{row['connection_id']:<18} {row['status']:<19} {name[:30]:<30} "
                   f"{str(row.get('last_synced_at') or '-')[:26]:<26} "
                   f"{printable(row.get('status_reason') or '')}")
+        if capacity.warning:
+            print(f"\nwarning: {capacity.warning}")
         return exitcodes.OK
 
     return _guarded(act)

@@ -12,7 +12,13 @@ Xero's rules this module holds (REFERENCE 1.4-1.7, 2):
   validated by lookup, so a revoked grant's token dies at once. Strict choice (the one REFERENCE
   advises designing for): after a refresh the *old* access token stops working.
 * Connections are per user + app + organisation; a re-consent to a connected organisation
-  updates its connection (new `authEventId`, `updatedDateUtc`) instead of adding one.
+  reuses its connection instead of adding one. Whether that connection takes the new
+  `authEventId` is UNCONFIRMED (REFERENCE 0): in "keep" mode (the reported behaviour) it keeps
+  its `authEventId` *and* its `updatedDateUtc`, so a client can find the organisation by neither;
+  in "new" mode it takes both from the new consent. The token's `authentication_event_id` is the
+  new consent's either way.
+* An app may have at most `max_connections` connections (each user's connection to an
+  organisation counts, REFERENCE 0); re-consenting a connection the user already has adds none.
 * Revoking a grant removes all of that user's connections for the app.
 """
 
@@ -47,6 +53,15 @@ class UserLike(Protocol):
     first_name: str
     last_name: str
     xero_userid: str
+
+
+class ConnectionLimitReached(Exception):
+    """A consent would give an app more connections than `max_connections` allows."""
+
+    def __init__(self, client_id: str, limit: int) -> None:
+        super().__init__(f"app {client_id} has reached its limit of {limit} connections")
+        self.client_id = client_id
+        self.limit = limit
 
 
 class OAuthError(Exception):
@@ -420,9 +435,24 @@ class GrantStore:
         return session
 
     def connect(
-        self, user_email: str, client_id: str, tenants: list[tuple[str, str]], now: datetime
+        self,
+        user_email: str,
+        client_id: str,
+        tenants: list[tuple[str, str]],
+        now: datetime,
+        *,
+        keep_auth_event: bool = True,
+        max_connections: int | None = None,
     ) -> str:
-        """Connect (or re-connect) organisations in one consent event; returns its authEventId."""
+        """Connect (or re-connect) organisations in one consent event; returns its authEventId.
+
+        Args:
+            keep_auth_event: a connection this user already has keeps its `authEventId` and
+                `updatedDateUtc` (settings `reconsent_auth_event` "keep"); else it takes the new
+                event's and `now` ("new").
+            max_connections: the app's cap (None: none); ConnectionLimitReached if the new
+                connections would pass it, and then nothing is connected.
+        """
         auth_event_id = str(uuid.uuid4())
         with self.lock:
             existing = {
@@ -430,6 +460,13 @@ class GrantStore:
                 for c in self.connections.values()
                 if c.user_email == user_email and c.client_id == client_id
             }
+            added = len({t for t, _ in tenants if t not in existing})
+            if (
+                max_connections is not None
+                and added
+                and (self.app_connection_count(client_id) + added > max_connections)
+            ):
+                raise ConnectionLimitReached(client_id, max_connections)
             for tenant_id, tenant_name in tenants:
                 conn = existing.get(tenant_id)
                 if conn is None:
@@ -444,10 +481,16 @@ class GrantStore:
                         updated=now,
                     )
                     self.connections[conn.id] = conn
-                else:
+                    existing[tenant_id] = conn
+                elif not keep_auth_event:
                     conn.auth_event_id, conn.updated = auth_event_id, now
-                    conn.tenant_name = tenant_name
+                conn.tenant_name = tenant_name
         return auth_event_id
+
+    def app_connection_count(self, client_id: str) -> int:
+        """How many connections an app has, across users (what Xero's cap counts)."""
+        with self.lock:
+            return sum(1 for c in self.connections.values() if c.client_id == client_id)
 
     def consent_scopes(self, user_email: str, client_id: str, scopes: list[str]) -> list[str]:
         """Record a browser consent; scopes add up across consents by the same user (Xero)."""

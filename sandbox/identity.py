@@ -9,7 +9,9 @@ user's organisations as a list with the first selected, "Allow access" and "Canc
 (non-admin) user gets "You don't have permission" instead, and going back sends the app
 `error=access_denied&error_description=not_admin`. Allow connects the chosen organisations in one
 consent event (its id is the `authEventId`) and redirects with `code`, `scope`, `state` and
-`session_state`.
+`session_state`. Organisations already connected are marked so; at the app's connection cap
+(`sb.settings.max_connections`) the ones that would add a connection are greyed out, and a post
+choosing one anyway is refused (REFERENCE 0).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from sandbox.grants import AuthCode, OAuthError, PendingAuthorization, subject_id, user_claims
+from sandbox.grants import (
+    AuthCode,
+    ConnectionLimitReached,
+    OAuthError,
+    PendingAuthorization,
+    subject_id,
+    user_claims,
+)
 from sandbox.server import (
     JSON_TYPE,
     Request,
@@ -38,6 +47,12 @@ if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
 SESSION_COOKIE = "xero_sandbox_session"
+# Next to an organisation greyed out at the app's connection cap (Xero's words UNCONFIRMED).
+BLOCKED_NOTE = "Unavailable: this app has reached its connection limit"
+LIMIT_REFUSAL = (
+    "This app has reached its connection limit: choose an organisation that is already "
+    "connected, or select Cancel"
+)
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 # Scopes Xero knows, with what the consent page says each one allows (in our words).
@@ -126,6 +141,8 @@ button.primary{background:#0078c8;color:#fff}
 button.secondary{background:#fff;color:#0078c8}
 .error{color:#b42318;font-weight:600}
 .muted{color:#616e7c;font-size:14px}
+label.disabled{color:#9aa5b1}
+button:disabled{opacity:.45;cursor:not-allowed}
 """
 
 
@@ -167,6 +184,18 @@ def _login_page(rid: str, app_name: str, message: str | None = None, email: str 
     return html_response(200, _page("Log in | Xero", body), {"Cache-Control": "no-store"})
 
 
+def _organisation_choice(
+    org: Any, kind: str, *, checked: bool, note: str | None, disabled: bool
+) -> str:
+    attrs = (" checked" if checked else "") + (" disabled" if disabled else "")
+    extra = f' <span class="muted">{html.escape(note)}</span>' if note else ""
+    label = '<label class="disabled">' if disabled else "<label>"
+    return (
+        f'{label}<input type="{kind}" name="tenant_id" '
+        f'value="{html.escape(org.tenant_id)}"{attrs}> {html.escape(org.name)}{extra}</label>'
+    )
+
+
 def _consent_page(
     rid: str,
     app_name: str,
@@ -176,23 +205,45 @@ def _consent_page(
     *,
     multi: bool,
     message: str | None = None,
+    connected: frozenset[str] = frozenset(),
+    blocked: frozenset[str] = frozenset(),
+    status: int = 200,
 ) -> Response:
+    """The consent form. `connected`: organisations this user already connected to the app
+    (marked, still choosable); `blocked`: greyed out because the app is at its connection cap."""
     items = "".join(
         f'<li>{html.escape(SCOPE_WORDS.get(s, s))} <span class="muted">({html.escape(s)})</span>'
         "</li>"
         for s in scopes
     )
     kind = "checkbox" if multi else "radio"
+    choosable = [org.tenant_id for org in organisations if org.tenant_id not in blocked]
     choices = "".join(
-        f'<label><input type="{kind}" name="tenant_id" value="{html.escape(org.tenant_id)}"'
-        f"{' checked' if i == 0 else ''}> {html.escape(org.name)}</label>"
-        for i, org in enumerate(organisations)
+        _organisation_choice(
+            org,
+            kind,
+            checked=bool(choosable) and org.tenant_id == choosable[0],
+            disabled=org.tenant_id in blocked,
+            note=BLOCKED_NOTE
+            if org.tenant_id in blocked
+            else "Already connected"
+            if org.tenant_id in connected
+            else None,
+        )
+        for org in organisations
     )
     switch = (
         f'<a href="/identity/consent?rid={quote(rid)}">Connect one organisation</a>'
         if multi
         else f'<a href="/identity/consent?rid={quote(rid)}&amp;multi=1">'
         "Connect more than one organisation</a>"
+    )
+    limit = (
+        f'<p class="error">{html.escape(app_name)} has reached its limit of connected '
+        "organisations, so it can't be connected to another one. Contact "
+        f"{html.escape(app_name)} for help, or select Cancel.</p>"
+        if not choosable
+        else ""
     )
     error = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
     body = (
@@ -203,13 +254,13 @@ def _consent_page(
         '<form method="post" action="/identity/consent">'
         f'<input type="hidden" name="rid" value="{html.escape(rid)}">'
         "<fieldset><legend>Select the organisation to connect</legend>"
-        f'{choices}</fieldset><p class="muted">{switch}</p>'
-        '<button class="primary" type="submit" name="action" value="allow">Allow access'
-        "</button>"
+        f'{choices}</fieldset>{limit}<p class="muted">{switch}</p>'
+        '<button class="primary" type="submit" name="action" value="allow"'
+        f"{'' if choosable else ' disabled'}>Allow access</button>"
         '<button class="secondary" type="submit" name="action" value="cancel">Cancel'
         "</button></form>"
     )
-    return html_response(200, _page("Allow access | Xero", body), {"Cache-Control": "no-store"})
+    return html_response(status, _page("Allow access | Xero", body), {"Cache-Control": "no-store"})
 
 
 def _no_permission_page(rid: str, app_name: str, organisations: list[Any]) -> Response:
@@ -340,6 +391,21 @@ def _organisations_of(sb: Sandbox, user: Any) -> list[Any]:
     return [org for t in user.tenant_ids if (org := sb.organisation(t)) is not None]
 
 
+def _already_connected(sb: Sandbox, user: Any, client_id: str) -> frozenset[str]:
+    """Organisations this user has connected to the app (a re-consent adds no connection)."""
+    return frozenset(c.tenant_id for c in sb.grants.connections_of(user.email, client_id))
+
+
+def _blocked_at_cap(
+    sb: Sandbox, client_id: str, organisations: list[Any], connected: frozenset[str]
+) -> frozenset[str]:
+    """At the app's cap, every organisation that would add a connection is greyed out."""
+    cap = sb.settings.max_connections
+    if cap is None or sb.grants.app_connection_count(client_id) < cap:
+        return frozenset()
+    return frozenset(o.tenant_id for o in organisations if o.tenant_id not in connected)
+
+
 def consent_page(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
     """`GET /identity/consent?rid=…`: what the app asks for, and which organisation(s)."""
     rid = req.query.get("rid", "")
@@ -351,7 +417,17 @@ def consent_page(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response
     if user.role != "admin":
         return _no_permission_page(rid, app.name, organisations)
     multi = req.query.get("multi") == "1"
-    return _consent_page(rid, app.name, user, pending.scopes, organisations, multi=multi)
+    connected = _already_connected(sb, user, app.client_id)
+    return _consent_page(
+        rid,
+        app.name,
+        user,
+        pending.scopes,
+        organisations,
+        multi=multi,
+        connected=connected,
+        blocked=_blocked_at_cap(sb, app.client_id, organisations, connected),
+    )
 
 
 def consent_decision(sb: Sandbox, req: Request, _params: dict[str, str]) -> Response:
@@ -372,7 +448,10 @@ def consent_decision(sb: Sandbox, req: Request, _params: dict[str, str]) -> Resp
         return _deny_not_admin(sb, pending, rid)
     organisations = {org.tenant_id: org for org in _organisations_of(sb, user)}
     chosen = list(dict.fromkeys(form.get("tenant_id", [])))
-    if not chosen or any(t not in organisations for t in chosen):
+    connected = _already_connected(sb, user, app.client_id)
+    blocked = _blocked_at_cap(sb, app.client_id, list(organisations.values()), connected)
+
+    def again(message: str, status: int = 200) -> Response:
         return _consent_page(
             rid,
             app.name,
@@ -380,13 +459,29 @@ def consent_decision(sb: Sandbox, req: Request, _params: dict[str, str]) -> Resp
             pending.scopes,
             list(organisations.values()),
             multi=len(chosen) > 1,
-            message="Select an organisation to connect",
+            message=message,
+            connected=connected,
+            blocked=blocked,
+            status=status,
         )
+
+    if not chosen or any(t not in organisations for t in chosen):
+        return again("Select an organisation to connect")
+    if any(t in blocked for t in chosen):
+        return again(LIMIT_REFUSAL, status=403)
     now = sb.clock.now()
+    try:
+        auth_event_id = sb.grants.connect(
+            user.email,
+            app.client_id,
+            [(t, organisations[t].name) for t in chosen],
+            now,
+            keep_auth_event=sb.settings.reconsent_auth_event == "keep",
+            max_connections=sb.settings.max_connections,
+        )
+    except ConnectionLimitReached:  # below the cap, but this many would pass it
+        return again(LIMIT_REFUSAL, status=403)
     scopes = sb.grants.consent_scopes(user.email, app.client_id, pending.scopes)
-    auth_event_id = sb.grants.connect(
-        user.email, app.client_id, [(t, organisations[t].name) for t in chosen], now
-    )
     code = sb.grants.issue_code(
         AuthCode(
             client_id=app.client_id,

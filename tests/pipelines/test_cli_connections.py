@@ -44,10 +44,36 @@ def test_invite_create_prints_id_and_link_and_writes_the_email(
     assert resent[1] != out[1]
 
     assert main(["connections", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["connections"]
+    assert doc["connection_limit"] == {"connected": 0, "max_connections": 25, "level": "ok",
+                                       "warning": None}
     assert [r["connection_id"] for r in rows] == [invite_id]
     assert rows[0]["status"] == "invited"
     assert not any("token" in key or "hash" in key for key in rows[0])
+
+
+def test_connections_warn_as_the_connection_limit_nears(
+    cli_env: Path, sandbox: SandboxHandle, xero_grant: XeroGrant,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connect_tenants(Store(cli_env), xero_grant, sandbox)  # two organisations connected
+    assert main(["connections"]) == 0
+    assert "warning" not in capsys.readouterr().out  # 2 of 25
+
+    monkeypatch.setenv("AUTH_SERVER__MAX_CONNECTIONS", "2")
+    assert main(["connections"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 2 of 2 organisations connected: the Xero app's connection limit is " \
+           "reached" in out
+    assert main(["connections", "--json"]) == 0
+    limit = json.loads(capsys.readouterr().out)["connection_limit"]
+    assert (limit["connected"], limit["max_connections"], limit["level"]) == (2, 2, "reached")
+    assert limit["warning"].startswith("2 of 2 organisations connected")
+
+    monkeypatch.setenv("AUTH_SERVER__MAX_CONNECTIONS", "0")
+    assert main(["connections"]) == 2  # bad configuration
+    assert "max_connections" in capsys.readouterr().err
 
 
 def test_bad_invite_input_exits_2(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,6 +201,7 @@ def test_several_organisations_in_one_consent_share_an_auth_event(
     http: httpx.Client,
     tenant_ids: list[str],
 ) -> None:
+    sandbox.settings(reconsent_auth_event="new")  # keep mode: test_identity_reconsent.py
     adviser = sandbox.admin()
     outcome = consent_via_forms(
         sandbox,
