@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.clock import parse_iso
 from sandbox.faults import parse_fault
+from sandbox.grants import ConnectionLimitReached
 from sandbox.identity import is_known_scope, redirect_uri_problem
 from sandbox.server import Request, Response, Route, control_error, json_response
 
@@ -246,9 +247,15 @@ def create_grant(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any
     scopes = _scopes(body.get("scopes", DEFAULT_GRANT_SCOPES))
     now = sb.clock.now()
     # Exactly the scopes asked for (no adding up across consents): a test wants what it says.
-    auth_event_id = sb.grants.connect(
-        user.email, app.client_id, [(o.tenant_id, o.name) for o in orgs], now
-    )
+    try:
+        auth_event_id = sb.grants.connect(
+            user.email, app.client_id, [(o.tenant_id, o.name) for o in orgs], now,
+            keep_auth_event=sb.settings.reconsent_auth_event == "keep",
+            max_connections=sb.settings.max_connections,
+        )
+    except ConnectionLimitReached as exc:
+        raise BadRequest(f"the app is at its connection cap ({exc.limit} organisations); "
+                         "Xero would grey these organisations out", 409) from exc
     grant = sb.grants.create_grant(app.client_id, user.email, scopes, auth_event_id, now)
     return sb.grants.token_set(grant, user, now)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.sandbox.test_identity_flow import authorize_params
-from tests.sandbox_handle import SandboxHandle, consent_via_forms
+from tests.sandbox_handle import SandboxError, SandboxHandle, consent_via_forms
 
 RID = re.compile(r'name="rid" value="([^"]+)"')
 
@@ -127,3 +128,18 @@ def test_no_cap_by_default_and_reset_restores_it(
     sandbox.settings(max_connections=0)
     sandbox.reset()
     assert sandbox.settings()["max_connections"] is None
+
+
+def test_control_plane_grants_honour_the_cap_and_the_reconsent_mode(
+    sandbox: SandboxHandle, xero_app: dict, tenant_ids: list[str]
+) -> None:
+    admin = sandbox.admin()["email"]
+    first = sandbox.grant(xero_app["client_id"], admin, tenant_ids[:1])
+    event = sandbox.connections()[0]["authEventId"]
+    sandbox.settings(max_connections=1)
+    with pytest.raises(SandboxError, match="409"):  # at the cap: nothing connected
+        sandbox.grant(xero_app["client_id"], admin, tenant_ids[1:])
+    assert [c["tenantId"] for c in sandbox.connections()] == tenant_ids[:1]
+    again = sandbox.grant(xero_app["client_id"], admin, tenant_ids[:1])  # re-consent, "keep"
+    assert sandbox.connections()[0]["authEventId"] == event
+    assert again["access_token"] != first["access_token"]
