@@ -179,6 +179,13 @@ def _targets(results: dict[str, Any]) -> str:
     if s3:
         calls.append(("3 no change", s3["no_change"]["load"], s3["no_change"]["call_floor"]))
         calls.append(("3 1% changed", s3["changed"]["load"], s3["changed"]["call_floor"]))
+        if "reconcile" in s3:
+            rec = s3["reconcile"]
+            spent, full = rec["load"]["calls"]["bytes_out"], rec["full_bytes"]
+            share = spent / full if full else 0.0
+            rows.append(["reconciliation, nothing changed: at most 40% of a full read's bytes",
+                         f"{n(spent)} of {n(full)} bytes ({share:.0%}), "
+                         f"{rec['load']['calls']['api']} API calls", _verdict(share <= 0.4)])
     if s4:
         calls.append(("4 one organisation", s4["one"], s4["call_floor_one"]))
         calls.append((f"4 {s4['orgs']} organisations", s4["all"], s4["call_floor_all"]))

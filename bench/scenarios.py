@@ -134,6 +134,7 @@ class Bench:
         destination: str = "duckdb",
         env: dict[str, str] | None = None,
         wrap: list[str] | None = None,
+        reconcile: bool = False,
     ) -> LoadFigures:
         """One `xero-elt run` of `home` in a child process, measured."""
         run_dir = home.path.parent
@@ -147,7 +148,8 @@ class Bench:
         sb.fresh_minute()
         sb.start_counting()
         measured = run_child(["-m", "bench.loader"], workdir=run_dir, name=name, env=child_env,
-                             spec={"destination": destination}, sandbox_pid=sb.pid, wrap=wrap)
+                             spec={"destination": destination, "reconcile": reconcile},
+                             sandbox_pid=sb.pid, wrap=wrap)
         figures = _load_figures(measured, sb.calls())
         if destination == "duckdb":
             figures.table_rows = duckdb_table_rows(run_dir / "xero_elt.duckdb")
@@ -331,6 +333,7 @@ def limits_on_and_incremental(bench: Bench) -> None:
         }
         bench.say("scenario 3: incremental runs after scenario 2")
         unchanged = bench.load(sb, home, "no-change")
+        reconciled = bench.load(sb, home, "reconcile-no-change", reconcile=True)
         changed_ids = _pick_suppliers(home.path.parent / "xero_elt.duckdb",
                                       plan.changed_fraction)
         overlap = _overlap_rows(home.path.parent / "xero_elt.duckdb")
@@ -344,6 +347,7 @@ def limits_on_and_incremental(bench: Bench) -> None:
         bench.results["s3"] = {
             "sandbox": sb.describe(),
             "no_change": {"call_floor": 4, "load": asdict(unchanged)},
+            "reconcile": {"load": asdict(reconciled), "full_bytes": load.calls["bytes_out"]},
             "changed": {"call_floor": math.ceil(len(changed_ids) / PAGE_SIZE) + 3,
                         "suppliers_changed": len(changed_ids), "mutation_s": mutation_s,
                         "overlap_rows": overlap,

@@ -143,7 +143,8 @@ class BenchSandbox:
             else:
                 split["other"] += total
         return {**split, "rate_limited": int(stats["rate_limited"]), "by_endpoint": by_endpoint,
-                "by_status": stats["by_status"], "tenant_spans": self._tenant_spans()}
+                "by_status": stats["by_status"], "tenant_spans": self._tenant_spans(),
+                "bytes_out": int(stats.get("bytes_out", 0))}
 
     def _tenant_spans(self) -> dict[str, list[float]]:
         """Per organisation, its first and last API call in seconds after the first call of

@@ -176,23 +176,21 @@ def problem_detail(body: bytes) -> str:
     return ""
 
 
-def error_type(body: bytes) -> str | None:
-    """The ``Type`` of an Accounting API error body (``HighVolumeException``, ...), if any."""
+def _text_field(body: bytes, key: str) -> str | None:
+    """A top-level text field of a JSON error body, if the body is JSON and has it."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(data, dict) and isinstance(data.get("Type"), str):
-        return data["Type"]
-    return None
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def error_type(body: bytes) -> str | None:
+    """The ``Type`` of an Accounting API error body (``HighVolumeException``, ...), if any."""
+    return _text_field(body, "Type")
 
 
 def oauth_error_code(body: bytes) -> str | None:
     """The ``error`` of a token-endpoint error body (``invalid_grant``, ...), if any."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data["error"]
-    return None
+    return _text_field(body, "error")

@@ -31,17 +31,20 @@ def _world(sandbox_factory: SandboxFactory, tmp_path: Path, tmp_home: Path, *,
     return sandbox, grant, loader
 
 
-def _xero_suppliers(sandbox: SandboxHandle, grant: XeroGrant, tenant_id: str) -> dict[str, Any]:
-    """Every supplier Xero holds now, by id (one unpaged call, outside the connector)."""
+def _xero_contacts(sandbox: SandboxHandle, grant: XeroGrant, tenant_id: str,
+                   where: str) -> dict[str, Any]:
+    """The contacts Xero holds now that match `where`, by id (one unpaged call, outside the
+    connector)."""
     response = httpx.get(
-        f"{sandbox.api_url}/Contacts",
-        params={"where": "IsSupplier==true", "includeArchived": "true"},
-        headers={"Authorization": f"Bearer {grant.access_token}", "xero-tenant-id": tenant_id,
-                 "Accept": "application/json"},
-        timeout=60,
+        f"{sandbox.api_url}/Contacts", params={"where": where, "includeArchived": "true"},
+        headers=grant.headers(tenant_id), timeout=60,
     )
     response.raise_for_status()
     return {c["ContactID"]: c for c in response.json()["Contacts"]}
+
+
+def _xero_suppliers(sandbox: SandboxHandle, grant: XeroGrant, tenant_id: str) -> dict[str, Any]:
+    return _xero_contacts(sandbox, grant, tenant_id, "IsSupplier==true")
 
 
 def _contacts_calls(sandbox: SandboxHandle) -> list[dict[str, Any]]:
@@ -53,16 +56,8 @@ def _loaded_ids(loader: Loader, where: str = "true") -> set[str]:
 
 
 def _non_supplier(sandbox: SandboxHandle, grant: XeroGrant, tenant_id: str) -> str:
-    response = httpx.get(
-        f"{sandbox.api_url}/Contacts",
-        params={"where": "IsSupplier==false", "includeArchived": "true"},
-        headers={"Authorization": f"Bearer {grant.access_token}", "xero-tenant-id": tenant_id,
-                 "Accept": "application/json"},
-        timeout=60,
-    )
-    response.raise_for_status()
-    return next(c["ContactID"] for c in response.json()["Contacts"]
-                if c["ContactStatus"] == "ACTIVE")
+    contacts = _xero_contacts(sandbox, grant, tenant_id, "IsSupplier==false")
+    return next(i for i, c in contacts.items() if c["ContactStatus"] == "ACTIVE")
 
 
 # --- 1. a full read is complete under concurrent edits ------------------------------------------
