@@ -25,11 +25,11 @@ def _fail(message: str, code: int) -> int:
 
 def _guarded(action: Callable[[], int]) -> int:
     """Run a command, turning known errors into a message and an exit code."""
-    from auth_server.errors import AuthServerError, InvalidInput, NotFound
+    from auth_server.errors import AuthServerError, ConfigError, InvalidInput, NotFound
 
     try:
         return action()
-    except (InvalidInput, NotFound, ConfigurationError) as exc:
+    except (InvalidInput, NotFound, ConfigurationError, ConfigError) as exc:
         return _fail(str(exc), exitcodes.USAGE)
     except (AuthServerError, XeroError, StoreError) as exc:
         return _fail(str(exc), exitcodes.FAILURE)
