@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +227,64 @@ def test_serve_refuses_a_short_admin_token(tmp_path: Path) -> None:
     assert result.returncode == 2, result
     assert "admin_token is 1 characters; it must be at least 32" in result.stderr
     assert "listening" not in result.stdout
+
+
+# -- 8. slow and numerous clients ---------------------------------------------------------------
+
+def test_a_slow_client_is_cut_off_at_the_request_deadline(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    running = start_auth(sandbox, tmp_path, request_read_seconds=1)
+    try:
+        port = running.server.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            give_up = time.monotonic() + 30  # far beyond the 1 s deadline, short of forever
+            closed = False
+            while not closed and time.monotonic() < give_up:
+                try:
+                    sock.sendall(b"X")  # one byte of a header every 0.3 s: slowloris
+                except OSError:
+                    closed = True
+                    break
+                readable, _, _ = select.select([sock], [], [], 0.3)
+                if readable:
+                    try:
+                        closed = sock.recv(4096) == b""
+                    except OSError:
+                        closed = True
+        assert closed, "the server kept a trickling client for 30 s"
+    finally:
+        stop_auth(running)
+
+
+def test_connections_beyond_the_cap_get_a_clear_503(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    running = start_auth(sandbox, tmp_path, max_open_connections=3)
+    idle = []
+    try:
+        port = running.server.server_address[1]
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
+        wait_until(lambda: running.server.open_connections == 3, timeout=60)
+        with running.http() as late:
+            busy = late.get("/healthz")
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == "5"
+        assert "try again" in busy.text
+        idle.pop().close()
+        wait_until(lambda: running.server.open_connections == 2, timeout=60)
+        with running.http() as later:
+            assert later.get("/healthz").status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        stop_auth(running)
+
+
+def test_the_listen_backlog_absorbs_a_burst(auth: RunningAuth) -> None:
+    # The stdlib's 5 reset customers in a burst (bench/burst.py measures it; not timed here).
+    assert auth.server.request_queue_size >= 512
 
 
 # -- 9. request smuggling ------------------------------------------------------------------------
