@@ -30,8 +30,10 @@ from auth_server import oauth
 from auth_server.connections import (
     IN_USE,
     discard_pending,
+    let_go_of_consent,
     pending_key,
     release_grant,
+    retire_replaced_grant,
     tenants_in_use,
 )
 from auth_server.errors import InvalidInput
@@ -336,11 +338,10 @@ def handle_callback(
         return CallbackResult(NO_ORGANISATION,
                               mark_incomplete(store, conn, NO_ORGANISATION, now=now))
 
-    # A consent left unconfirmed earlier for this invite is replaced by this one; organisations
-    # allowed again now are the same Xero connections, so they stay.
-    discard_pending(store, xero, conn.connection_id,
-                    keep={o.tenant_id for o in organisations}, revoke=False)
-    store.put_flow(
+    # A consent left unconfirmed earlier for this invite (another tab, a racing callback) is
+    # replaced by this one in one step; organisations allowed again now are the same Xero
+    # connections, so they stay, and the replaced grant is retired.
+    replaced = store.swap_flow(
         pending_key(conn.connection_id),
         {
             "grant_id": grant.grant_id,
@@ -351,6 +352,10 @@ def handle_callback(
         },
         expires_at=now + PENDING_KEEP,
     )
+    if replaced:
+        let_go_of_consent(store, xero, conn.connection_id, replaced,
+                          keep={o.tenant_id for o in organisations}, revoke=False)
+        retire_replaced_grant(store, xero, str(replaced.get("grant_id")), by=grant)
     if conn.status != ConnectionStatus.NEEDS_RECONNECTION:
         conn = store.update_connection(
             conn.connection_id, status=ConnectionStatus.LINK_OPENED, status_reason=CONFIRMING,
@@ -420,6 +425,11 @@ def confirm(
         if any(same(o.tenant_id, tenant_id or "") for o, _ in offered.unavailable):
             raise FlowProblem("already_connected")
         raise InvalidInput("Choose one of the organisations listed.", field="tenant")
+    # Of confirms racing for this consent (two tabs, a double click), only the one that takes it
+    # out of the store goes on; the others change nothing, here or at Xero.
+    taken = store.take_flow(pending_key(visit.connection.connection_id))
+    if not taken or taken.get("grant_id") != data.get("grant_id"):
+        raise FlowProblem("confirm_raced")
     conn = visit.connection
     previous_grant = conn.grant_id
     # Another invite's record for this organisation that needs reconnection is taken over here.
@@ -436,7 +446,7 @@ def confirm(
         xero_connection_id=chosen.xero_connection_id, grant_id=data["grant_id"],
         connected_at=now, disconnected_at=None, updated_at=now,
     )
-    discard_pending(store, xero, conn.connection_id, keep={chosen.tenant_id})
+    let_go_of_consent(store, xero, conn.connection_id, taken, keep={chosen.tenant_id})
     if previous_grant and previous_grant != data["grant_id"]:
         release_grant(store, xero, previous_grant)
     store.put_flow(visit.key, {**visit.data, "done": True}, expires_at=now + VISIT_TTL)
@@ -450,7 +460,10 @@ def decline(store: Store, xero: XeroSettings, browser_id: str | None,
     now = now or utcnow()
     visit = current_visit(store, browser_id, now=now, invite_id=invite_id)
     _pending(store, visit)
-    discard_pending(store, xero, visit.connection.connection_id)
+    taken = store.take_flow(pending_key(visit.connection.connection_id))
+    if not taken:
+        raise FlowProblem("confirm_raced")  # a confirm (or another decline) came first
+    let_go_of_consent(store, xero, visit.connection.connection_id, taken)
     return mark_incomplete(store, visit.connection, NOT_CONFIRMED, now=now)
 
 

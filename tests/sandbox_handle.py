@@ -340,8 +340,8 @@ class SandboxHandle:
     def settings(self, **changes: Any) -> dict[str, Any]:
         """The switchable behaviours; with keyword arguments, change them first."""
         if changes:
-            return self._call("POST", "/_sandbox/settings", changes)
-        return self._call("GET", "/_sandbox/settings")
+            return self._call("POST", "/settings", changes)
+        return self._call("GET", "/settings")
 
     def now(self) -> datetime:
         """The sandbox's time."""

@@ -229,6 +229,99 @@ def test_serve_refuses_a_short_admin_token(tmp_path: Path) -> None:
     assert "listening" not in result.stdout
 
 
+# -- 5. racing confirms --------------------------------------------------------------------------
+
+def test_racing_confirms_connect_one_organisation_and_disconnect_nothing_wrongly(
+    auth: RunningAuth, sandbox: SandboxHandle
+) -> None:
+    first, second = sandbox.tenant_ids()[:2]
+    conn, link = create_invite(auth.store, auth.settings, "Acme", "a@acme.test")
+    customer = auth.customer()
+    page = customer.to_confirm(link, sandbox.admin([first, second]), tenant_ids=[first, second])
+    form = {"action": "confirm", "csrf_token": csrf_of(page)}
+    cookies = dict(customer.http.cookies)
+    start = threading.Barrier(2)
+    answers: dict[str, httpx.Response] = {}
+
+    def submit(tenant_id: str) -> None:
+        with auth.http(cookies=cookies) as tab:  # two tabs of the same browser
+            start.wait(timeout=30)
+            answers[tenant_id] = tab.post("/connect/confirm", data={**form, "tenant": tenant_id})
+
+    tabs = [threading.Thread(target=submit, args=(t,)) for t in (first, second)]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join(60)
+    won = [t for t, r in answers.items() if r.status_code == 303]
+    assert len(won) == 1, {t: r.status_code for t, r in answers.items()}
+    lost = next(t for t in answers if t not in won)
+    # "Already answered" (409), "Nothing to confirm" (400) or "Already connected" (200).
+    assert answers[lost].status_code in (200, 400, 409)
+    record = auth.connection(conn.connection_id)
+    assert record.status == "connected"
+    assert record.tenant_id == won[0]
+    at_xero = {c["tenantId"] for c in sandbox.connections()
+               if c["client_id"] == auth.app["client_id"]}
+    assert at_xero == {won[0]}  # the confirmed one stays at Xero, the other one is let go
+
+
+# -- 6. grants left behind by racing callbacks ---------------------------------------------------
+
+def test_a_consent_replaced_before_confirming_leaves_no_live_grant_behind(
+    auth: RunningAuth, org: dict[str, Any]
+) -> None:
+    conn, link = create_invite(auth.store, auth.settings, "Acme", "a@acme.test")
+    customer = auth.customer()
+    customer.open(link)
+    review = customer.choose_xero()
+    first_url = customer.next()
+    customer.page = review
+    second_url = customer.next()  # Next pressed twice (or in two tabs): two consents at Xero
+    auth.sandbox.settings(reconsent_auth_event="new")  # each consent finds its organisation
+    for url in (first_url, second_url):
+        outcome = customer.consent(url, org["admin"])
+        assert customer.callback(outcome).headers["location"] == "/connect/confirm"
+    grants = auth.store.list_grants()
+    assert len(grants) == 2
+    replaced, kept = grants
+    assert auth.store.get_grant(replaced.grant_id).status != "active"
+    customer.get("/connect/confirm")
+    assert customer.confirm().headers["location"] == "/connect/done"
+    assert auth.connection(conn.connection_id).grant_id == kept.grant_id
+    # The consent that stayed still reaches the organisation at Xero.
+    at_xero = {c["tenantId"] for c in sandbox_connections(auth)}
+    assert org["tenantId"] in at_xero
+
+
+def test_a_replaced_consent_of_another_xero_user_is_revoked_at_xero(
+    auth: RunningAuth, sandbox: SandboxHandle, org: dict[str, Any]
+) -> None:
+    other_admin = sandbox.add_user("second-admin@acme.test", "pw-second-admin", "admin",
+                                   [org["tenantId"]])
+    other_admin["password"] = "pw-second-admin"
+    _, link = create_invite(auth.store, auth.settings, "Acme", "a@acme.test")
+    customer = auth.customer()
+    customer.open(link)
+    review = customer.choose_xero()
+    first_url = customer.next()
+    customer.page = review
+    second_url = customer.next()
+    for url, user in ((first_url, org["admin"]), (second_url, other_admin)):
+        customer.xero_browser = httpx.Client(timeout=30)  # each admin signs in at Xero
+        outcome = customer.consent(url, user)
+        assert customer.callback(outcome).headers["location"] == "/connect/confirm"
+    replaced = auth.store.list_grants()[0]
+    assert auth.store.get_grant(replaced.grant_id).status == "revoked"
+    users_at_xero = {c["user"] for c in sandbox_connections(auth)}
+    assert users_at_xero == {other_admin["email"]}  # the replaced consent is gone at Xero
+
+
+def sandbox_connections(auth: RunningAuth) -> list[dict[str, Any]]:
+    """This app's connections at Xero (the sandbox), every user's."""
+    return [c for c in auth.sandbox.connections() if c["client_id"] == auth.app["client_id"]]
+
+
 # -- 8. slow and numerous clients ---------------------------------------------------------------
 
 def test_a_slow_client_is_cut_off_at_the_request_deadline(
