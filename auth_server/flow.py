@@ -286,8 +286,8 @@ def handle_callback(
             raise FlowProblem("other_browser")
         store.delete_flow(_state_key(state))
     # The browser must still be on the invite this consent started from (not one opened since).
-    visit = store.get_flow(_visit_key(browser_id or ""))
-    if not visit or not same(str(visit.get("connection_id")), str(data.get("connection_id"))):
+    on_now = store.get_flow(_visit_key(browser_id or ""))
+    if not on_now or not same(str(on_now.get("connection_id")), str(data.get("connection_id"))):
         raise FlowProblem("other_invite")
     try:
         conn = store.get_connection(str(data["connection_id"]))

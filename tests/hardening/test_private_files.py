@@ -23,7 +23,6 @@ def open_to_others(root: Path) -> list[str]:
 
 
 def test_a_run_writes_private_files_and_keeps_no_loaded_data(cli_home: CliHome) -> None:
-    cli_home.home.chmod(0o700)
     previous = os.umask(0o022)
     try:
         result = cli_home.run()
