@@ -2,14 +2,14 @@
 
 Access: ``Authorization: Bearer <admin token>`` (scripts) or a session cookie obtained by signing
 in with the token at ``/admin/login``. Without either: 401, and nothing is listed. The token is
-compared in constant time; sign-in attempts are rate limited. Session ids are random and stored
+compared in constant time; wrong tokens (sign-in form or bearer) make that client back off
+(``throttle``), while the right token always gets through. Session ids are random and stored
 only as hashes (in the store's flow table, encrypted, with an expiry).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +17,15 @@ from datetime import datetime, timedelta
 from auth_server import connections, invites
 from auth_server.errors import AuthServerError, InvalidInput, InviteError, NotFound, XeroCallFailed
 from auth_server.render import Markup, escape, render, tag
-from auth_server.security import cookie, looks_like_token, new_token, same, token_hash
+from auth_server.security import (
+    cookie,
+    cookie_name,
+    looks_like_token,
+    new_token,
+    same,
+    token_hash,
+)
+from auth_server.throttle import FIRST_WAIT_SECONDS
 from auth_server.web import (
     Request,
     Response,
@@ -35,7 +43,6 @@ SESSION_COOKIE = "xelt_admin"
 SESSION_TTL = timedelta(hours=12)
 LOGIN_PURPOSE = "admin-login"
 ADMIN_PURPOSE = "admin"
-MAX_FAILURES_PER_MINUTE = 10
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def authenticate(request: Request) -> AdminAuth | None:
     header = request.headers.get("Authorization") or ""
     if header[:7].lower() == "bearer ":
         return AdminAuth(None) if same(header[7:].strip(), token) else None
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = request.cookie(SESSION_COOKIE)
     if looks_like_token(session_id):
         assert session_id is not None
         data = request.app.store.get_flow(_session_key(session_id))
@@ -93,7 +100,11 @@ def admin_only(handler: Callable[[Request, AdminAuth], Response]) -> Callable[[R
     def wrapped(request: Request) -> Response:
         auth = authenticate(request)
         if auth is None:
+            if _sent_bearer(request) and request.app.settings.admin_token:
+                return _wrong_token(request, _unauthorized(request))
             return _unauthorized(request)
+        if auth.is_bearer:
+            request.app.admin_failures.success(request.client)
         return handler(request, auth)
 
     wrapped.__doc__ = handler.__doc__
@@ -123,17 +134,23 @@ def login_page(request: Request, error: str = "", status: int = 200) -> Response
     return page(request, "Sign in", content, status=status)
 
 
-def _too_many_failures(request: Request) -> bool:
-    now = time.monotonic()
-    with request.app.lock:
-        recent = [t for t in request.app.login_failures if now - t < 60]
-        request.app.login_failures[:] = recent
-        return len(recent) >= MAX_FAILURES_PER_MINUTE
+def _sent_bearer(request: Request) -> bool:
+    return (request.headers.get("Authorization") or "")[:7].lower() == "bearer "
 
 
-def _note_failure(request: Request) -> None:
-    with request.app.lock:
-        request.app.login_failures.append(time.monotonic())
+def _wrong_token(request: Request, refused: Response) -> Response:
+    """Count a wrong token against this client: ``refused`` while it may retry, else 429."""
+    wait = request.app.admin_failures.failure(request.client)
+    if not wait:
+        log.warning("admin token wrong (from %s)", request.client)
+        return refused
+    if wait == FIRST_WAIT_SECONDS:  # one line when a client starts backing off, not one per guess
+        log.warning("too many wrong admin tokens from %s: backing off", request.client)
+    response = message(request, "Too many attempts", [
+        f"Wait {wait:.0f} seconds before trying again.",
+    ], status=429, tone="error")
+    response.headers.append(("Retry-After", str(max(1, round(wait)))))
+    return response
 
 
 def login_submit(request: Request) -> Response:
@@ -141,10 +158,6 @@ def login_submit(request: Request) -> Response:
     settings = request.app.settings
     if not settings.admin_token:
         return _unauthorized(request)
-    if _too_many_failures(request):
-        return message(request, "Too many attempts", [
-            "Wait a minute before trying again.",
-        ], status=429, tone="error")
     try:
         form = request.form("token")
     except InvalidInput as exc:
@@ -152,9 +165,8 @@ def login_submit(request: Request) -> Response:
     if not csrf_ok(request, form, request.browser_id(), LOGIN_PURPOSE):
         return login_page(request, "The form expired; please sign in again.", status=403)
     if not same(form.get("token", ""), settings.admin_token):
-        _note_failure(request)
-        log.warning("admin sign-in with a wrong token")
-        return login_page(request, "That token is not right.", status=401)
+        return _wrong_token(request, login_page(request, "That token is not right.", status=401))
+    request.app.admin_failures.success(request.client)
     session_id = new_token()
     request.app.store.put_flow(
         _session_key(session_id), {"token_hash": token_hash(settings.admin_token)},
@@ -162,7 +174,8 @@ def login_submit(request: Request) -> Response:
     )
     response = redirect("/admin")
     response.headers.append(("Set-Cookie", cookie(
-        SESSION_COOKIE, session_id, secure=request.secure, path="/admin",
+        cookie_name(SESSION_COOKIE, https=settings.is_https), session_id,
+        secure=request.secure, path="/admin",
         max_age=int(SESSION_TTL.total_seconds()), same_site="Strict",
     )))
     return response
@@ -170,7 +183,7 @@ def login_submit(request: Request) -> Response:
 
 def logout(request: Request) -> Response:
     """``POST /admin/logout``: forget the session."""
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = request.cookie(SESSION_COOKIE)
     if looks_like_token(session_id):
         assert session_id is not None
         try:
@@ -181,7 +194,8 @@ def logout(request: Request) -> Response:
             request.app.store.delete_flow(_session_key(session_id))
     response = redirect("/admin/login")
     response.headers.append(("Set-Cookie", cookie(
-        SESSION_COOKIE, "", secure=request.secure, path="/admin", max_age=0, same_site="Strict",
+        cookie_name(SESSION_COOKIE, https=request.app.settings.is_https), "",
+        secure=request.secure, path="/admin", max_age=0, same_site="Strict",
     )))
     return response
 

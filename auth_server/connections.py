@@ -30,7 +30,7 @@ from connector.errors import (
     XeroRequestError,
 )
 from connector.settings import XeroSettings
-from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
+from connector.store import Connection, ConnectionStatus, Grant, Store, StoreError, utcnow
 from connector.tokens import access_token_for
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,30 @@ def release_grant(store: Store, settings: XeroSettings, grant_id: str) -> bool:
     return True
 
 
+def retire_replaced_grant(store: Store, settings: XeroSettings, grant_id: str, *,
+                          by: Grant) -> None:
+    """Retire the grant of a consent that a newer one (``by``) replaced before it was confirmed,
+    so no live refresh token is left that nothing refers to.
+
+    It is revoked at Xero when nothing uses it (``release_grant``), except when ``by`` is the
+    same Xero user's: revoking would remove that user's connections, the newer consent's
+    included. Then it is only retired here (refresh token unused, so it lapses at Xero).
+    """
+    if grant_id == by.grant_id:
+        return
+    try:
+        grant = store.get_grant(grant_id)
+    except StoreError:
+        return
+    if grant.status != "active":
+        return
+    if grant.xero_user_id and grant.xero_user_id == by.xero_user_id:
+        store.set_grant_status(grant_id, "revoked", f"replaced by {by.grant_id} before confirming")
+        log.info("retired grant %s: replaced by %s of the same Xero user", grant_id, by.grant_id)
+        return
+    release_grant(store, settings, grant_id)
+
+
 def pending_key(connection_id: str) -> str:
     """Store flow id of a consent waiting on the confirm page (grant + allowed organisations)."""
     return f"pending:{connection_id}"
@@ -194,10 +218,21 @@ def discard_pending(
     user updates the same Xero connections, so callers pass that consent's tenants as ``keep``
     and ``revoke=False``: revoking would remove that user's new connections too.)
     """
-    data = store.get_flow(pending_key(connection_id))
-    if not data:
-        return
-    store.delete_flow(pending_key(connection_id))
+    data = store.take_flow(pending_key(connection_id))
+    if data:
+        let_go_of_consent(store, settings, connection_id, data, keep=keep, revoke=revoke)
+
+
+def let_go_of_consent(
+    store: Store,
+    settings: XeroSettings,
+    connection_id: str,
+    data: dict[str, Any],
+    *,
+    keep: Collection[str] = (),
+    revoke: bool = True,
+) -> None:
+    """``discard_pending`` for a consent already taken out of the store (``data``)."""
     grant_id = data.get("grant_id")
     if not grant_id:
         return

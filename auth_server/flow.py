@@ -14,7 +14,9 @@
    ``incomplete`` with the reason, and unconfirmed organisations are let go.
 
 Every step re-checks that the invite is still the one the visit started from, so a resent link
-(or an expired one) stops old visits too.
+(or an expired one) stops old visits too; and every step names the invite its page was shown for
+(``invite_id``, carried in the page's CSRF token), so a page left open while another invite was
+opened in the same browser cannot act on the other invite.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from auth_server.connections import (
     IN_USE,
     connection_capacity,
     discard_pending,
+    let_go_of_consent,
     pending_key,
     release_grant,
+    retire_replaced_grant,
     tenants_in_use,
 )
 from auth_server.errors import InvalidInput
@@ -74,7 +78,9 @@ class FlowProblem(Exception):
     Kinds: ``no_visit`` (no flow in this browser), ``bad_callback`` (malformed callback),
     ``unknown_state`` (expired, replayed or forged state), ``other_browser`` (state from another
     browser), ``nothing_to_confirm``, ``already_connected`` (organisation connected elsewhere),
-    ``wrong_organisation`` (a reconnection link used for another organisation).
+    ``wrong_organisation`` (a reconnection link used for another organisation),
+    ``other_invite`` (the page was shown for another invite than the one this browser is on now),
+    ``confirm_raced`` (another request confirmed or declined this consent first).
     """
 
     def __init__(self, kind: str, detail: str = "") -> None:
@@ -111,9 +117,14 @@ def _state_key(state: str) -> str:
 # -- 1. the link ---------------------------------------------------------------------------------
 
 def open_link(
-    store: Store, token: str, browser_id: str, *, now: datetime | None = None
+    store: Store, token: str, browser_id: str, *, now: datetime | None = None,
+    previous_browser_id: str | None = None,
 ) -> Connection:
     """Open an invite link in this browser (status ``invited`` → ``link_opened``).
+
+    Args:
+        browser_id: the browser's fresh id (issued on every open, so a planted one is useless).
+        previous_browser_id: the id it had until now; its visit is forgotten.
 
     Raises:
         LinkProblem: the link is invalid, replaced, expired, withdrawn or already connected.
@@ -129,19 +140,33 @@ def open_link(
         {"connection_id": conn.connection_id, "token_hash": conn.invite_token_hash},
         expires_at=now + VISIT_TTL,
     )
+    if looks_like_token(previous_browser_id) and previous_browser_id != browser_id:
+        assert previous_browser_id is not None
+        store.delete_flow(_visit_key(previous_browser_id))
     return conn
 
 
+def unfinished_visit(store: Store, browser_id: str | None) -> Visit | None:
+    """The invite this browser is still working on (not connected yet), if any."""
+    try:
+        visit = current_visit(store, browser_id)
+    except (FlowProblem, LinkProblem):
+        return None
+    return None if visit.data.get("done") else visit
+
+
 def current_visit(
-    store: Store, browser_id: str | None, *, now: datetime | None = None, finished_ok: bool = False
+    store: Store, browser_id: str | None, *, now: datetime | None = None, finished_ok: bool = False,
+    invite_id: str | None = None,
 ) -> Visit:
     """The invite this browser is working on, checked to be still usable.
 
     Args:
         finished_ok: accept a visit whose company is already connected (the success page).
+        invite_id: the invite the submitted page was shown for; must be the visit's.
 
     Raises:
-        FlowProblem: ``no_visit``.
+        FlowProblem: ``no_visit``, ``other_invite``.
         LinkProblem: the invite was resent (``invalid``), expired, withdrawn or connected.
     """
     if not looks_like_token(browser_id):
@@ -155,6 +180,8 @@ def current_visit(
         conn = store.get_connection(str(data.get("connection_id")))
     except StoreError:
         raise FlowProblem("no_visit") from None
+    if invite_id is not None and not same(conn.connection_id, invite_id):
+        raise FlowProblem("other_invite")
     if finished_ok and data.get("done") and conn.status == ConnectionStatus.CONNECTED:
         return Visit(key, conn, data)
     if not same(conn.invite_token_hash, data.get("token_hash")):
@@ -170,11 +197,12 @@ def start_authorization(
     xero: XeroSettings,
     browser_id: str | None,
     *,
+    invite_id: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Create ``state`` + PKCE for this visit and return Xero's authorize URL."""
     now = now or utcnow()
-    visit = current_visit(store, browser_id, now=now)
+    visit = current_visit(store, browser_id, now=now, invite_id=invite_id)
     assert browser_id is not None
     state = new_token()
     verifier = oauth.new_code_verifier()
@@ -275,6 +303,10 @@ def handle_callback(
         ):
             raise FlowProblem("other_browser")
         store.delete_flow(_state_key(state))
+    # The browser must still be on the invite this consent started from (not one opened since).
+    on_now = store.get_flow(_visit_key(browser_id or ""))
+    if not on_now or not same(str(on_now.get("connection_id")), str(data.get("connection_id"))):
+        raise FlowProblem("other_invite")
     try:
         conn = store.get_connection(str(data["connection_id"]))
     except StoreError:
@@ -330,11 +362,10 @@ def handle_callback(
         return CallbackResult(NO_ORGANISATION,
                               mark_incomplete(store, conn, NO_ORGANISATION, now=now))
 
-    # A consent left unconfirmed earlier for this invite is replaced by this one; organisations
-    # allowed again now are the same Xero connections, so they stay.
-    discard_pending(store, xero, conn.connection_id,
-                    keep={o.tenant_id for o in organisations}, revoke=False)
-    store.put_flow(
+    # A consent left unconfirmed earlier for this invite (another tab, a racing callback) is
+    # replaced by this one in one step; organisations allowed again now are the same Xero
+    # connections, so they stay, and the replaced grant is retired.
+    replaced = store.swap_flow(
         pending_key(conn.connection_id),
         {
             "grant_id": grant.grant_id,
@@ -346,6 +377,10 @@ def handle_callback(
         },
         expires_at=now + PENDING_KEEP,
     )
+    if replaced:
+        let_go_of_consent(store, xero, conn.connection_id, replaced,
+                          keep={o.tenant_id for o in organisations}, revoke=False)
+        retire_replaced_grant(store, xero, str(replaced.get("grant_id")), by=grant)
     if conn.status != ConnectionStatus.NEEDS_RECONNECTION:
         conn = store.update_connection(
             conn.connection_id, status=ConnectionStatus.LINK_OPENED, status_reason=CONFIRMING,
@@ -375,10 +410,10 @@ def _pending(store: Store, visit: Visit) -> dict[str, Any]:
     return data
 
 
-def confirmation(store: Store, browser_id: str | None, *, now: datetime | None = None
-                 ) -> Confirmation:
+def confirmation(store: Store, browser_id: str | None, *, now: datetime | None = None,
+                 invite_id: str | None = None) -> Confirmation:
     """The organisations this browser's consent allowed, for the confirm page."""
-    visit = current_visit(store, browser_id, now=now)
+    visit = current_visit(store, browser_id, now=now, invite_id=invite_id)
     data = _pending(store, visit)
     in_use = tenants_in_use(store, besides=visit.connection.connection_id)
     choices, unavailable = [], []
@@ -399,6 +434,7 @@ def confirm(
     browser_id: str | None,
     tenant_id: str | None,
     *,
+    invite_id: str | None = None,
     now: datetime | None = None,
 ) -> Connection:
     """Connect the chosen organisation; disconnect at Xero whatever else the consent allowed.
@@ -408,14 +444,19 @@ def confirm(
         FlowProblem, LinkProblem: as for the other steps.
     """
     now = now or utcnow()
-    offered = confirmation(store, browser_id, now=now)
-    visit = current_visit(store, browser_id, now=now)
+    offered = confirmation(store, browser_id, now=now, invite_id=invite_id)
+    visit = current_visit(store, browser_id, now=now, invite_id=invite_id)
     data = _pending(store, visit)
     chosen = next((o for o in offered.choices if same(o.tenant_id, tenant_id or "")), None)
     if chosen is None:
         if any(same(o.tenant_id, tenant_id or "") for o, _ in offered.unavailable):
             raise FlowProblem("already_connected")
         raise InvalidInput("Choose one of the organisations listed.", field="tenant")
+    # Of confirms racing for this consent (two tabs, a double click), only the one that takes it
+    # out of the store goes on; the others change nothing, here or at Xero.
+    taken = store.take_flow(pending_key(visit.connection.connection_id))
+    if not taken or taken.get("grant_id") != data.get("grant_id"):
+        raise FlowProblem("confirm_raced")
     conn = visit.connection
     previous_grant = conn.grant_id
     # Another invite's record for this organisation that needs reconnection is taken over here.
@@ -432,7 +473,7 @@ def confirm(
         xero_connection_id=chosen.xero_connection_id, grant_id=data["grant_id"],
         connected_at=now, disconnected_at=None, updated_at=now,
     )
-    discard_pending(store, xero, conn.connection_id, keep={chosen.tenant_id})
+    let_go_of_consent(store, xero, conn.connection_id, taken, keep={chosen.tenant_id})
     if previous_grant and previous_grant != data["grant_id"]:
         release_grant(store, xero, previous_grant)
     store.put_flow(visit.key, {**visit.data, "done": True}, expires_at=now + VISIT_TTL)
@@ -441,12 +482,15 @@ def confirm(
 
 
 def decline(store: Store, xero: XeroSettings, browser_id: str | None,
-            *, now: datetime | None = None) -> Connection:
+            *, now: datetime | None = None, invite_id: str | None = None) -> Connection:
     """The person did not confirm: let the allowed organisations go; status incomplete."""
     now = now or utcnow()
-    visit = current_visit(store, browser_id, now=now)
+    visit = current_visit(store, browser_id, now=now, invite_id=invite_id)
     _pending(store, visit)
-    discard_pending(store, xero, visit.connection.connection_id)
+    taken = store.take_flow(pending_key(visit.connection.connection_id))
+    if not taken:
+        raise FlowProblem("confirm_raced")  # a confirm (or another decline) came first
+    let_go_of_consent(store, xero, visit.connection.connection_id, taken)
     return mark_incomplete(store, visit.connection, NOT_CONFIRMED, now=now)
 
 
@@ -510,4 +554,5 @@ __all__ = [
     "open_link",
     "start_authorization",
     "sweep",
+    "unfinished_visit",
 ]

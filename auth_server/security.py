@@ -108,6 +108,12 @@ def security_headers(*, csp: str, secure: bool, no_store: bool) -> list[tuple[st
     return headers
 
 
+def cookie_name(base: str, *, https: bool) -> str:
+    """The cookie's name: ``__Host-`` prefixed behind https, so a sibling subdomain or a plain
+    http response cannot plant or overwrite it (browsers enforce Secure, Path=/, no Domain)."""
+    return f"__Host-{base}" if https else base
+
+
 def cookie(
     name: str,
     value: str,
@@ -118,6 +124,8 @@ def cookie(
     same_site: str = "Lax",
 ) -> str:
     """A ``Set-Cookie`` value: always HttpOnly; ``Secure`` when served over https."""
+    if name.startswith("__Host-"):
+        path, secure = "/", True  # what the prefix requires
     parts = [f"{name}={value}", f"Path={path}", "HttpOnly", f"SameSite={same_site}"]
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")

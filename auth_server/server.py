@@ -5,14 +5,22 @@ Every response carries the security headers (CSP without scripts, ``frame-ancest
 are size-limited; the access log never shows an invite token or the callback's code and state.
 Behind a TLS proxy (an ``https://`` public URL) cookies are ``Secure`` and ``X-Forwarded-Proto``
 is honoured.
+
+Slow or numerous clients are bounded: each request must arrive whole within
+``request_read_seconds``; at most ``max_open_connections`` are served at once (the rest get a
+short 503); the listen backlog absorbs a burst of new customers instead of resetting them.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import signal
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from http import HTTPStatus
@@ -36,6 +44,11 @@ MAX_URL_LENGTH = 4096
 MAX_QUERY_FIELDS = 10
 SWEEP_SECONDS = 60.0
 SOCKET_TIMEOUT = 30.0
+# The stdlib's default of 5 drops SYNs in a burst (clients retry after 1 s, 3 s, or give up).
+# The kernel caps it at net.core.somaxconn (4096 on current Linux).
+REQUEST_QUEUE_SIZE = 1024
+BUSY_READ_SECONDS = 2.0  # how long a refused client may take to send its request head
+MAX_HEAD_BYTES = 65536
 
 ID = r"(?P<connection_id>con_[0-9a-f]{4,32})"
 # (method, path pattern, handler). Patterns match the whole path.
@@ -46,6 +59,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
         body=static_file("style.css"), content_type="text/css; charset=utf-8", no_store=False,
         headers=[("Cache-Control", "public, max-age=3600")])),
     ("GET", r"/invite/(?P<token>[^/]{1,200})", views.open_invite),
+    ("POST", r"/invite/(?P<token>[^/]{1,200})", views.switch_invite),
     ("GET", r"/connect", views.choose_software),
     ("POST", r"/connect/software", views.choose_software_submit),
     ("GET", r"/connect/review", views.review),
@@ -95,11 +109,53 @@ class AuthServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = REQUEST_QUEUE_SIZE
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         self._stop = threading.Event()
+        self._open = 0  # client connections being served (not counting refused ones)
+        self._refusing = 0  # over-capacity connections being answered 503
+        self._count_lock = threading.Lock()
         super().__init__(address, RequestHandler)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections being served now."""
+        return self._open
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, or answer 503 when ``max_open_connections`` are being served."""
+        cap = self.app.settings.max_open_connections
+        with self._count_lock:
+            admitted = self._open < cap
+            if admitted:
+                self._open += 1
+            elif self._refusing < cap:
+                self._refusing += 1
+            else:  # a flood beyond twice the cap: not even a 503
+                self.shutdown_request(request)
+                return
+        try:
+            if admitted:
+                super().process_request_thread(request, client_address)
+            else:
+                refuse_busy(request)
+                self.shutdown_request(request)
+        finally:
+            with self._count_lock:
+                if admitted:
+                    self._open -= 1
+                else:
+                    self._refusing -= 1
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One log line, never a traceback (it would bypass the one-line log sanitiser); a
+        client that went away is normal and not logged."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        log.error("error serving a connection: %s", type(exc).__name__)
 
     @property
     def url(self) -> str:
@@ -128,6 +184,54 @@ class AuthServer(ThreadingHTTPServer):
         super().server_close()
 
 
+BUSY_BODY = b"The server is busy. Please try again in a few seconds.\n"
+
+
+def refuse_busy(sock: socket.socket) -> None:
+    """Answer an over-capacity connection: read its request head briefly, then a 503."""
+    try:
+        sock.settimeout(BUSY_READ_SECONDS)
+        head = b""
+        # Reading the head first matters: closing with unread data makes the kernel send a
+        # reset, and the client would lose the 503 it was sent.
+        while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        lines = [b"HTTP/1.1 503 Service Unavailable", b"Content-Type: text/plain; charset=utf-8",
+                 b"Content-Length: %d" % len(BUSY_BODY), b"Retry-After: 5",
+                 b"Connection: close", b"Cache-Control: no-store"]
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + BUSY_BODY)
+    except OSError:
+        pass
+
+
+class DeadlineReader(io.RawIOBase):
+    """A socket's reading side that gives up once the handler's request deadline has passed.
+
+    The socket timeout alone applies per ``recv``, so a client sending a byte every few seconds
+    would never hit it; here every ``recv`` may wait only for what is left of the deadline.
+    """
+
+    def __init__(self, sock: socket.socket, handler: RequestHandler) -> None:
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request deadline passed")
+        self._sock.settimeout(min(left, SOCKET_TIMEOUT))
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(SOCKET_TIMEOUT)  # writes keep the usual timeout
+
+
 class RequestHandler(BaseHTTPRequestHandler):
     """Parses, limits, routes, and writes responses with the security headers."""
 
@@ -137,11 +241,40 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT
 
+    deadline = 0.0  # monotonic time by which the current request must have been read
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     @property
     def app(self) -> App:
         return self.server.app
+
+    def setup(self) -> None:
+        """The stdlib's setup, reading through a ``DeadlineReader``."""
+        super().setup()
+        self.rfile.close()  # the stdlib's own reader: an open one would keep the socket alive
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole within ``request_read_seconds`` (idle
+        keep-alive time counts too)."""
+        self.deadline = time.monotonic() + self.app.settings.request_read_seconds
+        try:
+            super().handle_one_request()
+        except ConnectionError:
+            # The client went away (mid-request or mid-response): one line, no traceback.
+            log.info("%s went away during %s %s", self.client_address[0],
+                     getattr(self, "command", None) or "-", redact(getattr(self, "path", "")))
+            self.close_connection = True
+
+    def client_ip(self) -> str:
+        """The client's address: the last ``X-Forwarded-For`` entry (the one our proxy added)
+        when ``trust_forwarded_for`` is set, else the socket's peer."""
+        if self.app.settings.trust_forwarded_for:
+            forwarded = [p.strip() for p in (self.headers.get("X-Forwarded-For") or "").split(",")]
+            if forwarded[-1]:
+                return forwarded[-1][:64]
+        return str(self.client_address[0])
 
     def log_message(self, format: str, *args: Any) -> None:
         """The stdlib's own messages (timeouts, …), with any request target redacted."""
@@ -222,12 +355,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             app=self.app, method=self.command, path=parts.path, query=query,
             headers=self.headers, body=body, secure=self._secure(),
             cookies=Request.parse_cookies(self.headers.get("Cookie")),
+            client=self.client_ip(),
         )
 
     def _read_body(self) -> bytes | None:
         """The request body within limits, or None after answering with an error."""
         if self.headers.get("Transfer-Encoding"):
             self._reject(411, "Send the body with a Content-Length.")
+            return None
+        if len(self.headers.get_all("Content-Length") or []) > 1:
+            # A proxy that takes the last one would frame this request differently (smuggling).
+            self._reject(400, "Send Content-Length once.")
             return None
         length_text = self.headers.get("Content-Length")
         if self.command != "POST":

@@ -18,6 +18,8 @@ from auth_server.errors import ConfigError
 SECTION = "auth_server"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# A guessable admin token opens every connection; 32 token_urlsafe characters are 192 bits.
+MIN_ADMIN_TOKEN_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,15 @@ class AuthServerSettings:
     """Sender address; default ``<product name> <no-reply@HOST of the public URL>``."""
     max_body_bytes: int = 16 * 1024
     """Largest request body accepted (forms are tiny)."""
+    trust_forwarded_for: bool = False
+    """The proxy in front sets ``X-Forwarded-For``: count sign-in failures per the address it
+    appends (the last one) rather than per socket peer. Leave off when clients reach us directly,
+    or anyone could pose as any address."""
+    request_read_seconds: int = 20
+    """Whole-request read deadline: request line, headers and body must arrive within this (a
+    slow client cannot hold a thread by trickling bytes); also the keep-alive idle limit."""
+    max_open_connections: int = 100
+    """Client connections served at once; beyond it a request gets a short 503 (try again)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.invite_ttl_days <= 365:
@@ -65,6 +76,21 @@ class AuthServerSettings:
         if not 1 <= self.flow_ttl_minutes <= 24 * 60:
             raise ConfigError(
                 f"auth_server.flow_ttl_minutes must be 1..1440, not {self.flow_ttl_minutes}"
+            )
+        if self.admin_token and len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"auth_server.admin_token is {len(self.admin_token)} characters; it must be at "
+                f"least {MIN_ADMIN_TOKEN_LENGTH} (generate one with: python -c \"import secrets; "
+                "print(secrets.token_urlsafe(32))\")"
+            )
+        if not 1 <= self.request_read_seconds <= 600:
+            raise ConfigError(
+                f"auth_server.request_read_seconds must be 1..600, not {self.request_read_seconds}"
+            )
+        if self.max_open_connections < 1:
+            raise ConfigError(
+                f"auth_server.max_open_connections must be at least 1, not "
+                f"{self.max_open_connections}"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"auth_server.port must be 0..65535, not {self.port}")

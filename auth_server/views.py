@@ -2,7 +2,10 @@
 
 Handlers translate between HTTP and ``flow``; each problem the flow reports becomes a page that
 says plainly what happened and what to do next. Pages with forms bind their CSRF token to the
-browser-id cookie.
+browser-id cookie *and* to the invite the page shows (the token carries that invite's id), so a
+page left open while another invite was opened in this browser is refused, never applied to the
+other invite. Opening an invite link always issues a fresh browser id, and replacing a visit
+still in progress needs the person's say-so.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import logging
 from auth_server import flow
 from auth_server.errors import InvalidInput
 from auth_server.flow import FlowProblem
-from auth_server.invites import LinkProblem
+from auth_server.invites import LinkProblem, lookup_invite
 from auth_server.render import Markup, escape, render, tag
+from auth_server.security import CONNECTION_ID_RE, same, token_hash
 from auth_server.web import (
     Request,
     Response,
@@ -29,6 +33,7 @@ from connector.store import StoreError
 log = logging.getLogger(__name__)
 
 CONNECT_PURPOSE = "connect"
+SWITCH_PURPOSE = "switch-invite"
 
 
 def _start_again() -> Markup:
@@ -46,10 +51,10 @@ def link_problem(request: Request, problem: LinkProblem) -> Response:
             "Ask the person who invited you to send a new invitation; it takes them a moment.",
         ], status=410, tone="warning")
     if problem.kind == "connected" and conn is not None:
-        name = conn.organisation_name or conn.company
+        # Whoever holds an old link learns only that it was used, not which organisation.
         return message(request, "Already connected", [
-            Markup(f"<strong>{escape(name)}</strong> is already connected to "
-                   f"{escape(request.app.settings.product_name)}. There is nothing more to do."),
+            "This invitation has already been used to connect an organisation. There is "
+            "nothing more to do.",
             "To connect a different organisation, ask the person who invited you for a new "
             "invitation.",
         ])
@@ -90,6 +95,19 @@ def flow_problem(request: Request, problem: FlowProblem) -> Response:
             "There is no organisation waiting for confirmation in this browser. Open the link "
             "from your invitation email to connect again.",
         ], status=400, tone="warning")
+    if problem.kind == "other_invite":
+        return message(request, "This page is for another invitation", [
+            "Since this page was shown, a different invitation link was opened in this browser, "
+            "so nothing was changed.",
+            "Open the link from the invitation email you want to continue with, in this "
+            "browser, and start from there.",
+        ], status=409, tone="error")
+    if problem.kind == "confirm_raced":
+        return message(request, "This was already answered", [
+            "The company was confirmed (or declined) from another window a moment ago, so this "
+            "request changed nothing.",
+            "Open the link from your invitation email to see where things stand.",
+        ], status=409, tone="warning")
     if problem.kind == "already_connected":
         return message(request, "That organisation is already connected", [
             "It was connected through another invitation, so nothing was changed.",
@@ -118,17 +136,73 @@ def home(request: Request) -> Response:
     ])
 
 
+def _flow_csrf(request: Request, visit: flow.Visit) -> str:
+    """The CSRF token of a flow page: ``<invite id>.<HMAC of browser id and invite id>``."""
+    invite_id = visit.connection.connection_id
+    mac = csrf_field(request, request.browser_id() or "", f"{CONNECT_PURPOSE}:{invite_id}")
+    return f"{invite_id}.{mac}"
+
+
+def _switch_csrf(request: Request, token: str) -> str:
+    return csrf_field(request, request.browser_id() or "",
+                      f"{SWITCH_PURPOSE}:{token_hash(token)}")
+
+
+def _open_fresh(request: Request, token: str) -> Response:
+    """Open the invite under a fresh browser id; the previous id's visit is forgotten."""
+    previous = request.browser_id()
+    browser = request.new_browser_id()
+    flow.open_link(request.app.store, token, browser, previous_browser_id=previous)
+    # Off the address bar with the token: the next pages know the invite by the cookie.
+    return redirect("/connect")
+
+
+def _replace_visit_page(request: Request, current: flow.Visit, token: str) -> Response:
+    """Ask before a new link replaces a visit in progress (a page may have opened it)."""
+    wanted = lookup_invite(request.app.store, token)
+    switch = Markup(
+        f'<form method="post" action="/invite/{escape(token)}" class="actions">'
+        f'<input type="hidden" name="csrf_token" value="{escape(_switch_csrf(request, token))}">'
+        f'<a class="button primary" href="/connect">Continue with '
+        f"{escape(current.connection.company)}</a>"
+        f'<button type="submit" class="button secondary">Switch to {escape(wanted.company)}'
+        "</button></form>"
+    )
+    return message(request, "You are already connecting a company", [
+        Markup(f"This browser is in the middle of connecting <strong>"
+               f"{escape(current.connection.company)}</strong> (invitation sent to "
+               f"{escape(current.connection.email)}). The link just opened is an invitation "
+               f"for <strong>{escape(wanted.company)}</strong>."),
+        "If you did not open a new invitation yourself, continue with the first one.",
+    ], tone="warning", action=switch)
+
+
 def open_invite(request: Request) -> Response:
     """``GET /invite/<token>``: start (or restart) the flow in this browser."""
-    browser = request.browser_id(create=True)
-    assert browser is not None
+    token = request.params["token"]
 
     def act() -> Response:
-        flow.open_link(request.app.store, request.params["token"], browser)
-        # Off the address bar with the token: the next pages know the invite by the cookie.
-        return redirect("/connect")
+        current = flow.unfinished_visit(request.app.store, request.browser_id())
+        if current is not None and not same(current.connection.invite_token_hash,
+                                            token_hash(token)):
+            return _replace_visit_page(request, current, token)
+        return _open_fresh(request, token)
 
     return _guard(request, act)
+
+
+def switch_invite(request: Request) -> Response:
+    """``POST /invite/<token>``: the person chose to switch to this invite."""
+    token = request.params["token"]
+    try:
+        form = request.form()
+    except InvalidInput as exc:
+        return message(request, "That form could not be read", [str(exc)], status=400,
+                       tone="error")
+    if not csrf_ok(request, form, request.browser_id(),
+                   f"{SWITCH_PURPOSE}:{token_hash(token)}"):
+        return _expired_form(request)
+    return _guard(request, lambda: _open_fresh(request, token))
 
 
 def choose_software(request: Request) -> Response:
@@ -138,25 +212,36 @@ def choose_software(request: Request) -> Response:
         visit = flow.current_visit(request.app.store, request.browser_id())
         content = render(
             "choose_software.html", steps=steps(1), product=request.app.settings.product_name,
-            company=visit.connection.company,
-            csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+            company=visit.connection.company, csrf=_flow_csrf(request, visit),
         )
         return page(request, "Share your financial information", content)
 
     return _guard(request, act)
 
 
+def _expired_form(request: Request) -> Response:
+    return message(request, "This form has expired", [
+        "For your security, the form could not be accepted. Open the link from your "
+        "invitation email again and continue from there.",
+    ], status=403, tone="error")
+
+
 def _checked_form(request: Request, *fields: str) -> dict[str, str] | Response:
+    """The form, its CSRF token checked; ``form["invite"]`` is the invite its page was for."""
     try:
         form = request.form(*fields)
     except InvalidInput as exc:
         return message(request, "That form could not be read", [str(exc)], status=400,
                        tone="error")
-    if not csrf_ok(request, form, request.browser_id(), CONNECT_PURPOSE):
-        return message(request, "This form has expired", [
-            "For your security, the form could not be accepted. Open the link from your "
-            "invitation email again and continue from there.",
-        ], status=403, tone="error")
+    invite_id, _, mac = (form.get("csrf_token") or "").partition(".")
+    current = flow.unfinished_visit(request.app.store, request.browser_id())
+    if (current is not None and mac and CONNECTION_ID_RE.fullmatch(invite_id)
+            and invite_id != current.connection.connection_id):
+        return flow_problem(request, FlowProblem("other_invite"))
+    if not csrf_ok(request, {"csrf_token": mac}, request.browser_id(),
+                   f"{CONNECT_PURPOSE}:{invite_id}"):
+        return _expired_form(request)
+    form["invite"] = invite_id
     return form
 
 
@@ -171,7 +256,7 @@ def choose_software_submit(request: Request) -> Response:
         ], status=400, tone="warning", action=_start_again())
 
     def act() -> Response:
-        flow.current_visit(request.app.store, request.browser_id())
+        flow.current_visit(request.app.store, request.browser_id(), invite_id=form["invite"])
         return redirect("/connect/review")
 
     return _guard(request, act)
@@ -184,8 +269,7 @@ def review(request: Request) -> Response:
         visit = flow.current_visit(request.app.store, request.browser_id())
         content = render(
             "review.html", steps=steps(2), product=request.app.settings.product_name,
-            company=visit.connection.company,
-            csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+            company=visit.connection.company, csrf=_flow_csrf(request, visit),
         )
         return page(request, "Review access request", content)
 
@@ -200,7 +284,8 @@ def authorize(request: Request) -> Response:
     app = request.app
 
     def act() -> Response:
-        url = flow.start_authorization(app.store, app.settings, app.xero, request.browser_id())
+        url = flow.start_authorization(app.store, app.settings, app.xero, request.browser_id(),
+                                       invite_id=form["invite"])
         return redirect(url)
 
     return _guard(request, act)
@@ -308,7 +393,8 @@ def _confirm_page(request: Request, error: str = "") -> Response:
     content = render(
         "confirm.html", steps=steps(4), intro=intro,
         error=tag("p", error, class_="form-error", role="alert") if error else "",
-        csrf=csrf_field(request, request.browser_id() or "", CONNECT_PURPOSE),
+        csrf=_flow_csrf(request, flow.current_visit(request.app.store, request.browser_id())),
+        company=confirmation.connection.company, email=confirmation.connection.email,
         choices=_organisation_choices(confirmation),
     )
     return page(request, "Confirm your company", content, status=400 if error else 200)
@@ -328,7 +414,7 @@ def confirm_submit(request: Request) -> Response:
 
     def act() -> Response:
         if form.get("action") == "cancel":
-            flow.decline(app.store, app.xero, request.browser_id())
+            flow.decline(app.store, app.xero, request.browser_id(), invite_id=form["invite"])
             return message(request, "Nothing was connected", [
                 "The organisation you allowed at Xero has been disconnected again.",
                 "To connect a different organisation, start again with the same link and "
@@ -337,7 +423,8 @@ def confirm_submit(request: Request) -> Response:
         if form.get("action") != "confirm":
             return flow_problem(request, FlowProblem("bad_request"))
         try:
-            conn = flow.confirm(app.store, app.xero, request.browser_id(), form.get("tenant"))
+            conn = flow.confirm(app.store, app.xero, request.browser_id(), form.get("tenant"),
+                                invite_id=form["invite"])
         except InvalidInput as exc:
             return _confirm_page(request, error=str(exc))
         try:

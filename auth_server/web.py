@@ -18,8 +18,16 @@ from typing import Any
 from auth_server.errors import InvalidInput
 from auth_server.first_sync import FirstSync
 from auth_server.render import Markup, render, tag
-from auth_server.security import CsrfSigner, cookie, looks_like_token, new_token, parse_form
+from auth_server.security import (
+    CsrfSigner,
+    cookie,
+    cookie_name,
+    looks_like_token,
+    new_token,
+    parse_form,
+)
 from auth_server.settings import AuthServerSettings
+from auth_server.throttle import FailureThrottle
 from connector.settings import XeroSettings
 from connector.store import Store, utcnow
 
@@ -36,7 +44,7 @@ class App:
     xero: XeroSettings
     first_sync: FirstSync
     csrf: CsrfSigner
-    login_failures: list[float] = field(default_factory=list)
+    admin_failures: FailureThrottle = field(default_factory=FailureThrottle)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -54,6 +62,8 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     new_cookies: list[str] = field(default_factory=list)
+    client: str = ""
+    """The client's address (the trusted proxy's ``X-Forwarded-For`` entry when configured)."""
 
     @classmethod
     def parse_cookies(cls, header: str | None) -> dict[str, str]:
@@ -85,16 +95,25 @@ class Request:
             raise InvalidInput("Forms must be sent as application/x-www-form-urlencoded.")
         return parse_form(self.body, {"csrf_token", *fields})
 
+    def cookie(self, base_name: str) -> str | None:
+        """A cookie by its base name (``__Host-`` prefixed behind https)."""
+        return self.cookies.get(cookie_name(base_name, https=self.app.settings.is_https))
+
     def browser_id(self, *, create: bool = False) -> str | None:
         """This browser's id (an HttpOnly cookie); with ``create``, set one when missing."""
-        value = self.cookies.get(BROWSER_COOKIE)
+        value = self.cookie(BROWSER_COOKIE)
         if looks_like_token(value):
             return value
         if not create:
             return None
+        return self.new_browser_id()
+
+    def new_browser_id(self) -> str:
+        """Issue this browser a fresh id (whenever an invite is opened: a planted id is dropped)."""
         value = new_token()
-        self.cookies[BROWSER_COOKIE] = value
-        self.new_cookies.append(cookie(BROWSER_COOKIE, value, secure=self.secure))
+        name = cookie_name(BROWSER_COOKIE, https=self.app.settings.is_https)
+        self.cookies[name] = value
+        self.new_cookies.append(cookie(name, value, secure=self.secure))
         return value
 
 

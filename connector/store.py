@@ -542,6 +542,32 @@ class Store:
         result: dict[str, Any] = json.loads(self._decrypt(rows[0]["data_enc"]))
         return result
 
+    def take_flow(self, flow_id: str) -> dict[str, Any] | None:
+        """A flow's state, removed in the same immediate transaction: of callers racing for it
+        (threads or processes) exactly one gets it. None when unknown or expired."""
+        with self._write() as db:
+            rows = db.execute("SELECT * FROM flows WHERE flow_id = ?", (flow_id,)).fetchall()
+            db.execute("DELETE FROM flows WHERE flow_id = ?", (flow_id,))
+        return self._live_flow(rows)
+
+    def swap_flow(
+        self, flow_id: str, data: dict[str, Any], *, expires_at: datetime
+    ) -> dict[str, Any] | None:
+        """Store a flow's state and return the live state it replaced (None if none), in one
+        immediate transaction, so of racing writers each sees what the previous one wrote."""
+        blob = self._encrypt(json.dumps(data, default=str))
+        with self._write() as db:
+            rows = db.execute("SELECT * FROM flows WHERE flow_id = ?", (flow_id,)).fetchall()
+            db.execute("INSERT OR REPLACE INTO flows VALUES (?,?,?)",
+                       (flow_id, blob, _to_text(expires_at)))
+        return self._live_flow(rows)
+
+    def _live_flow(self, rows: list[sqlite3.Row]) -> dict[str, Any] | None:
+        if not rows or _from_text(rows[0]["expires_at"]) < utcnow():  # type: ignore[operator]
+            return None
+        result: dict[str, Any] = json.loads(self._decrypt(rows[0]["data_enc"]))
+        return result
+
     def delete_flow(self, flow_id: str) -> None:
         """Forget a flow."""
         with self._write() as db:

@@ -155,6 +155,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `xero-elt` and `python -m pipelines`."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from pipelines.privacy import make_private, warn_if_home_is_open
+
+    make_private()  # before anything is written: the DuckDB file, load packages, logs
     if argv and argv[0] == "sandbox":
         # The sandbox parses its own flags; it stands alone and imports nothing of ours.
         from sandbox.server import main as sandbox_main
@@ -165,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    from connector.store import default_home
+
+    warn_if_home_is_open(default_home())
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

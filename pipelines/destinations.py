@@ -11,6 +11,7 @@ DuckDB refuses such queries ("Ambiguous reference to catalog or schema"), dlt's 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -90,6 +91,7 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
                 )
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             _discard_empty_database(Path(path).expanduser())
+            _make_private(Path(path).expanduser())
         dest: Any = dlt.destinations.duckdb(credentials=path)
         description = f"duckdb file {Path(path).resolve()}"
     else:
@@ -105,6 +107,13 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
         loader_file_format=_preferred_format(dest),
         description=description,
     )
+
+
+def _make_private(path: Path) -> None:
+    """A DuckDB file made before xero-elt's umask 077 (0644) becomes the owner's alone."""
+    for each in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(OSError):
+            each.chmod(0o600)
 
 
 def _discard_empty_database(path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -121,12 +122,13 @@ def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[A
 DLT_DEFAULTS = {
     "DATA_WRITER__DISABLE_COMPRESSION": "true",
     "DATA_WRITER__FILE_MAX_ITEMS": "50000",
+    # A loaded package's job files are a copy of the data (bank details, tax numbers, of
+    # organisations since disconnected too): dlt deletes them once the package is loaded.
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
 }
 
 
 def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
-    import os
-
     import dlt
 
     for key, value in DLT_DEFAULTS.items():
@@ -341,6 +343,7 @@ def append_history(home: Path, summary: dict[str, Any]) -> None:
     """Keep the run's summary in XERO_ELT_HOME/runs.jsonl for `xero-elt status`."""
     try:
         with open(home / HISTORY_FILE, "a", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # a file from before umask 077 was 0644
             fh.write(json.dumps(summary, default=str) + "\n")
     except OSError as exc:
         log.warning("could not append to the run history: %s", exc.strerror)

@@ -81,7 +81,7 @@ def xero_grant(sandbox: SandboxHandle, xero_app: dict[str, object]) -> XeroGrant
 def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private XERO_ELT_HOME (and dlt data dir, telemetry off) for one test."""
     home = tmp_path / "xero-elt-home"
-    home.mkdir()
+    home.mkdir(mode=0o700)  # as xero-elt makes it: an open one gets a warning
     monkeypatch.setenv("XERO_ELT_HOME", str(home))
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")

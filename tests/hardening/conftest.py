@@ -242,7 +242,7 @@ def make_home(tmp_path: Path) -> Callable[..., CliHome]:
         base = tmp_path / name
         base.mkdir()
         home = base / "xero-elt-home"
-        home.mkdir()
+        home.mkdir(mode=0o700)  # as xero-elt makes it: an open one gets a warning
         return CliHome(sandbox, app, home, base / "warehouse.duckdb")
 
     return make

@@ -1,0 +1,138 @@
+"""A burst of customers opening their invites: ``python -m bench.burst [--clients N]``.
+
+Each customer, on a new connection of their own, opens their invite link, follows it to "Share
+your financial information", chooses Xero and reaches "Review access request" (four requests).
+The auth server runs in a child process on a free loopback port (its own interpreter, as in
+production); the customers are threads here. Prints p50/p99 of the time per customer and how
+many were reset or failed. Loopback only; bounded (300 customers, 50 at a time by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection, HTTPException
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+SYN_RETRY_SECONDS = 0.9  # Linux retries a dropped SYN after 1 s
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _serve(home: str, count: int, links: Any, port: Any, backlog: int | None) -> None:
+    """Child process: an auth server with ``count`` invites; reports its links and port."""
+    from auth_server.invites import create_invite
+    from auth_server.server import AuthServer, make_server
+    from auth_server.settings import AuthServerSettings
+    from connector.settings import XeroSettings
+    from connector.store import Store
+
+    if backlog is not None:  # to measure the stdlib's default (5) against ours
+        AuthServer.request_queue_size = backlog
+    store = Store(Path(home))
+    server = make_server("127.0.0.1", 0, store=store, settings=AuthServerSettings(),
+                         xero_settings=XeroSettings(client_id="bench"))
+    made = [create_invite(store, server.app.settings, f"Company {n}", f"c{n}@example.test")[1]
+            for n in range(count)]
+    for link in made:
+        links.put(link)
+    port.put(server.server_address[1])
+    server.serve_forever(poll_interval=0.2)
+
+
+def customer(link: str) -> tuple[float, float, str | None]:
+    """One customer's four requests on a fresh connection: (seconds, seconds to connect, error
+    kind or None). A connect near 1 s or 3 s is a SYN the listen backlog dropped and the
+    kernel retried.
+
+    ``http.client`` rather than httpx: a client this light leaves the two cores to the server.
+    """
+    parts = urlsplit(link)
+    started = time.perf_counter()
+    http = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    connected = started
+    try:
+        http.connect()
+        connected = time.perf_counter()
+        cookie = ""
+
+        def call(method: str, path: str, body: str | None = None) -> tuple[int, str, str]:
+            nonlocal cookie
+            headers = {"Cookie": cookie} if cookie else {}
+            if body is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            http.request(method, path, body=body, headers=headers)
+            response = http.getresponse()
+            text = response.read().decode()
+            cookie = (response.getheader("Set-Cookie") or cookie).split(";")[0]
+            return response.status, response.getheader("Location") or "", text
+
+        _, first_step, _ = call("GET", parts.path)
+        status, _, page = call("GET", first_step)
+        csrf = CSRF_RE.search(page)
+        if csrf is None:
+            return time.perf_counter() - started, connected - started, f"status {status}"
+        _, review_step, _ = call("POST", "/connect/software",
+                                 urlencode({"software": "xero", "csrf_token": csrf.group(1)}))
+        status, _, page = call("GET", review_step)
+        if "Review access request" not in page:
+            return time.perf_counter() - started, connected - started, f"status {status}"
+    except ConnectionResetError:
+        return time.perf_counter() - started, connected - started, "reset"
+    except (OSError, HTTPException) as exc:
+        return time.perf_counter() - started, connected - started, type(exc).__name__
+    finally:
+        http.close()
+    return time.perf_counter() - started, connected - started, None
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` quantile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the burst and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=300)
+    parser.add_argument("--at-once", type=int, default=50)
+    parser.add_argument("--backlog", type=int, default=None,
+                        help="override the listen backlog (5 = the stdlib's default)")
+    args = parser.parse_args(argv)
+    if not (1 <= args.clients <= 1000 and 1 <= args.at_once <= 100):
+        parser.error("keep it small: at most 1000 clients, 100 at a time")
+    ctx = multiprocessing.get_context("spawn")
+    links_q, port_q = ctx.Queue(), ctx.Queue()
+    with tempfile.TemporaryDirectory() as home:
+        child = ctx.Process(target=_serve, args=(home, args.clients, links_q, port_q, args.backlog),
+                            daemon=True)
+        child.start()
+        try:
+            port_q.get(timeout=120)
+            links = [links_q.get(timeout=10) for _ in range(args.clients)]
+            with ThreadPoolExecutor(max_workers=args.at_once) as pool:
+                results = list(pool.map(customer, links))
+        finally:
+            child.terminate()
+            child.join(10)
+    times = [t for t, _, _ in results]
+    retried = sum(1 for _, c, _ in results if c > SYN_RETRY_SECONDS)
+    errors = [e for _, _, e in results if e]
+    print(f"{args.clients} customers, {args.at_once} at a time, backlog "
+          f"{args.backlog if args.backlog is not None else 'default'}: "
+          f"p50 {statistics.median(times):.2f} s, p99 {percentile(times, 0.99):.2f} s, "
+          f"max {max(times):.2f} s, connects retried {retried}, resets {errors.count('reset')}, "
+          f"other failures {len(errors) - errors.count('reset')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
