@@ -191,6 +191,10 @@ def _targets(results: dict[str, Any]) -> str:
         calls.append((f"4 {s4['orgs']} organisations", s4["all"], s4["call_floor_all"]))
     if s5 and "load" in s5:
         calls.append(("5 PostgreSQL", s5["load"], s5["call_floor"]))
+    hv = results.get("hv")
+    if hv:
+        calls.append(("high-volume organisation (every contact read, one 400 first)",
+                      hv["load"], hv["call_floor"]))
     for label, load, floor in calls:
         api = load["calls"]["api"]
         gap = "" if api == floor else f" ({api - floor:+d})"

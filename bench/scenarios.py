@@ -110,13 +110,13 @@ class Bench:
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
 
     def sandbox(self, *, tenants: int, suppliers: int, rate_limits: bool,
-                latency_ms: int = 0) -> BenchSandbox:
+                latency_ms: int = 0, high_volume_threshold: int | None = None) -> BenchSandbox:
         """Start a sandbox (limits off: never refuses and reports huge quotas, so the
         connector's header-driven pacing does not slow it either)."""
         self.say(f"  starting sandbox: {tenants} org x {suppliers} suppliers, "
                  f"limits {'on' if rate_limits else 'off'}, latency {latency_ms} ms")
         sb = BenchSandbox(tenants=tenants, suppliers=suppliers, rate_limits=rate_limits,
-                          latency_ms=latency_ms)
+                          latency_ms=latency_ms, high_volume_threshold=high_volume_threshold)
         if not rate_limits:
             sb.handle.limits(**LIMITS_OFF)
         return sb
@@ -357,6 +357,27 @@ def limits_on_and_incremental(bench: Bench) -> None:
         sb.stop()
 
 
+def high_volume(bench: Bench) -> None:
+    """A high-volume organisation (more contacts than the threshold): Xero refuses the
+    IsSupplier filter; the connector learns it from one 400 and reads every contact."""
+    suppliers = max(1000, bench.plan.suppliers // 4)
+    threshold = suppliers // 2
+    bench.say(f"high volume: {suppliers:,} suppliers, threshold {threshold:,} contacts")
+    sb = bench.sandbox(tenants=1, suppliers=suppliers, rate_limits=False,
+                       high_volume_threshold=threshold)
+    try:
+        home = bench.home(sb, "hv-load")
+        load = bench.load(sb, home, "load")
+        again = bench.load(sb, home, "reconcile", reconcile=True)
+        bench.results["hv"] = {
+            "sandbox": sb.describe(), "threshold": threshold,
+            "call_floor": sb.full_load_call_floor(sb.tenant_ids()),
+            "load": asdict(load), "reconcile": asdict(again),
+        }
+    finally:
+        sb.stop()
+
+
 def _pick_suppliers(duckdb_path: Path, fraction: float) -> list[str]:
     """Every (1/fraction)-th supplier by ContactID, from a loaded DuckDB file."""
     import duckdb
@@ -440,5 +461,6 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "2": limits_on_and_incremental,
     "4": side_by_side,
     "5": into_postgres,
+    "hv": high_volume,
     "rss": memory_series,
 }
