@@ -540,8 +540,8 @@ class OrganisationSession:
 
         After the first page, Xero's ``pagination.pageCount`` says how many pages there are: the
         rest are fetched a few at a time (within the in-flight limit) and yielded in order, on
-        to the last page any answer reports and past a last page that came full. Without it, we
-        read on until a page is shorter than ``page_size``.
+        to the last page any answer reports. Without it, we read on until a page is shorter
+        than ``page_size``.
         """
         size = page_size or self.settings.page_size
         base = {**(params or {}), "pageSize": str(size)}
@@ -559,16 +559,14 @@ class OrganisationSession:
                 page = fetch(page.number + 1)
                 yield page
             return
-        # Later pages may report more pages (contacts created meanwhile push others forward):
-        # read on until the last page Xero reports, and past a last page that came full.
+        # Every answer reports the page count of that moment: contacts created meanwhile push
+        # others forward, past the last page the first answer reported, so read on to the
+        # largest count any answer gives.
         ahead = max(1, self.settings.max_in_flight - 1)
         pending: deque[Future[Page]] = deque()
         last_page, next_page = first.page_count, start_page + 1
-        page = first
         try:
-            while next_page <= last_page or pending or len(page.records) >= size:
-                if not pending and next_page > last_page:
-                    last_page = next_page  # the last page came full: one more
+            while next_page <= last_page or pending:
                 while next_page <= last_page and len(pending) < ahead:
                     pending.append(self._pool().submit(fetch, next_page))
                     next_page += 1
