@@ -22,6 +22,7 @@ import http.client
 import json
 import random
 import string
+import sys
 import threading
 import time
 from collections import deque
@@ -311,7 +312,7 @@ class Webhooks:
             try:
                 self._step()
             except Exception as exc:  # the sender must outlive a bug in one step
-                print(f"sandbox: webhook sender error: {exc!r}", flush=True)
+                print(f"sandbox: webhook sender error: {exc!r}", file=sys.stderr, flush=True)
                 time.sleep(POLL_SECONDS)
 
     def _step(self) -> None:
