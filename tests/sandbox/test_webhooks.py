@@ -63,6 +63,7 @@ class Receiver:
         self.fail_events = 0  # answer 500 to this many event deliveries
         self.slow_events = 0  # answer this many event deliveries late
         self.delay = 0.0
+        self.in_progress = 0  # POSTs being answered right now
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/xero"
@@ -79,8 +80,11 @@ class Receiver:
                     hmac.new(KEY.encode(), body, hashlib.sha256).digest()).decode()
                 genuine = hmac.compare_digest(signature, expected)
                 status, delay = receiver.decide(genuine, bool(json.loads(body)["events"]))
+                with receiver._lock:
+                    receiver.in_progress += 1
                 time.sleep(delay)
                 with receiver._lock:
+                    receiver.in_progress -= 1
                     receiver.received.append(Received(body, signature, genuine, status))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(receiver.answer_body)))
@@ -109,8 +113,10 @@ class Receiver:
             return [r for r in self.received if r.payload["events"] and r.answered == 200]
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event delivered successfully, in order."""
-        return [e for r in self.event_posts() for e in r.payload["events"]]
+        """Every event delivered successfully, in order; a payload that came twice (a retry of
+        one answered too late) counts once, as a receiver deduplicating on sequences would."""
+        unique = {r.body: r for r in self.event_posts()}
+        return [e for r in unique.values() for e in r.payload["events"]]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -224,6 +230,22 @@ def test_intent_to_receive_fails_and_nothing_is_delivered(
     assert webhook(sandbox)["dropped"] == 1
 
 
+def test_posting_the_webhook_again_reruns_intent_to_receive(
+    sandbox: SandboxHandle, receiver: Receiver, tenant_ids: list[str]
+) -> None:
+    receiver.accept_forged = True
+    assert subscribe(sandbox, receiver)["status"] == "failing"
+    receiver.accept_forged = False  # the endpoint is fixed, and the webhook re-enabled
+
+    state = subscribe(sandbox, receiver)
+
+    assert state["status"] == "ok"
+    assert state["disabled"] is False
+    new_id = create_contact(sandbox, tenant_ids[0])
+    events = wait_for(lambda: receiver.events(), what="an event after re-enabling")
+    assert [e["resourceId"] for e in events] == [new_id]
+
+
 # --- deliveries -----------------------------------------------------------------------------
 
 
@@ -329,6 +351,28 @@ def test_a_scheduled_mutation_sends_its_event_when_it_lands(
 
     events = wait_for(lambda: subscribed.events(), what="the scheduled create's event")
     assert [(e["eventType"], e["resourceId"]) for e in events] == [("CREATE", armed["id"])]
+
+
+def test_a_slow_receiver_does_not_slow_mutations_or_api_calls(
+    sandbox: SandboxHandle, subscribed: Receiver, xero_grant: XeroGrant
+) -> None:
+    sandbox.settings(webhook_timeout_seconds=4)
+    subscribed.slow_events, subscribed.delay = 1, 3.0
+    tenant = xero_grant.tenant_ids[0]
+    create_contact(sandbox, tenant)
+    wait_for(lambda: subscribed.in_progress, what="a delivery in flight")
+
+    started = time.monotonic()
+    for _ in range(5):
+        create_contact(sandbox, tenant)
+    page = httpx.get(f"{sandbox.api_url}/Contacts", headers=xero_grant.headers(tenant))
+    took = time.monotonic() - started
+
+    assert page.status_code == 200
+    assert subscribed.in_progress == 1, "the delivery was still being answered"
+    assert took < 1.5, f"mutations and a read took {took:.2f} s while the receiver was slow"
+    events = wait_for(lambda: len(e := subscribed.events()) >= 6 and e, what="all 6 events")
+    assert len(events) == 6
 
 
 # --- failures, retries, disabling -----------------------------------------------------------
