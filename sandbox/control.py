@@ -18,6 +18,7 @@ from sandbox.faults import parse_fault
 from sandbox.grants import ConnectionLimitReached
 from sandbox.identity import is_known_scope, redirect_uri_problem
 from sandbox.server import Request, Response, Route, control_error, json_response
+from sandbox.webhooks import check_subscription
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -346,15 +347,13 @@ def stats(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
 def mutate(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
     """Change an organisation's data now (see sandbox.mutations), or, with "after_requests",
     arm the change to happen mid-read (see sandbox.schedule)."""
-    from sandbox import mutations
-
     body = _body(req)
     org = sb.organisation(body.get("tenant_id"))
     if org is None:
         raise BadRequest(f"unknown tenant_id {body.get('tenant_id')!r}", 404)
     if "after_requests" in body or "path" in body:
         return _schedule_mutation(sb, org.tenant_id, body)
-    return mutations.apply_mutation(org, body, sb.clock.now())
+    return sb.apply_mutation(org, body)
 
 
 def _schedule_mutation(sb: Sandbox, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +398,23 @@ def list_faults(sb: Sandbox, _req: Request, _p: dict[str, str]) -> list[dict[str
 def clear_faults(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
     """Disarm every fault."""
     return {"cleared": sb.faults.clear()}
+
+
+def set_webhook(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """Xero's webhook: {"url", "key"} -> {"url", "status": "pending"}; intent to receive runs,
+    then contact creates and updates are delivered (see sandbox.webhooks)."""
+    url, key = check_subscription(_body(req))
+    return sb.webhooks.subscribe(url, key)
+
+
+def get_webhook(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """{"url", "status", "disabled", "intent_to_receive", "deliveries", ...}."""
+    return sb.webhooks.snapshot()
+
+
+def delete_webhook(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
+    """Remove the webhook: nothing more is sent."""
+    return sb.webhooks.unsubscribe()
 
 
 def get_limits(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
@@ -452,7 +468,7 @@ def move_clock(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]:
 
 def reset(sb: Sandbox, _req: Request, _p: dict[str, str]) -> dict[str, Any]:
     """Back to the seeded state (data, apps, grants, faults, scheduled mutations, settings,
-    limits, log, clock)."""
+    limits, log, clock, webhook)."""
     sb.reset()
     return {"ok": True, "now": sb.clock.now().isoformat()}
 
@@ -495,6 +511,9 @@ def routes() -> list[Route]:
         ("POST", "/faults", add_fault, 201),
         ("GET", "/faults", list_faults, 200),
         ("DELETE", "/faults", clear_faults, 200),
+        ("POST", "/webhooks", set_webhook, 200),
+        ("GET", "/webhooks", get_webhook, 200),
+        ("DELETE", "/webhooks", delete_webhook, 200),
         ("GET", "/limits", get_limits, 200),
         ("POST", "/limits", set_limits, 200),
         ("GET", "/settings", get_settings, 200),

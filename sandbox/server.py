@@ -41,6 +41,7 @@ from sandbox.grants import Grant, GrantStore, JwtSigner
 from sandbox.limits import LimitConfig, RateLimiter
 from sandbox.schedule import MutationSchedule
 from sandbox.settings import SandboxSettings
+from sandbox.webhooks import Webhooks
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 JSON_TYPE = "application/json; charset=utf-8"
@@ -268,6 +269,7 @@ class Sandbox:
         self.schedule = MutationSchedule()
         self.settings = SandboxSettings()
         self.log = RequestLog()
+        self.webhooks = Webhooks(self.clock, lambda: self.settings, lambda: self.url)
         self.signer = JwtSigner()
         self.grants = GrantStore(self.signer, issuer="")
         self.data = data
@@ -293,8 +295,9 @@ class Sandbox:
 
     def reset(self) -> None:
         """Back to the seeded state: data, apps, grants, faults, scheduled mutations, settings,
-        limits, log and clock."""
+        limits, log, clock and the webhook."""
         self.clock.reset()
+        self.webhooks.reset()
         self.faults.clear()
         self.schedule.clear()
         self.settings = SandboxSettings()
@@ -302,6 +305,14 @@ class Sandbox:
         self.grants.reset()
         self._seed()
         self.log.clear()
+
+    def apply_mutation(self, org: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a mutation now (sandbox.mutations) and queue the webhook event it causes."""
+        from sandbox import mutations
+
+        result = mutations.apply_mutation(org, body, self.clock.now())
+        self.webhooks.mutation_applied(org.tenant_id, body, result)
+        return result
 
     def user(self, email: str) -> Any | None:
         """A seeded (or added) user by email, case-insensitively."""
@@ -352,14 +363,12 @@ def user_standing(sb: Sandbox, email: str) -> str | None:
 def apply_scheduled_mutations(sb: Sandbox, req: Request, org: Any) -> None:
     """Apply the armed mutations due before this request (see sandbox.schedule). A mutation that
     fails is recorded with its error; the request is answered either way."""
-    from sandbox import mutations
-
     due = sb.schedule.due(org.tenant_id, req.path)
     for item in due:
         now = sb.clock.now()
         request = {"method": req.method, "path": req.path, "query": req.query}
         try:
-            result = mutations.apply_mutation(org, item.body, now)
+            result = sb.apply_mutation(org, item.body)
         except ValueError as exc:
             sb.schedule.applied(item, now, request, error=str(exc))
         else:

@@ -30,6 +30,20 @@ class SandboxSettings:
     max_connections: int | None = None
     # gzip a body when the request's Accept-Encoding allows it, as Xero's web servers do.
     compress: bool = True
+    # Webhooks (sandbox.webhooks). Whether `make_supplier` (IsSupplier derived from bills, the
+    # record itself not edited) sends a CONTACT UPDATE. UNDOCUMENTED at Xero: default no.
+    webhook_make_supplier_event: bool = False
+    # Gap before the first retry of a failed delivery; each later gap doubles (Xero: "decreasing
+    # frequency"). Tests set it small; the schedule follows the sandbox clock.
+    webhook_retry_base_seconds: float = 60.0
+    # How long failed deliveries are retried before the webhook is disabled (Xero: 24 hours).
+    webhook_retry_window_seconds: float = 86_400.0
+    # How long the receiver has to answer (Xero: 5 seconds).
+    webhook_timeout_seconds: float = 5.0
+    # Events are collected this long (real seconds) after the first one, or up to
+    # `webhook_batch_max_events`, into one delivery. Xero's own batching is not documented.
+    webhook_batch_seconds: float = 0.5
+    webhook_batch_max_events: int = 100
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +70,16 @@ def _check(name: str, value: Any) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < 0):
             raise ValueError("'max_connections' must be null or a whole number >= 0")
-    elif name in ("compress", "high_volume_exempts_modified_since") \
-            and not isinstance(value, bool):
+    elif name in ("compress", "high_volume_exempts_modified_since",
+                  "webhook_make_supplier_event") and not isinstance(value, bool):
         raise ValueError(f"{name!r} must be true or false")
+    elif name in _POSITIVE_SECONDS:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            raise ValueError(f"{name!r} must be a number of seconds > 0")
+    elif name == "webhook_batch_max_events" and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError("'webhook_batch_max_events' must be a whole number >= 1")
+
+
+_POSITIVE_SECONDS = frozenset({"webhook_retry_base_seconds", "webhook_retry_window_seconds",
+                               "webhook_timeout_seconds", "webhook_batch_seconds"})
