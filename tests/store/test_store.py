@@ -127,26 +127,30 @@ def test_flows_expire_and_only_one_deleter_wins(store: Store) -> None:
     assert store.get_flow("f1") is None
 
 
+def _race_to_delete(stores: list[Store], flow_id: str) -> list[bool]:
+    start = threading.Barrier(len(stores))
+    wins: list[bool] = []
+
+    def take(s: Store) -> None:
+        start.wait()
+        wins.append(s.delete_flow(flow_id))
+
+    threads = [threading.Thread(target=take, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return wins
+
+
 def test_racing_deletes_of_one_flow_have_one_winner(store_url: str, tmp_path: Path) -> None:
     """Two auth servers taking one OAuth state: the store decides, not a process's lock."""
+    store = open_store(tmp_path / "home", url=store_url)
+    stores = [open_store(tmp_path / "home", url=store_url) for _ in range(6)]
     for round_ in range(5):
         flow_id = f"state:{round_}"
-        store = open_store(tmp_path / "home", url=store_url)
         store.put_flow(flow_id, {"n": round_}, expires_at=datetime.now(UTC) + timedelta(minutes=5))
-        stores = [open_store(tmp_path / "home", url=store_url) for _ in range(6)]
-        start = threading.Barrier(len(stores))
-        wins: list[bool] = []
-
-        def take(s: Store, flow_id: str = flow_id) -> None:
-            start.wait()
-            wins.append(s.delete_flow(flow_id))
-
-        threads = [threading.Thread(target=take, args=(s,)) for s in stores]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert sorted(wins) == [False] * 5 + [True]
+        assert sorted(_race_to_delete(stores, flow_id)) == [False] * 5 + [True]
 
 
 def test_grant_lock_is_exclusive_across_threads(store: Store) -> None:
@@ -219,9 +223,15 @@ def test_failed_write_keeps_previous_tokens(store: Store, monkeypatch: pytest.Mo
 
 def test_a_transaction_failing_halfway_lands_nothing(store: Store) -> None:
     grant = store.add_grant(TOKENS, client_id="CID")
-    with pytest.raises(RuntimeError), store._write() as tx:
-        tx.execute("UPDATE grants SET status = ? WHERE grant_id = ?", ("revoked", grant.grant_id))
-        raise RuntimeError("crash between two statements")
+
+    def crash_halfway() -> None:
+        with store._write() as tx:
+            tx.execute("UPDATE grants SET status = ? WHERE grant_id = ?",
+                       ("revoked", grant.grant_id))
+            raise RuntimeError("crash between two statements")
+
+    with pytest.raises(RuntimeError):
+        crash_halfway()
     assert store.get_grant(grant.grant_id).status == "active"
 
 
