@@ -24,6 +24,7 @@ from connector.store.keys import fernet, key_from_env, load_or_create_key_file
 from connector.store.records import StoreError, to_text, utcnow
 
 DB_NAME = "store.sqlite3"
+BUSY_TIMEOUT_SECONDS = 30.0
 
 
 class _SqliteTransaction:
@@ -75,15 +76,37 @@ class SqliteStore(Store):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error:
+                db.close()
+                raise
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)
             self._local.db = db
         return db
+
+    def _begin(self) -> sqlite3.Connection:
+        """This thread's handle, inside a new immediate transaction.
+
+        SQLite's busy timeout does not cover every wait: while a new file switches to WAL, or a
+        reader would have to upgrade, it answers "locked" at once (to avoid deadlocks). Those
+        are retried here, within the same timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                db = self._db()
+                db.execute("BEGIN IMMEDIATE")
+                return db
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _migrate(self) -> None:
         """Apply the missing schema steps; BEGIN IMMEDIATE makes concurrent openers take turns."""
@@ -102,8 +125,7 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def _write(self) -> Iterator[_SqliteTransaction]:
         try:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            db = self._begin()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {self.where}: {exc}") from None
         try:
