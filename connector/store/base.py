@@ -335,3 +335,21 @@ class Store(metaclass=_OpensConfiguredBackend):
         with self._write() as tx:
             return tx.execute("DELETE FROM flows WHERE flow_id = ?", (flow_id,)) == 1
 
+    # -- API calls per organisation per UTC day -------------------------------------------------
+
+    def api_calls(self, tenant_id: str, day: str) -> int:
+        """Calls counted for the organisation on ``day`` (``YYYY-MM-DD``, UTC)."""
+        rows = self._read("SELECT calls FROM api_usage WHERE tenant_id = ? AND day = ?",
+                          (tenant_id, day))
+        return int(rows[0]["calls"]) if rows else 0
+
+    def count_api_calls(self, tenant_id: str, day: str, calls: int = 1) -> int:
+        """Add calls to the organisation's count for ``day``; returns the new total."""
+        with self._write() as tx:
+            tx.execute(
+                "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id, day) DO UPDATE"
+                " SET calls = api_usage.calls + excluded.calls",
+                (tenant_id, day, calls),
+            )
+        return self.api_calls(tenant_id, day)

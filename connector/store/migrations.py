@@ -89,9 +89,19 @@ def _initial(blob: str) -> tuple[str, ...]:
 # Every write to flows first deletes the expired ones; the index keeps that cheap.
 _FLOWS_EXPIRY_INDEX = ("CREATE INDEX IF NOT EXISTS flows_expires ON flows(expires_at)",)
 
+# Calls to Xero per organisation per UTC day: the daily budget must hold across every machine's
+# runs, so a shared store counts them (connector/usage.py).
+_API_USAGE = ("""CREATE TABLE IF NOT EXISTS api_usage (
+    tenant_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
+)""",)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
+    Step(3, "API calls per organisation per day", _API_USAGE, _API_USAGE),
 )
 LATEST = STEPS[-1].version
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from freezegun import freeze_time
 
 from connector.store import ConnectionStatus, Store, StoreError, open_store
+from connector.usage import DailyUsage
 
 TOKENS = {
     "access_token": "eyJ-access-secret",
@@ -251,3 +253,16 @@ def test_calling_store_opens_the_configured_backend(
     assert isinstance(store, Store)
     assert store.path == tmp_path / "elsewhere.sqlite3"
     assert store.home == tmp_path / "home"
+
+
+def test_daily_api_calls_are_counted_in_the_store_for_every_machine(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    here, there = DailyUsage(store), DailyUsage(open_store(tmp_path / "other-home", url=store_url))
+    with freeze_time("2026-03-01 23:59:00"):
+        assert here.record("t-1", 3) == 3
+        assert there.record("t-1") == 4  # another machine, the same count
+        assert there.used("t-2") == 0
+    with freeze_time("2026-03-02 00:00:30"):
+        assert here.used("t-1") == 0  # a new UTC day
+        assert here.used("t-1", "2026-03-01") == 4

@@ -15,6 +15,7 @@ from connector.store import migrations as store_migrations
 from tests.store.fixtures.make_v0_store import FIXTURE_KEY, NOW
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.sqlite3"
+ALL_STEPS = [step.version for step in store_migrations.STEPS]
 
 
 def applied(store: Store) -> list[int]:
@@ -31,7 +32,7 @@ def test_a_store_file_from_before_migrations_opens_migrates_and_loses_nothing(
 
     store = open_store(home, secret_key=FIXTURE_KEY)
 
-    assert applied(store) == [1, 2]
+    assert applied(store) == ALL_STEPS == [1, 2, 3]
     grants = {g.client_id + ":" + g.refresh_token: g for g in store.list_grants()}
     assert set(grants) == {"CID-v0:v0-refresh-1", "CID-v0:v0-refresh-2"}
     first, second = grants["CID-v0:v0-refresh-1"], grants["CID-v0:v0-refresh-2"]
@@ -58,8 +59,9 @@ def test_a_store_file_from_before_migrations_opens_migrates_and_loses_nothing(
     # and it goes on working: a rotation lands, a reopen applies nothing twice
     store.save_rotated_tokens(first.grant_id, {"access_token": "a2", "refresh_token": "r2"})
     again = open_store(home, secret_key=FIXTURE_KEY)
-    assert applied(again) == [1, 2]
+    assert applied(again) == ALL_STEPS
     assert again.get_grant(first.grant_id).refresh_token == "r2"
+    assert again.count_api_calls("tenant-acme", "2026-11-30", 3) == 3  # step 3's table
 
 
 def test_an_older_schema_gains_the_new_steps_with_its_data(
@@ -75,7 +77,7 @@ def test_an_older_schema_gains_the_new_steps_with_its_data(
 
     new = open_store(tmp_path / "home", url=store_url)
 
-    assert applied(new) == [1, 2]
+    assert applied(new) == ALL_STEPS
     assert new.get_grant(grant.grant_id).refresh_token == "r"
 
 
@@ -105,7 +107,7 @@ def test_stores_opened_at_once_migrate_once(store_url: str, tmp_path: Path) -> N
     for t in threads:
         t.join(60)
     assert errors == []
-    assert applied(open_store(tmp_path / "home", url=store_url)) == [1, 2]
+    assert applied(open_store(tmp_path / "home", url=store_url)) == ALL_STEPS
 
 
 @pytest.mark.postgres
@@ -115,5 +117,6 @@ def test_postgres_tables_live_in_schema_xero_elt(postgres_url: str, secret_key: 
     rows = store._read("SELECT table_schema, table_name FROM information_schema.tables"
                        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
     assert {(r["table_schema"], r["table_name"]) for r in rows} == {
-        ("xero_elt", name) for name in ("grants", "connections", "flows", "store_migrations")
+        ("xero_elt", name)
+        for name in ("grants", "connections", "flows", "store_migrations", "api_usage")
     }
