@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connector.store.sqlite import connect_wal
+
 if TYPE_CHECKING:
     from connector.store import Store
 
@@ -50,9 +52,7 @@ class DailyUsage:
         db = getattr(self._local, "db", None)
         if db is None:
             assert self.path is not None  # only the file form has a database of its own
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = connect_wal(self.path, synchronous="NORMAL")
             self._local.db = db
         return db
 

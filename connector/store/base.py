@@ -98,7 +98,7 @@ class Store(metaclass=_OpensConfiguredBackend):
 
     @abstractmethod
     def close(self) -> None:
-        """Close this thread's database handle."""
+        """Release the database handles this store keeps (SQLite: this thread's)."""
 
     # -- encryption -----------------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ from connector.store.records import StoreConfigError, StoreError, to_text, utcno
 
 SCHEMA = "xero_elt"
 CONNECT_TIMEOUT_SECONDS = 10
+# Sessions kept open between calls; the auth server starts a thread per request, so sessions
+# are lent per call rather than held per thread.
+MAX_IDLE_SESSIONS = 4
 # Advisory lock keys are one bigint space per database; ours are derived from these names.
 _MIGRATION_LOCK = "xero_elt.migrations"
 _GRANT_LOCK = "xero_elt.grant:"
@@ -78,7 +81,8 @@ class PostgresStore(Store):
             self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StoreError(f"cannot prepare {self.home}: {exc.strerror}") from None
-        self._local = threading.local()
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._idle_guard = threading.Lock()
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
         self._migrate()
@@ -107,20 +111,25 @@ class PostgresStore(Store):
         password = psycopg2.extensions.parse_dsn(self._dsn).get("password")
         return text.replace(password, "***") if password else text
 
-    def _db(self) -> psycopg2.extensions.connection:
-        db = getattr(self._local, "db", None)
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[psycopg2.extensions.connection]:
+        """A session for one call: an idle one, or a new one. A session that failed is closed
+        rather than lent again (the server may have gone, or the transaction be broken)."""
+        with self._idle_guard:
+            db = self._idle.pop() if self._idle else None
         if db is None or db.closed:
             db = self._connect()
-            self._local.db = db
-        return db
-
-    def _forget_connection(self) -> None:
-        """Drop this thread's session after an error, so the next call starts a clean one."""
-        db = getattr(self._local, "db", None)
-        self._local.db = None
-        if db is not None:
+        try:
+            yield db
+        except BaseException:
             with contextlib.suppress(psycopg2.Error):
                 db.close()
+            raise
+        with self._idle_guard:
+            if len(self._idle) < MAX_IDLE_SESSIONS:
+                self._idle.append(db)
+                return
+        db.close()
 
     def _migrate(self) -> None:
         """Apply the missing schema steps, one opener at a time (an advisory transaction lock)."""
@@ -145,43 +154,46 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[_PostgresTransaction]:
-        db = self._db()
-        try:
-            cursor = db.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
-            cursor.execute("BEGIN")
-        except psycopg2.Error as exc:
-            self._forget_connection()
-            raise StoreError(f"cannot open the store {self.where}: "
-                             f"{self._first_line(exc)}") from None
-        try:
-            yield _PostgresTransaction(cursor)
-            cursor.execute("COMMIT")
-        except psycopg2.Error as exc:
-            with contextlib.suppress(psycopg2.Error):
-                cursor.execute("ROLLBACK")
-            self._forget_connection()
-            raise StoreError(f"could not write to the store {self.where}: "
-                             f"{self._first_line(exc)}") from None
-        except BaseException:
-            with contextlib.suppress(psycopg2.Error):
-                cursor.execute("ROLLBACK")
-            raise
-        finally:
-            with contextlib.suppress(psycopg2.Error):
-                cursor.close()
+        with self._session() as db:
+            try:
+                cursor = db.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+                cursor.execute("BEGIN")
+            except psycopg2.Error as exc:
+                raise StoreError(f"cannot open the store {self.where}: "
+                                 f"{self._first_line(exc)}") from None
+            try:
+                yield _PostgresTransaction(cursor)
+                cursor.execute("COMMIT")
+            except psycopg2.Error as exc:
+                with contextlib.suppress(psycopg2.Error):
+                    cursor.execute("ROLLBACK")
+                raise StoreError(f"could not write to the store {self.where}: "
+                                 f"{self._first_line(exc)}") from None
+            except BaseException:
+                with contextlib.suppress(psycopg2.Error):
+                    cursor.execute("ROLLBACK")
+                raise
+            finally:
+                with contextlib.suppress(psycopg2.Error):
+                    cursor.close()
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        try:
-            with self._db().cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
-                cursor.execute(sql.replace("?", "%s"), tuple(params))
-                return list(cursor.fetchall())
-        except psycopg2.Error as exc:
-            self._forget_connection()
-            raise StoreError(f"could not read the store {self.where}: "
-                             f"{self._first_line(exc)}") from None
+        with self._session() as db:
+            try:
+                with db.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+                    cursor.execute(sql.replace("?", "%s"), tuple(params))
+                    return list(cursor.fetchall())
+            except psycopg2.Error as exc:
+                raise StoreError(f"could not read the store {self.where}: "
+                                 f"{self._first_line(exc)}") from None
 
     def close(self) -> None:
-        self._forget_connection()
+        """Close the idle sessions (sessions lent out close when they come back failing)."""
+        with self._idle_guard:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            with contextlib.suppress(psycopg2.Error):
+                db.close()
 
     # -- the grant lock -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,36 @@ from connector.store.records import StoreError, to_text, utcnow
 
 DB_NAME = "store.sqlite3"
 BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def retry_locked(action: Callable[[], object]) -> None:
+    """Run ``action``, retrying SQLite's immediate "database is locked" answers.
+
+    The busy timeout does not cover every wait: while a new file switches to WAL, or when a
+    reader would have to upgrade, SQLite answers "locked" at once (to avoid deadlocks). Those are
+    retried here, within the same timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def connect_wal(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """A connection in autocommit mode with the file in WAL mode (also used by the usage file)."""
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 class _SqliteTransaction:
@@ -76,37 +106,19 @@ class SqliteStore(Store):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            try:
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error:
-                db.close()
-                raise
+            db = connect_wal(self.path, synchronous="FULL")
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)
             self._local.db = db
         return db
 
     def _begin(self) -> sqlite3.Connection:
-        """This thread's handle, inside a new immediate transaction.
-
-        SQLite's busy timeout does not cover every wait: while a new file switches to WAL, or a
-        reader would have to upgrade, it answers "locked" at once (to avoid deadlocks). Those
-        are retried here, within the same timeout.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-        while True:
-            try:
-                db = self._db()
-                db.execute("BEGIN IMMEDIATE")
-                return db
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        """This thread's handle, inside a new immediate transaction."""
+        db = self._db()
+        retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+        return db
 
     def _migrate(self) -> None:
         """Apply the missing schema steps; BEGIN IMMEDIATE makes concurrent openers take turns."""
