@@ -195,9 +195,8 @@ def discard_pending(
     and ``revoke=False``: revoking would remove that user's new connections too.)
     """
     data = store.get_flow(pending_key(connection_id))
-    if not data:
-        return
-    store.delete_flow(pending_key(connection_id))
+    if not data or not store.delete_flow(pending_key(connection_id)):
+        return  # nothing pending, or another server (or its sweeper) let go of it just now
     grant_id = data.get("grant_id")
     if not grant_id:
         return
