@@ -318,6 +318,27 @@ class Store(metaclass=_OpensConfiguredBackend):
                 (flow_id, blob, to_text(expires_at)),
             )
 
+    def put_flow_once(
+        self, flow_id: str, data: dict[str, Any], *, expires_at: datetime
+    ) -> dict[str, Any]:
+        """Keep ``data`` unless the flow already exists; returns the state kept.
+
+        For values every server must agree on (the CSRF key): of servers starting together on
+        a new store, the first writer wins and the others adopt its value.
+        """
+        blob = self._encrypt(json.dumps(data, default=str))
+        with self._write() as tx:
+            tx.execute("DELETE FROM flows WHERE expires_at < ?", (to_text(utcnow()),))
+            tx.execute(
+                "INSERT INTO flows (flow_id, data_enc, expires_at) VALUES (?,?,?)"
+                " ON CONFLICT (flow_id) DO NOTHING",
+                (flow_id, blob, to_text(expires_at)),
+            )
+        kept = self.get_flow(flow_id)
+        if kept is None:
+            raise StoreError(f"flow {flow_id!r} vanished as it was written")
+        return kept
+
     def get_flow(self, flow_id: str) -> dict[str, Any] | None:
         """A flow's state, or None when unknown or expired."""
         rows = self._read("SELECT * FROM flows WHERE flow_id = ?", (flow_id,))

@@ -155,6 +155,27 @@ def test_racing_deletes_of_one_flow_have_one_winner(store_url: str, tmp_path: Pa
         assert sorted(_race_to_delete(stores, flow_id)) == [False] * 5 + [True]
 
 
+def test_a_value_put_once_is_the_first_writers_for_everyone(store_url: str,
+                                                            tmp_path: Path) -> None:
+    stores = [open_store(tmp_path / "home", url=store_url) for _ in range(6)]
+    start = threading.Barrier(len(stores))
+    kept: list[dict] = []
+    expires = datetime.now(UTC) + timedelta(days=1)
+
+    def put(s: Store, n: int) -> None:
+        start.wait()
+        kept.append(s.put_flow_once("server:key", {"n": n}, expires_at=expires))
+
+    threads = [threading.Thread(target=put, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(kept) == 6
+    assert len({k["n"] for k in kept}) == 1
+    assert stores[0].get_flow("server:key") == kept[0]
+
+
 def test_grant_lock_is_exclusive_across_threads(store: Store) -> None:
     inside = 0
     overlaps = 0
