@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.errors
@@ -108,8 +109,10 @@ class PostgresStore(Store):
     def _first_line(self, exc: BaseException) -> str:
         """The gist of a driver error, with the password taken out should it appear."""
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        password = psycopg2.extensions.parse_dsn(self._dsn).get("password")
-        return text.replace(password, "***") if password else text
+        password = urlsplit(self._dsn).password
+        for form in {password, unquote(password or "")} - {None, ""}:
+            text = text.replace(str(form), "***")
+        return text
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg2.extensions.connection]:

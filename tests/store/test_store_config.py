@@ -90,3 +90,15 @@ def test_an_unreachable_postgres_store_names_it_without_the_password(
                                                           f"postgres:{PASSWORD}@"))
     assert PASSWORD not in repr(store)
     assert PASSWORD not in store.where
+
+
+@pytest.mark.postgres
+def test_a_malformed_postgres_url_is_reported_without_the_password(
+    secret_key: str, tmp_path: Path,
+) -> None:
+    with pytest.raises(StoreError) as e:
+        # libpq quotes the bad token, which here is the password itself
+        open_store(tmp_path, url=f"postgresql://app:{PASSWORD}%zz@127.0.0.1:5432/db")
+    assert "percent-encoded" in str(e.value)
+    assert PASSWORD not in str(e.value)
+    assert "app:***@" in str(e.value)
