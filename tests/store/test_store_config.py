@@ -3,12 +3,16 @@ password of a PostgreSQL DSN kept out of every message."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from connector.store import StoreConfigError, StoreError, open_store, redact
 from pipelines.cli import main as cli
+from tests.sandbox_handle import REPO_ROOT
 
 PASSWORD = "hunter2-not-for-logs"
 
@@ -39,6 +43,21 @@ def test_the_url_comes_from_xero_elt_store_url_section_through_dlt(
     assert open_store(tmp_path / "h").path == tmp_path / "from-dlt.db"
     monkeypatch.setenv("XERO_ELT_STORE_URL", f"sqlite:///{tmp_path / 'wins.db'}")
     assert open_store(tmp_path / "h").path == tmp_path / "wins.db"
+
+
+@pytest.mark.parametrize("toml", ["config.toml", "secrets.toml"])
+def test_the_url_in_a_dlt_toml_file(toml: str, tmp_path: Path) -> None:
+    """A fresh process in a project folder, as a cron run would start (dlt reads .dlt/ once)."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / toml).write_text(
+        f'[xero_elt]\nstore_url = "sqlite:///{tmp_path / "from-toml.db"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XERO_ELT")}
+    env.update({"XERO_ELT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO_ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", "from connector.store import open_store; print(open_store().path)"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert out.strip() == str(tmp_path / "from-toml.db")
 
 
 def test_an_unknown_scheme_is_a_configuration_error_without_the_url(tmp_path: Path) -> None:
