@@ -116,12 +116,13 @@ UPDATABLE_CONNECTION_FIELDS = frozenset(CONNECTION_FIELDS) - {"connection_id"}
 
 
 def to_text(value: datetime | None) -> str | None:
-    """A datetime as stored: ISO 8601 in UTC (text sorts in time order in both backends)."""
+    """A datetime as stored: ISO 8601 in UTC, always with microseconds, so every value has one
+    shape and text order is time order in both backends (whatever PostgreSQL's collation)."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_text(value: str | None) -> datetime | None:

@@ -176,6 +176,21 @@ def test_a_value_put_once_is_the_first_writers_for_everyone(store_url: str,
     assert stores[0].get_flow("server:key") == kept[0]
 
 
+def test_connections_come_in_invite_order_whole_seconds_included(store: Store) -> None:
+    """A time on the second and one just after it sort in time order, as text, under any
+    collation: every stored time has one shape (a collation that skips punctuation would put
+    ``12:00:00+00:00`` after ``12:00:00.500000+00:00`` if the first lacked its microseconds)."""
+    base = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    expires = base + timedelta(days=7)
+    for n, offset in enumerate([timedelta(microseconds=500_000), timedelta(0),
+                                timedelta(seconds=-1)]):
+        store.create_connection(f"C{n}", "c@x.test", invite_token_hash=f"h{n}",
+                                invite_expires_at=expires, now=base + offset)
+    assert [c.company for c in store.list_connections()] == ["C2", "C1", "C0"]
+    stored = [r["invited_at"] for r in store._read("SELECT invited_at FROM connections")]
+    assert {len(text) for text in stored} == {len("2026-05-01T12:00:00.000000+00:00")}
+
+
 def test_grant_lock_is_exclusive_across_threads(store: Store) -> None:
     inside = 0
     overlaps = 0
