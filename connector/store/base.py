@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from connector.store import migrations
 from connector.store.keys import KEY_ENV, KEY_FILE
 from connector.store.records import (
     CONNECTION_FIELDS,
@@ -64,6 +65,7 @@ class Store(metaclass=_OpensConfiguredBackend):
     """Grants, connections and in-flight OAuth flows; safe across threads and processes.
 
     Attributes:
+        backend: ``sqlite`` or ``postgres``.
         home: the local state folder (``XERO_ELT_HOME``): outbox, run lock, dlt's working dirs.
             With PostgreSQL it stays per machine; only the store is shared.
         where: the store's location for messages (a path, or a URL without its password).
@@ -99,6 +101,17 @@ class Store(metaclass=_OpensConfiguredBackend):
     @abstractmethod
     def close(self) -> None:
         """Release the database handles this store keeps (SQLite: this thread's)."""
+
+    def _needs_migration(self) -> bool:
+        """Whether schema steps are missing (a read, so opening a current store writes nothing).
+
+        Raises StoreError when the store is from a newer release.
+        """
+        try:
+            rows = self._read("SELECT version FROM store_migrations")
+        except StoreError:
+            return True  # no migrations table yet: a new store, or one from before migrations
+        return bool(migrations.pending({int(r["version"]) for r in rows}, self.where))
 
     # -- encryption -----------------------------------------------------------------------------
 

@@ -86,7 +86,8 @@ class PostgresStore(Store):
         self._idle_guard = threading.Lock()
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
-        self._migrate()
+        if self._needs_migration():
+            self._migrate()
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"

@@ -96,7 +96,8 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
-        self._migrate()
+        if self._needs_migration():
+            self._migrate()
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.where!r})"
