@@ -216,6 +216,7 @@ class PostgresStore(Store):
         # Threads of this process take turns here, so they wait without a session each.
         if not tlock.acquire(timeout=timeout):
             raise StoreError(f"timed out after {timeout:.0f}s waiting for grant {grant_id}")
+        key = advisory_key(_GRANT_LOCK + grant_id)
         try:
             session = self._connect()
             try:
@@ -223,8 +224,7 @@ class PostgresStore(Store):
                     cursor.execute("SELECT set_config('lock_timeout', %s, false)",
                                    (f"{max(1, int(timeout * 1000))}ms",))
                     try:
-                        cursor.execute("SELECT pg_advisory_lock(%s)",
-                                       (advisory_key(_GRANT_LOCK + grant_id),))
+                        cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
                     except psycopg2.errors.LockNotAvailable:
                         raise StoreError(
                             f"timed out after {timeout:.0f}s waiting for grant {grant_id}"
@@ -232,9 +232,14 @@ class PostgresStore(Store):
                     except psycopg2.Error as exc:
                         raise StoreError(f"cannot lock grant {grant_id} in {self.where}: "
                                          f"{self._first_line(exc)}") from None
-                yield
+                try:
+                    yield
+                finally:
+                    # Released before this returns (closing alone frees it only once the server
+                    # has seen the session end); if the unlock cannot be sent, the close frees it.
+                    with contextlib.suppress(psycopg2.Error), session.cursor() as cursor:
+                        cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
             finally:
-                # Closing the session releases the lock even when the unlock cannot be sent.
                 with contextlib.suppress(psycopg2.Error):
                     session.close()
         finally:
