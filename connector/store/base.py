@@ -55,6 +55,7 @@ class _OpensConfiguredBackend(ABCMeta):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Store:
+            # Imported at call time: the factory imports the backends, which import this module.
             from connector.store.config import open_store
 
             return open_store(*args, **kwargs)
@@ -62,7 +63,8 @@ class _OpensConfiguredBackend(ABCMeta):
 
 
 class Store(metaclass=_OpensConfiguredBackend):
-    """Grants, connections and in-flight OAuth flows; safe across threads and processes.
+    """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
+    processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 
     Attributes:
         backend: ``sqlite`` or ``postgres``.
