@@ -22,7 +22,6 @@ opened in the same browser cannot act on the other invite.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,8 +67,6 @@ CONNECTION_LIMIT = "connection_limit"
 # Transient markers on a ``link_opened`` connection while the person is at Xero / confirming.
 AUTHORIZING = "authorizing"
 CONFIRMING = "confirming"
-
-_callback_lock = threading.Lock()
 
 
 class FlowProblem(Exception):
@@ -293,16 +290,17 @@ def handle_callback(
     if not code and not error:
         raise FlowProblem("bad_callback", "neither code nor error")
     assert state is not None
-    # Single use: read and delete under one lock so two racing callbacks cannot both pass.
-    with _callback_lock:
-        data = store.get_flow(_state_key(state))
-        if not data:
-            raise FlowProblem("unknown_state")
-        if not looks_like_token(browser_id) or not same(
-            data.get("visit"), token_hash(browser_id or "")
-        ):
-            raise FlowProblem("other_browser")
-        store.delete_flow(_state_key(state))
+    data = store.get_flow(_state_key(state))
+    if not data:
+        raise FlowProblem("unknown_state")
+    if not looks_like_token(browser_id) or not same(
+        data.get("visit"), token_hash(browser_id or "")
+    ):
+        raise FlowProblem("other_browser")
+    # Single use, across every server sharing the store: of two racing callbacks (on one
+    # machine or two), only the one whose delete removed the row goes on.
+    if not store.delete_flow(_state_key(state)):
+        raise FlowProblem("unknown_state")
     # The browser must still be on the invite this consent started from (not one opened since).
     on_now = store.get_flow(_visit_key(browser_id or ""))
     if not on_now or not same(str(on_now.get("connection_id")), str(data.get("connection_id"))):

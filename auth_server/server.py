@@ -36,7 +36,7 @@ from auth_server.settings import AuthServerSettings
 from auth_server.web import App, Handler, Request, Response, csrf_signer, message
 from connector.logs import setup_logging
 from connector.settings import XeroSettings
-from connector.store import Store
+from connector.store import Store, open_store
 
 log = logging.getLogger("auth_server")
 
@@ -499,7 +499,7 @@ def serve_forever(
     xero = load_xero_settings()
     if not xero.client_id:
         log.warning("sources.xero.client_id is not set: invite links will fail at Xero")
-    store = Store()
+    store = open_store()
     server = make_server(settings.host, settings.port, store=store, settings=settings,
                          xero_settings=xero, on_connected=on_connected)
     if settings.public_url is None and settings.host not in ("127.0.0.1", "localhost", "::1"):

@@ -210,6 +210,8 @@ def csrf_signer(store: Store) -> CsrfSigner:
     data = store.get_flow(CSRF_KEY_FLOW)
     key = data.get("key") if data else None
     if not isinstance(key, str) or len(key) < 64:
-        key = new_token() + new_token()
-        store.put_flow(CSRF_KEY_FLOW, {"key": key}, expires_at=utcnow() + timedelta(days=365))
+        # Servers starting together on a new shared store must all end up with one key.
+        data = store.put_flow_once(CSRF_KEY_FLOW, {"key": new_token() + new_token()},
+                                   expires_at=utcnow() + timedelta(days=365))
+        key = str(data["key"])
     return CsrfSigner(key.encode())

@@ -151,17 +151,21 @@ def exchange_code(
     return _token_request(settings, form, attempts=1, what="code exchange")
 
 
-def refresh_tokens(settings: XeroSettings, refresh_token: str) -> TokenSet:
+def refresh_tokens(
+    settings: XeroSettings, refresh_token: str, *, attempts: int = _REFRESH_ATTEMPTS
+) -> TokenSet:
     """Trade a refresh token for a new token set (Xero rotates the refresh token every time).
 
     Callers must persist ``raw`` (the new refresh token) before using the new access token.
+    ``attempts=1`` makes one call and leaves retrying (and backing off) to the caller, who can
+    then do it outside the grant lock.
 
     Raises:
         GrantInvalid: ``invalid_grant`` (revoked, expired, or superseded beyond the grace period).
         OAuthError, XeroUnavailable, MalformedResponse: as for ``exchange_code``.
     """
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return _token_request(settings, form, attempts=_REFRESH_ATTEMPTS, what="token refresh")
+    return _token_request(settings, form, attempts=attempts, what="token refresh")
 
 
 def revoke(settings: XeroSettings, refresh_token: str) -> None:

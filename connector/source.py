@@ -518,9 +518,9 @@ def xero_source(
     if settings is None:
         settings = load_settings()
     if store is None:
-        from connector.store import Store
+        from connector.store import open_store
 
-        store = Store()
+        store = open_store()
     if stats is None:
         stats = SyncStats()
     names = _selected(entities)

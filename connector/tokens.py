@@ -3,10 +3,14 @@
 Xero rotates the refresh token on every refresh and invalidates the previous access token, and two
 refreshes of one grant racing each other burn it. So:
 
-- a refresh happens only inside ``store.grant_lock`` (exclusive across threads and processes);
+- a refresh happens only inside ``store.grant_lock`` (exclusive across threads, processes and,
+  on PostgreSQL, machines);
 - inside the lock the grant is read again: another thread or process may have refreshed already;
-- the rotated token response is saved (``store.save_rotated_tokens``, one transaction) before the
-  new access token is handed to anyone;
+- the lock is held for one token call only: a transient failure releases it, and the backoff
+  before the next attempt happens outside it (so nobody waits on a sleeping holder, and the next
+  attempt may find that another process refreshed meanwhile);
+- the rotated token response is saved (``store.save_rotated_tokens``, one committed transaction)
+  before the new access token is handed to anyone;
 - if we crash after Xero rotated but before our save, the stored refresh token is the previous
   one, which Xero still accepts for 30 minutes: the next run simply refreshes again.
 """
@@ -14,11 +18,13 @@ refreshes of one grant racing each other burn it. So:
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from connector.errors import GrantInvalid
+from connector.errors import GrantInvalid, XeroUnavailable
 from connector.identity import refresh_tokens
 from connector.settings import XeroSettings
 
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from connector.store import Grant, Store
 
 log = logging.getLogger(__name__)
+
+REFRESH_ATTEMPTS = 3
+MAX_REFRESH_BACKOFF_SECONDS = 8.0
 
 
 def _usable(grant: Grant, now: datetime, margin: float, rejected: str | None) -> bool:
@@ -72,6 +81,32 @@ def access_token_for(
     _check_active(grant)
     if _usable(grant, now or datetime.now(UTC), margin, rejected):
         return grant.access_token
+    last: XeroUnavailable | None = None
+    for attempt in range(REFRESH_ATTEMPTS):
+        if attempt:
+            # Outside the lock: others are not held up while we wait.
+            delay = min(MAX_REFRESH_BACKOFF_SECONDS, settings.backoff_seconds * 2**attempt)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+        try:
+            return _refresh_once(store, settings, grant_id, rejected=rejected, now=now,
+                                 on_refresh=on_refresh)
+        except XeroUnavailable as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _refresh_once(
+    store: Store,
+    settings: XeroSettings,
+    grant_id: str,
+    *,
+    rejected: str | None,
+    now: datetime | None,
+    on_refresh: Callable[[], None] | None,
+) -> str:
+    """Under the grant lock: use a token someone else just saved, or make one token call."""
+    margin = settings.refresh_margin_seconds
     with store.grant_lock(grant_id):
         grant = store.get_grant(grant_id)  # another process may have refreshed meanwhile
         _check_active(grant)
@@ -80,7 +115,7 @@ def access_token_for(
         if on_refresh is not None:
             on_refresh()
         try:
-            token_set = refresh_tokens(settings, grant.refresh_token)
+            token_set = refresh_tokens(settings, grant.refresh_token, attempts=1)
         except GrantInvalid as exc:
             mark_grant_invalid(store, grant_id, reason=exc.cause or "invalid_grant")
             raise

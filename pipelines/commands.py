@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.errors import ConfigurationError, XeroError
 from connector.logs import printable
-from connector.store import Store, StoreError
+from connector.store import StoreError, open_store
 from pipelines import exitcodes
 
 
@@ -40,7 +40,7 @@ def create_invite_link(company: str, email: str) -> tuple[str, str]:
     from auth_server.invites import create_invite
     from auth_server.settings import load_settings
 
-    conn, link = create_invite(Store(), load_settings(), company, email)
+    conn, link = create_invite(open_store(), load_settings(), company, email)
     return conn.connection_id, link
 
 
@@ -62,7 +62,7 @@ def invite_resend(invite_id: str) -> int:
     from auth_server.settings import load_settings
 
     def act() -> int:
-        conn, link = resend_invite(Store(), load_settings(), invite_id)
+        conn, link = resend_invite(open_store(), load_settings(), invite_id)
         print(f"invite {conn.connection_id}")
         print(f"link {link}")
         return exitcodes.OK
@@ -77,7 +77,7 @@ def connections_list(as_json: bool = False) -> int:
     from auth_server.settings import load_settings
 
     def act() -> int:
-        store = Store()
+        store = open_store()
         rows: list[dict[str, Any]] = list_connection_rows(store)
         capacity = connection_capacity(store, load_settings().max_connections)
         if as_json:
@@ -119,7 +119,7 @@ def connections_import(token_file: str) -> int:
             return _fail(f"{token_file} is not JSON", exitcodes.USAGE)
         if not isinstance(data, dict) or not data.get("refresh_token"):
             return _fail("the token JSON needs a refresh_token", exitcodes.USAGE)
-        conns = import_grant(Store(), xero_settings(), data)
+        conns = import_grant(open_store(), xero_settings(), data)
         for conn in conns:
             print(f"connected {conn.connection_id} {printable(conn.organisation_name)} "
                   f"({conn.tenant_id})")
@@ -134,7 +134,7 @@ def disconnect(connection_id: str) -> int:
     from connector.settings import load_settings as xero_settings
 
     def act() -> int:
-        conn = do_disconnect(Store(), xero_settings(), connection_id)
+        conn = do_disconnect(open_store(), xero_settings(), connection_id)
         print(f"disconnected {conn.connection_id} "
               f"{printable(conn.organisation_name or conn.company)}")
         return exitcodes.OK

@@ -168,7 +168,7 @@ def _change_xero(sandbox: httpx.Client, store: Any, conn: Any) -> list[str]:
 
 def run_demo(directory: Path) -> int:
     """Run the whole demo; keeps everything it makes in `directory`."""
-    from connector.store import Store
+    from connector.store import open_store
 
     directory = directory.resolve()
     if directory.exists():
@@ -210,7 +210,7 @@ def run_demo(directory: Path) -> int:
             _say(f"4. {admin['email']} chose Xero, reviewed the access request, signed in at "
                  "Xero, allowed access and confirmed the company:\n"
                  "   Connection Successful — Accounting – 1 connected")
-            store = Store()
+            store = open_store()
             conn = _wait_for_first_sync(store, connection_id)
             _say(f"5. First sync in the background: {conn.last_sync_outcome}, "
                  f"{conn.last_sync_rows} rows")

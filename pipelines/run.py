@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.store import ConnectionStatus, Store, StoreError
+from connector.store import ConnectionStatus, Store, StoreError, open_store
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
 from pipelines.destinations import DestinationError, Target, resolve_target
@@ -83,7 +83,7 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
                 f"unknown entities {sorted(unknown)}; choose from {', '.join(ENTITIES)}"
             )
         target = resolve_target(options.destination, options.dataset)
-        store = store or Store()
+        store = store or open_store()
     except (DestinationError, StoreError) as exc:
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})

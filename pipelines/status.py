@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.store import ConnectionStatus, Store
+from connector.store import ConnectionStatus, Store, open_store
 from pipelines import exitcodes
 from pipelines.run import read_history
 
@@ -77,7 +77,7 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
 
 def status(as_json: bool = False) -> int:
     """Print the status; exit 0, or 1 when there is anything to warn about."""
-    doc = collect(Store())
+    doc = collect(open_store())
     if as_json:
         json.dump(doc, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -1,0 +1,121 @@
+"""Versioned schema migrations of the store, for both backends.
+
+Each step has a version, a name and its statements per backend; ``store_migrations`` records the
+steps applied. A backend applies the missing steps in order, in one transaction that also holds
+the store's migration lock, so two processes opening a new store at once migrate it once. Step 1
+is the schema the store had before migrations existed (``CREATE … IF NOT EXISTS``), so a store
+file of that release simply gains the table and the later steps.
+
+Add a step at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connector.store.records import StoreError
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS store_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schema change, as SQL for each backend."""
+
+    version: int
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+    def statements(self, backend: str) -> tuple[str, ...]:
+        """This step's statements for ``backend`` (``sqlite`` or ``postgres``)."""
+        return self.sqlite if backend == "sqlite" else self.postgres
+
+
+def _initial(blob: str) -> tuple[str, ...]:
+    """The first schema; ``blob`` is the backend's binary type (BLOB or BYTEA)."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS grants (
+            grant_id TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            xero_user_id TEXT,
+            auth_event_id TEXT,
+            scopes TEXT NOT NULL,
+            access_token_enc {blob} NOT NULL,
+            access_expires_at TEXT NOT NULL,
+            refresh_token_enc {blob} NOT NULL,
+            refreshed_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS connections (
+            connection_id TEXT PRIMARY KEY,
+            company TEXT NOT NULL,
+            email TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT,
+            invite_token_hash TEXT UNIQUE,
+            invite_expires_at TEXT,
+            invited_at TEXT NOT NULL,
+            link_opened_at TEXT,
+            tenant_id TEXT,
+            organisation_name TEXT,
+            xero_connection_id TEXT,
+            grant_id TEXT REFERENCES grants(grant_id),
+            connected_at TEXT,
+            disconnected_at TEXT,
+            last_synced_at TEXT,
+            last_sync_rows INTEGER,
+            last_sync_outcome TEXT,
+            sync_state TEXT,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS connections_tenant ON connections(tenant_id)",
+        f"""CREATE TABLE IF NOT EXISTS flows (
+            flow_id TEXT PRIMARY KEY,
+            data_enc {blob} NOT NULL,
+            expires_at TEXT NOT NULL
+        )""",
+    )
+
+
+# Every write to flows first deletes the expired ones; the index keeps that cheap.
+_FLOWS_EXPIRY_INDEX = ("CREATE INDEX IF NOT EXISTS flows_expires ON flows(expires_at)",)
+
+# Calls to Xero per organisation per UTC day: the daily budget must hold across every machine's
+# runs, so a shared store counts them (connector/usage.py).
+_API_USAGE = ("""CREATE TABLE IF NOT EXISTS api_usage (
+    tenant_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
+)""",)
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
+    Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
+    Step(3, "API calls per organisation per day", _API_USAGE, _API_USAGE),
+)
+LATEST = STEPS[-1].version
+
+
+def pending(applied: set[int], where: str) -> list[Step]:
+    """The steps not yet applied, in order.
+
+    Raises:
+        StoreError: the store was migrated by a newer release than this one.
+    """
+    newer = {v for v in applied if v > LATEST}
+    if newer:
+        raise StoreError(
+            f"the store {where} has schema version {max(newer)}, newer than this xero-elt "
+            f"knows ({LATEST}); upgrade xero-elt"
+        )
+    return [step for step in STEPS if step.version not in applied]

@@ -1,0 +1,196 @@
+"""The embedded backend: one SQLite file in ``XERO_ELT_HOME`` (``store.sqlite3``).
+
+Every write is one ``BEGIN IMMEDIATE`` transaction, so a crash or a full disk leaves the previous
+row intact; WAL mode lets readers run beside a writer; several processes on one machine share the
+file safely. The grant lock is a thread lock plus an ``flock`` on a file per grant, which the
+kernel releases when the holder dies. Not for several machines: use PostgreSQL there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from connector.store import migrations
+from connector.store.base import Row, Store
+from connector.store.keys import fernet, key_from_env, load_or_create_key_file
+from connector.store.records import StoreError, to_text, utcnow
+
+DB_NAME = "store.sqlite3"
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def retry_locked(action: Callable[[], object]) -> None:
+    """Run ``action``, retrying SQLite's immediate "database is locked" answers.
+
+    The busy timeout does not cover every wait: while a new file switches to WAL, or when a
+    reader would have to upgrade, SQLite answers "locked" at once (to avoid deadlocks). Those are
+    retried here, within the same timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def connect_wal(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """A connection in autocommit mode with the file in WAL mode (also used by the usage file)."""
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+class _SqliteTransaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._db.execute(sql, tuple(params)).rowcount
+
+
+class SqliteStore(Store):
+    """The store in one SQLite file (default ``XERO_ELT_HOME/store.sqlite3``).
+
+    Args:
+        home: the local state folder (outbox, run lock, dlt's working dirs).
+        path: the database file; default ``home/store.sqlite3``. Its key file (when there is no
+            ``XERO_ELT_SECRET_KEY``) and grant locks live beside it, so every process that
+            opens the file finds the same ones.
+        secret_key: the Fernet key; default ``XERO_ELT_SECRET_KEY``, else the 0600 key file.
+    """
+
+    backend = "sqlite"
+
+    def __init__(
+        self, home: Path | str, *, path: Path | str | None = None, secret_key: str | None = None
+    ) -> None:
+        self.home = Path(home)
+        self.path = Path(path) if path is not None else self.home / DB_NAME
+        self.where = str(self.path)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._locks = self.path.parent / "locks"
+            self._locks.mkdir(exist_ok=True, mode=0o700)
+            key = key_from_env(secret_key) or load_or_create_key_file(self.path.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot prepare the store in {self.home}: {exc.strerror}") from None
+        super().__init__(fernet(key))
+        self._local = threading.local()
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._thread_locks_guard = threading.Lock()
+        if self._needs_migration():
+            self._migrate()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.where!r})"
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = connect_wal(self.path, synchronous="FULL")
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
+            self._local.db = db
+        return db
+
+    def _begin(self) -> sqlite3.Connection:
+        """This thread's handle, inside a new immediate transaction."""
+        db = self._db()
+        retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+        return db
+
+    def _migrate(self) -> None:
+        """Apply the missing schema steps; BEGIN IMMEDIATE makes concurrent openers take turns."""
+        with self._write() as tx:
+            tx.execute(migrations.MIGRATIONS_TABLE)
+            applied = {int(r["version"]) for r in
+                       self._db().execute("SELECT version FROM store_migrations").fetchall()}
+            for step in migrations.pending(applied, self.where):
+                for statement in step.statements(self.backend):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO store_migrations (version, name, applied_at) VALUES (?,?,?)",
+                    (step.version, step.name, to_text(utcnow())),
+                )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[_SqliteTransaction]:
+        try:
+            db = self._begin()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.where}: {exc}") from None
+        try:
+            yield _SqliteTransaction(db)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise StoreError(f"could not write to the store {self.where}: {exc}") from None
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        try:
+            return self._db().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not read the store {self.where}: {exc}") from None
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- the grant lock -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def grant_lock(self, grant_id: str, timeout: float = 60.0) -> Iterator[None]:
+        self._check_grant_id(grant_id)
+        with self._thread_locks_guard:
+            tlock = self._thread_locks.setdefault(grant_id, threading.Lock())
+        if not tlock.acquire(timeout=timeout):
+            raise StoreError(f"timed out after {timeout:.0f}s waiting for grant {grant_id}")
+        try:
+            path = self._locks / f"grant-{grant_id}.lock"
+            with open(path, "a+b") as fh:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise StoreError(
+                                f"timed out after {timeout:.0f}s waiting for grant {grant_id}"
+                            ) from None
+                        time.sleep(0.02)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            tlock.release()
