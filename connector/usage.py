@@ -34,15 +34,21 @@ class DailyUsage:
     def __init__(self, home: Path | str) -> None:
         self.path = Path(home) / "usage.sqlite3"
         self._local = threading.local()
+        self._handles: list[sqlite3.Connection] = []
+        self._handles_lock = threading.Lock()
         self._db().execute(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # One handle per thread; close() may run on another thread, after they are done.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
+            with self._handles_lock:
+                self._handles.append(db)
         return db
 
     def used(self, tenant_id: str, day: str | None = None) -> int:
@@ -64,12 +70,13 @@ class DailyUsage:
         return self.used(tenant_id, day)
 
     def close(self) -> None:
-        """Close this thread's handle."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
+        """Close every thread's handle (call it once the threads using the counter are done)."""
+        with self._handles_lock:
+            handles, self._handles = self._handles, []
+        for db in handles:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
-            self._local.db = None
+        self._local = threading.local()
 
 
 __all__ = ["DailyUsage", "today"]

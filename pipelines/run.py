@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.entities import ENTITIES, select_entities
+from connector.errors import ConfigurationError
 from connector.store import ConnectionStatus, Store, StoreError
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
@@ -27,7 +29,6 @@ from pipelines.lock import LockHeld, run_lock
 
 log = logging.getLogger("xero_elt.run")
 
-ENTITIES = ("suppliers", "accounts", "tax_rates", "tracking_categories")
 HISTORY_FILE = "runs.jsonl"
 
 
@@ -76,11 +77,10 @@ def run_from_cli(options: RunOptions) -> int:
 def execute(options: RunOptions, store: Store | None = None) -> RunReport:
     """Run once with the lock held; never raises for a Xero or destination problem."""
     try:
-        unknown = set(options.entities or ()) - set(ENTITIES)
-        if unknown:
-            raise DestinationError(
-                f"unknown entities {sorted(unknown)}; choose from {', '.join(ENTITIES)}"
-            )
+        try:
+            select_entities(options.entities)
+        except ConfigurationError as exc:
+            raise DestinationError(str(exc)) from None
         target = resolve_target(options.destination, options.dataset)
         store = store or Store()
     except (DestinationError, StoreError) as exc:
@@ -149,7 +149,7 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         pipelines_dir=str(store.home / "pipelines"),
         progress=_progress(),
     )
-    entities = list(options.entities or ENTITIES)
+    entities = select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
     try:

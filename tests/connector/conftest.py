@@ -16,6 +16,7 @@ from connector.settings import XeroSettings, load_settings
 from connector.source import make_source
 from connector.stats import SyncStats
 from connector.store import Store
+from pipelines.loading import record_access_lost
 from tests.sandbox_handle import SandboxHandle, XeroGrant
 
 _names = itertools.count()
@@ -71,7 +72,11 @@ class Loader:
         settings = kwargs.pop("settings", self.settings)
         self.stats = SyncStats()
         source = make_source(store=self.store, settings=settings, stats=self.stats, **kwargs)
-        self.load_info = self.pipeline.run(source, loader_file_format="parquet")
+        try:
+            self.load_info = self.pipeline.run(source, loader_file_format="parquet")
+        finally:
+            # The connector only reports lost access; like `xero-elt run`, the caller records it.
+            record_access_lost(self.store, self.stats)
         return self.stats
 
     def query(self, sql: str) -> list[tuple]:
