@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connector.errors import ConfigurationError
+from connector.errors import AuthenticationFailed, ConfigurationError, TokenExpired
 from connector.identity import list_connections
 from connector.settings import XeroSettings
 from connector.tokens import access_token_for
@@ -195,9 +195,15 @@ class SecretsTokens:
         """The organisations ``/connections`` lists for the grant."""
         grant_id = self.grant_id()
         token = self.access_token(grant_id)
+        try:
+            connections = list_connections(self.settings, token)
+        except (TokenExpired, AuthenticationFailed):
+            # Xero's clock, not ours, says when a token expired: refresh once and ask again.
+            connections = list_connections(self.settings,
+                                           self.access_token(grant_id, rejected=token))
         return [
             Organisation(str(c["tenantId"]), grant_id, c.get("tenantName"))
-            for c in list_connections(self.settings, token)
+            for c in connections
             if c.get("tenantId") and c.get("tenantType", "ORGANISATION") == "ORGANISATION"
         ]
 
