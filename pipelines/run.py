@@ -24,7 +24,7 @@ from connector.errors import ConfigurationError
 from connector.store import ConnectionStatus, Store, StoreError
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
-from pipelines.destinations import DestinationError, Target, resolve_target
+from pipelines.destinations import DestinationError, Target, check_destination, resolve_target
 from pipelines.lock import LockHeld, run_lock
 
 log = logging.getLogger("xero_elt.run")
@@ -149,6 +149,12 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         pipelines_dir=str(store.home / "pipelines"),
         progress=_progress(),
     )
+    try:
+        check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
+    except DestinationError as exc:
+        print(f"xero-elt run: {exc}", file=sys.stderr)
+        return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
+                                           "error": str(exc)})
     entities = select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
