@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.sandbox_handle import REPO_ROOT, SandboxHandle, make_grant
+from sandbox.handle import REPO_ROOT, SandboxHandle, make_grant
 
 EXAMPLE = REPO_ROOT / "examples" / "xero_pipeline.py"
 TABLES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")

@@ -16,7 +16,7 @@ from connector import xero_source
 from connector.settings import XeroSettings
 from connector.store import Store
 from connector.token_providers import StoreTokens
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from sandbox.handle import SandboxHandle, XeroGrant
 
 
 def _ours() -> tuple[set[str], list[str]]:

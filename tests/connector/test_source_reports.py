@@ -17,7 +17,7 @@ from connector.source import make_source
 from connector.stats import AccessLost
 from connector.store import Store
 from pipelines.loading import record_access_lost
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from sandbox.handle import SandboxHandle, XeroGrant
 
 
 def test_a_403_is_reported_not_written_and_the_caller_records_it(

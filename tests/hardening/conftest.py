@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from connector.store import Store
+from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.auth_server.conftest import auth, org  # noqa: F401 - the auth server's fixtures
-from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api.xro/2.0"

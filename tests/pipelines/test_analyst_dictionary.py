@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.analyst import main
-from pipelines.dictionary import (
+from tests.conftest import SandboxFactory
+from tools.dictionary import (
     DOCUMENT,
     REGENERATE,
     documented_columns,
@@ -16,8 +17,7 @@ from pipelines.dictionary import (
     render,
     undocumented,
 )
-from pipelines.reference_load import ReferenceLoad
-from tests.conftest import SandboxFactory
+from tools.reference_load import ReferenceLoad
 
 
 def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
@@ -29,7 +29,7 @@ def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
 
 
 def test_every_loaded_table_and_column_is_described(reference: ReferenceLoad) -> None:
-    assert undocumented(reference.schema) == [], "describe them in pipelines/dictionary.py"
+    assert undocumented(reference.schema) == [], "describe them in tools/dictionary.py"
 
 
 def test_the_document_covers_the_bookkeeping_tables_and_the_views(

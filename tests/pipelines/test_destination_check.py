@@ -8,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from connector.store import Store
+from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse
-from tests.sandbox_handle import SandboxHandle
 
 
 @pytest.mark.parametrize("dsn", [
