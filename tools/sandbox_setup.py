@@ -16,7 +16,8 @@ from sandbox.handle import SandboxHandle, XeroGrant, make_grant, xero_urls
 
 
 def store_grant(store: Store, grant: XeroGrant, names: dict[str, str],
-                tenant_ids: list[str] | None = None, *, email: str = "admin@example.test") -> str:
+                tenant_ids: list[str] | None = None, *, email: str = "admin@example.test",
+                reconnect: bool = False) -> str:
     """Store ``grant`` and a ``connected`` connection per organisation; the grant's id.
 
     Args:
@@ -25,17 +26,21 @@ def store_grant(store: Store, grant: XeroGrant, names: dict[str, str],
         names: organisation name per tenant id (``GET /_sandbox/tenants``).
         tenant_ids: the organisations to connect (default: every one the grant reaches).
         email: the invited address the connections record.
+        reconnect: reuse an organisation's earlier connection record, as a reconnection
+            through the auth server would, instead of adding one.
     """
     stored = store.add_grant(grant.token_response, client_id=grant.client_id)
     now = datetime.now(UTC)
     for tenant_id in tenant_ids or grant.tenant_ids:
-        conn = store.create_connection(
+        earlier = store.connections_for_tenant(tenant_id) if reconnect else []
+        conn = earlier[-1] if earlier else store.create_connection(
             names[tenant_id], email, invite_token_hash=f"h-{stored.grant_id}-{tenant_id}",
             invite_expires_at=now + timedelta(days=7),
         )
         store.update_connection(
-            conn.connection_id, status="connected", tenant_id=tenant_id,
+            conn.connection_id, status="connected", status_reason=None, tenant_id=tenant_id,
             organisation_name=names[tenant_id], grant_id=stored.grant_id, connected_at=now,
+            disconnected_at=None,
         )
     return stored.grant_id
 

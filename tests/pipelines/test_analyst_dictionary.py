@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.analyst import main
 from tests.conftest import SandboxFactory
 from tools.dictionary import (
     DOCUMENT,
     REGENERATE,
     documented_columns,
     drift,
+    main,
     render,
     undocumented,
 )
@@ -65,7 +65,7 @@ def test_check_fails_on_a_stale_document_and_says_how_to_regenerate(
     stale.write_text("# Tables and views\n\n### `accounts`\n\n| `account_id` | text |\n",
                      encoding="utf-8")
     url = sandbox_factory().url
-    assert main(["dictionary", "--check", "--sandbox", url, "--output", str(stale)]) == 1
+    assert main(["--check", "--sandbox", url, "--output", str(stale)]) == 1
     err = capsys.readouterr().err
     assert "out of date" in err
     assert "`accounts`: new columns tenant_id" in err
