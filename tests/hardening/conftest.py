@@ -261,7 +261,7 @@ def big_home(big_sandbox: SandboxHandle, make_home: Callable[..., CliHome]) -> C
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-# dlt insists on a password even where the server trusts loopback (it is then ignored).
+# The server trusts loopback; the password is ignored (a DSN without one works too).
 POSTGRES_SERVER = os.environ.get(
     "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )

@@ -33,7 +33,7 @@ from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
 from tools.reference_load import ReferenceLoad, reference_load
 
-# dlt insists on a password even where the server trusts loopback (it is then ignored).
+# The server trusts loopback; the password is ignored (a DSN without one works too).
 POSTGRES_SERVER = os.environ.get(
     "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
