@@ -145,3 +145,15 @@ def test_every_runtime_module_imports_alone_in_a_fresh_interpreter() -> None:
     result = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT,
                             capture_output=True, text=True, timeout=280, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_benchmarks_and_tools_never_import_the_tests() -> None:
+    wrong = []
+    for folder in ("bench", "tools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                           [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                wrong += [f"{path.relative_to(ROOT)} imports {m}" for m in modules
+                          if m.split(".")[0] == "tests"]
+    assert wrong == []
