@@ -636,11 +636,12 @@ class OrganisationSession:
             return self._workers
 
     def close(self) -> None:
-        """Stop the page workers."""
+        """Stop the page workers: queued pages are dropped, a page being fetched is waited
+        for (so no worker outlives the HTTP client and opens it again)."""
         with self._workers_lock:
-            if self._workers is not None:
-                self._workers.shutdown(wait=False, cancel_futures=True)
-                self._workers = None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)

@@ -521,6 +521,8 @@ def xero_source(
     if stats is None:
         stats = SyncStats()
     names = select_entities(entities)
+    if tokens is None and settings.refresh_token:
+        settings.require_client()  # say so now, not at the first extraction
 
     def provider() -> TokenProvider:
         return tokens if tokens is not None else default_provider(settings)
