@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from connector.store import Store
 from sandbox.handle import REPO_ROOT, SandboxHandle, make_grant
 
 EXAMPLE = REPO_ROOT / "examples" / "xero_pipeline.py"
@@ -106,6 +107,16 @@ def test_the_example_loads_every_organisation_twice_across_a_token_rotation(
         assert grant.refresh_token not in output
     adopted = (project / ".xero-elt" / "adopted-grants.json").read_text()
     assert grant.refresh_token not in adopted
+    # No token in dlt's state, schemas or load packages (the store holds them, encrypted).
+    stored = Store(project / ".xero-elt").list_grants()
+    secrets = {grant.refresh_token} | {g.refresh_token for g in stored} \
+        | {g.access_token for g in stored}
+    state_files = list((tmp_path / "dlt-home").rglob("state.json"))
+    assert state_files  # the pipeline's working folder is where we look
+    for path in (tmp_path / "dlt-home").rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", "replace")
+            assert not [s for s in secrets if s and s in text], path
 
 
 def test_the_secrets_refresh_token_is_dead_after_the_grace_period(
