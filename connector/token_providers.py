@@ -128,7 +128,7 @@ def _local_store() -> Store:
     """The local token store of the plain-source use (XERO_ELT_HOME)."""
     from connector.store import Store
 
-    return Store()  # swap for the store factory once connector.store has one
+    return Store()  # swap for connector.store.open_store() (the store factory) when it lands
 
 
 class SecretsTokens:
