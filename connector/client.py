@@ -253,12 +253,13 @@ class XeroClient:
         """Close the HTTP connections, the usage counter and the sessions' page workers."""
         with self._lock:
             sessions = list(self._sessions.values())
+        for session in sessions:  # first: a page being fetched still needs the client
+            session.close()
+        with self._lock:
             http, self._http = self._http, None
             usage = self._usage if self._owns_usage else None
             if self._owns_usage:
                 self._usage = None
-        for session in sessions:
-            session.close()
         if http is not None:
             http.close()
         if usage is not None:
