@@ -1,4 +1,5 @@
-"""The auth server's settings: ``[auth_server]`` read through dlt's config providers.
+"""The auth server's settings: ``[auth_server]``, declared once below and read through dlt's
+config providers the way every setting is (``connector.config.read_settings``).
 
 Keys live under ``auth_server`` in ``.dlt/config.toml`` (secrets in ``.dlt/secrets.toml``) or in
 environment variables such as ``AUTH_SERVER__PUBLIC_URL`` and ``AUTH_SERVER__ADMIN_TOKEN``.
@@ -6,14 +7,12 @@ environment variables such as ``AUTH_SERVER__PUBLIC_URL`` and ``AUTH_SERVER__ADM
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import dlt
-
 from auth_server.errors import ConfigError
+from connector.config import read_settings, secret
 
 SECTION = "auth_server"
 DEFAULT_HOST = "127.0.0.1"
@@ -37,7 +36,7 @@ class AuthServerSettings:
     """Organisations the Xero app may have connected (Xero's cap for its tier: 25 uncertified,
     Starter 5, Core 50, Plus 1,000, Advanced 10,000). The admin page and ``xero-elt connections``
     warn from 80 % of it; a Cancel at Xero while at it is reported as the cap."""
-    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    admin_token: str | None = secret()
     """Secret for ``/admin``; without it the admin page is closed."""
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -47,7 +46,7 @@ class AuthServerSettings:
     """Send invites through this SMTP server; without it they are written to the outbox."""
     smtp_port: int = 587
     smtp_username: str | None = None
-    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_password: str | None = secret()
     smtp_starttls: bool = True
     smtp_ssl: bool = False
     mail_from: str | None = None
@@ -136,32 +135,9 @@ class AuthServerSettings:
         return f"{self.product_name} <no-reply@{domain}>"
 
 
-# The dataclass annotations are strings (postponed evaluation); map them to what dlt coerces to.
-_TYPES: dict[str, type] = {
-    f.name: {"int": int, "bool": bool}.get(str(f.type), str)
-    for f in dataclasses.fields(AuthServerSettings)
-}
-_SECRETS = {"admin_token", "smtp_password"}
-
-
 def load_settings(**overrides: Any) -> AuthServerSettings:
     """Settings from ``[auth_server]`` (env, ``.dlt/config.toml``, ``.dlt/secrets.toml``).
 
     Keyword overrides win (the CLI's ``--host``/``--port``, tests). ``None`` overrides are ignored.
     """
-    values: dict[str, Any] = {}
-    for name, kind in _TYPES.items():
-        if name in overrides and overrides[name] is not None:
-            values[name] = overrides[name]
-            continue
-        provider = dlt.secrets if name in _SECRETS else dlt.config
-        try:
-            value = provider.get(f"{SECTION}.{name}", kind)
-        except Exception as exc:  # dlt's coercion errors name the key; keep that, drop the value
-            raise ConfigError(f"{SECTION}.{name} cannot be read as {kind.__name__}") from exc
-        if value is not None:
-            values[name] = value
-    unknown = set(overrides) - set(_TYPES)
-    if unknown:
-        raise ConfigError(f"unknown auth_server settings: {sorted(unknown)}")
-    return AuthServerSettings(**values)
+    return read_settings(AuthServerSettings, (SECTION,), overrides, ConfigError)

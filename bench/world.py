@@ -1,27 +1,28 @@
 """Sandboxes for the benchmarks and organisations connected to them, as the product stores them.
 
-A `BenchSandbox` is one `python -m sandbox` process (started with `tests.sandbox_handle`, the
+A `BenchSandbox` is one `python -m sandbox` process (started with `sandbox.handle`, the
 same helper the tests use) plus one registered app. `connect_home` makes a fresh
 `XERO_ELT_HOME` holding a grant from `POST /_sandbox/grants` and one `connected` connection per
-organisation, which is what the auth server leaves behind after a customer connects.
+organisation (`tools.sandbox_setup`, as in the tests), which is what the auth server leaves
+behind after a customer connects.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connector.store import Store
-from tests.sandbox_handle import (
+from sandbox.handle import (
     SandboxHandle,
     SandboxProcess,
     XeroGrant,
-    make_grant,
     start_sandbox_process,
 )
+from tools.sandbox_setup import connect_organisations
 
 PAGE_SIZE = 1000
 # Calls a limits-off run may make per minute: high enough never to pace (the connector's
@@ -106,22 +107,10 @@ class BenchSandbox:
     def connect_home(self, path: Path, tenant_ids: list[str]) -> Home:
         """A fresh XERO_ELT_HOME with a new grant and `tenant_ids` connected."""
         path.mkdir(parents=True, exist_ok=True)
-        grant = make_grant(self.handle, self.app, tenant_ids=tenant_ids)
         store = Store(path)
         try:
-            stored = store.add_grant(grant.token_response, client_id=grant.client_id)
-            names = {t["tenantId"]: t["name"] for t in self.tenant_info}
-            now = datetime.now(UTC)
-            for tenant_id in tenant_ids:
-                conn = store.create_connection(
-                    names[tenant_id], "bench@example.test", invite_token_hash=f"bench-{tenant_id}",
-                    invite_expires_at=now + timedelta(days=7),
-                )
-                store.update_connection(
-                    conn.connection_id, status="connected", tenant_id=tenant_id,
-                    organisation_name=names[tenant_id], grant_id=stored.grant_id,
-                    connected_at=now,
-                )
+            grant, _ = connect_organisations(store, self.handle, self.app, list(tenant_ids),
+                                             email="bench@example.test")
         finally:
             store.close()
         return Home(path, grant, list(tenant_ids))

@@ -10,14 +10,16 @@
   spent ``X-DayLimit-Remaining`` or our own ``daily_call_budget`` stops it (``DailyLimitReached``);
 - 5xx, timeouts and dropped connections retry with exponential backoff and jitter, a bounded
   number of times; a body that is not JSON is retried once, then ``MalformedResponse``;
-- 401 ``TokenExpired`` refreshes once (or picks up a token another process already refreshed)
-  and retries once; ``invalid_grant`` marks the grant and its connections (see ``tokens``);
-- 403 re-checks ``/connections``: a tenant that is gone is marked ``disconnected``; one still
-  listed means the authorising user lost the permission (``PermissionLost``): its connections
-  become ``needs_reconnection``, so later runs leave it alone until an admin reconnects;
+- 401 ``TokenExpired`` asks the token provider again (it refreshes, or picks up a token another
+  process already refreshed) and retries once; a dead grant (``GrantInvalid``) is reported;
+- 403 re-checks ``/connections``: a tenant that is gone is ``TenantDisconnected``; one still
+  listed means the authorising user lost the permission (``PermissionLost``);
 - 503 "Organisation offline" defers that organisation at once (``OrganisationOffline``); other
   5xx (maintenance included) retry as above;
 - gzip answers are decoded by httpx; a damaged compressed body is treated like a malformed one.
+
+What Xero took away (a dead grant, a lost role, a tenant gone) is reported in
+``SyncStats.access_lost()``; the caller records it (the connector writes no status).
 
 Once an organisation hits an error it cannot get past in this run, the session remembers it and
 every later call for that organisation raises it at once, without calling Xero: that organisation
@@ -28,15 +30,14 @@ stops, the others go on. A 4xx that concerns one request (``XeroRequestError``: 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -44,6 +45,7 @@ from connector import wire
 from connector.errors import (
     AuthenticationFailed,
     DailyLimitReached,
+    GrantInvalid,
     HighVolumeRefused,
     MalformedResponse,
     OrganisationOffline,
@@ -56,13 +58,11 @@ from connector.errors import (
     XeroUnavailable,
 )
 from connector.identity import http_client, list_connections, raise_for_auth_status
+from connector.retry import backoff_delay, retry_after
 from connector.settings import XeroSettings
-from connector.stats import SyncStats
-from connector.tokens import access_token_for
+from connector.stats import AccessLost, SyncStats
+from connector.token_providers import Organisation, TokenProvider
 from connector.usage import DailyUsage
-
-if TYPE_CHECKING:
-    from connector.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,6 @@ log = logging.getLogger(__name__)
 _WINDOW_SECONDS = 60.5
 # Minute 429s we sit out per call before giving the organisation up for this run.
 _MAX_THROTTLED = 8
-
-
-@dataclass(frozen=True)
-class Organisation:
-    """An organisation to read: its tenant id, the grant that reaches it, its name."""
-
-    tenant_id: str
-    grant_id: str
-    name: str | None = None
 
 
 class _Pacer:
@@ -184,34 +175,58 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
 class XeroClient:
     """The run's HTTP client; hands out one ``OrganisationSession`` per organisation.
 
+    Nothing is opened until the first call: the httpx client, the daily usage counter and the
+    sessions' page workers start on first use, and ``close()`` releases them all (a later call
+    opens them again; the sessions, with their pacing, are kept).
+
     Args:
         settings: connector settings.
-        store: the credential and connection store.
-        stats: where calls are counted (a fresh ``SyncStats`` if omitted).
-        usage: the cross-run daily call counter (``XERO_ELT_HOME/usage.sqlite3`` if omitted).
+        tokens: where access tokens come from (``connector.token_providers``).
+        stats: where calls are counted and lost access is reported (a fresh ``SyncStats`` if
+            omitted).
+        usage: the cross-run daily call counter (``<tokens.home>/usage.sqlite3`` if omitted).
         sleep: how to wait (tests may pass a faster one).
     """
 
     def __init__(
         self,
         settings: XeroSettings,
-        store: Store,
+        tokens: TokenProvider,
         stats: SyncStats | None = None,
         *,
         usage: DailyUsage | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.tokens = tokens
         self.stats = stats if stats is not None else SyncStats()
-        self.usage = usage if usage is not None else DailyUsage(store.home)
+        self._usage = usage
+        self._owns_usage = usage is None
         self.sleep = sleep
-        self.http = http_client(
-            settings,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._http: httpx.Client | None = None
         self._sessions: dict[str, OrganisationSession] = {}
         self._lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The one httpx client of the run, opened on first use."""
+        with self._lock:
+            if self._http is None:
+                self._http = http_client(
+                    self.settings,
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                )
+            return self._http
+
+    @property
+    def usage(self) -> DailyUsage:
+        """The daily call counter, opened on first use."""
+        with self._lock:
+            if self._usage is None:
+                # In the provider's store when it has one: shared by every machine on PostgreSQL.
+                store = getattr(self.tokens, "store", None)
+                self._usage = DailyUsage(store if store is not None else self.tokens.home)
+            return self._usage
 
     def session(self, org: Organisation) -> OrganisationSession:
         """The session for an organisation (one per tenant per client)."""
@@ -222,21 +237,35 @@ class XeroClient:
             return session
 
     def access_token(self, grant_id: str, rejected: str | None = None) -> str:
-        """A valid access token for the grant (single-flight refresh, see ``tokens``)."""
+        """A valid access token for the grant, from the token provider; a dead grant is
+        reported in the stats (every organisation on it needs reconnection)."""
 
         def counted() -> None:
             self.stats.count_identity_call("token")
 
-        return access_token_for(self.store, self.settings, grant_id, rejected=rejected,
-                                on_refresh=counted)
+        try:
+            return self.tokens.access_token(grant_id, rejected=rejected, on_refresh=counted)
+        except GrantInvalid as exc:
+            self.stats.lose_access(AccessLost(
+                "needs_reconnection", f"Xero refused the grant ({exc.cause or 'invalid_grant'});"
+                " connect again", grant_id))
+            raise
 
     def close(self) -> None:
-        """Close the HTTP connections and the sessions' page workers."""
+        """Close the HTTP connections, the usage counter and the sessions' page workers."""
         with self._lock:
             sessions = list(self._sessions.values())
-        for session in sessions:
+        for session in sessions:  # first: a page being fetched still needs the client
             session.close()
-        self.http.close()
+        with self._lock:
+            http, self._http = self._http, None
+            usage = self._usage if self._owns_usage else None
+            if self._owns_usage:
+                self._usage = None
+        if http is not None:
+            http.close()
+        if usage is not None:
+            usage.close()
 
     def __enter__(self) -> XeroClient:
         return self
@@ -256,7 +285,7 @@ class OrganisationSession:
         self._semaphore = threading.BoundedSemaphore(self.settings.max_in_flight)
         self._pacer = _Pacer(self.settings.calls_per_minute, client.sleep)
         self._budget_lock = threading.Lock()
-        self._used_today = client.usage.used(org.tenant_id)
+        self._used_today: int | None = None  # read from the usage counter on the first call
         self._workers: ThreadPoolExecutor | None = None
         self._workers_lock = threading.Lock()
 
@@ -284,6 +313,8 @@ class OrganisationSession:
         """Refuse the call if a day limit or our budget is spent; otherwise count it."""
         budget = self.settings.daily_call_budget
         with self._budget_lock:
+            if self._used_today is None:
+                self._used_today = self.client.usage.used(self.org.tenant_id)
             if self._used_today >= budget:
                 raise self.stop(DailyLimitReached(
                     f"the daily call budget of {budget} calls is spent", problem="budget",
@@ -325,8 +356,7 @@ class OrganisationSession:
                 self._pacer.done(answer)
 
     def _backoff(self, attempt: int) -> None:
-        base = self.settings.backoff_seconds * 2 ** (attempt - 1)
-        self.client.sleep(min(self.settings.max_backoff_seconds, base) * random.uniform(0.5, 1.5))
+        self.client.sleep(backoff_delay(self.settings, attempt))
 
     def get(
         self,
@@ -438,19 +468,20 @@ class OrganisationSession:
                 self._forbidden(token, ctx)
             if status == 429:
                 problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower()
-                retry_after = _retry_after(response)
+                retry_after_s = retry_after(response)
                 if problem in ("day", "daily"):
                     raise DailyLimitReached(
-                        "Xero's day limit is reached", problem="day", retry_after=retry_after,
-                        cause=f"Retry-After {retry_after or '?'}s", **ctx,
+                        "Xero's day limit is reached", problem="day", retry_after=retry_after_s,
+                        cause=f"Retry-After {retry_after_s or '?'}s", **ctx,
                     )
                 throttled += 1
                 cap = self.settings.max_retry_after_seconds
-                wait = retry_after if retry_after is not None else min(2.0 ** throttled, cap)
+                wait = retry_after_s if retry_after_s is not None \
+                    else min(backoff_delay(self.settings, throttled), cap)
                 if throttled > _MAX_THROTTLED or wait > cap:
                     raise RateLimited(
                         f"Xero kept answering 429 ({problem or 'unknown'} limit)",
-                        problem=problem or None, retry_after=retry_after, **ctx,
+                        problem=problem or None, retry_after=retry_after_s, **ctx,
                     )
                 log.info("429 (%s) from %s; waiting %.1fs", problem or "?", endpoint, wait)
                 self.client.sleep(wait)
@@ -496,9 +527,12 @@ class OrganisationSession:
             reason = ("Xero refuses this organisation's data (403) although it is still "
                       "connected: the user who authorised the connection has lost the role or "
                       "permission; an admin of the organisation must reconnect")
-            mark_needs_reconnection(self.client.store, self.org, reason)
+            self.client.stats.lose_access(AccessLost(
+                "needs_reconnection", reason, self.org.grant_id, self.org.tenant_id))
             raise PermissionLost(reason, cause="HTTP 403 AuthenticationUnsuccessful", **ctx)
-        mark_tenant_disconnected(self.client.store, self.org)
+        self.client.stats.lose_access(AccessLost(
+            "disconnected", "Xero no longer lists this organisation for the app (403)",
+            self.org.grant_id, self.org.tenant_id))
         raise TenantDisconnected(
             "the organisation is no longer connected to this app at Xero", cause="HTTP 403",
             **ctx,
@@ -603,11 +637,12 @@ class OrganisationSession:
             return self._workers
 
     def close(self) -> None:
-        """Stop the page workers."""
+        """Stop the page workers: queued pages are dropped, a page being fetched is waited
+        for (so no worker outlives the HTTP client and opens it again)."""
         with self._workers_lock:
-            if self._workers is not None:
-                self._workers.shutdown(wait=False, cancel_futures=True)
-                self._workers = None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -639,14 +674,6 @@ def _server_time(payload: dict) -> datetime | None:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _is_organisation_offline(body: bytes) -> bool:
     """Xero's per-organisation 503 ("Organisation offline"), not its API-wide maintenance one."""
     text = body[:300].decode("utf-8", "replace").lower()
@@ -654,26 +681,4 @@ def _is_organisation_offline(body: bytes) -> bool:
         and "maintenance" not in text
 
 
-def mark_needs_reconnection(store: Store, org: Organisation, reason: str) -> None:
-    """The grant still reaches the tenant but may not read it: reconnect, do not retry."""
-    for connection in store.connections_for_tenant(org.tenant_id):
-        if connection.status == "connected" and connection.grant_id in (None, org.grant_id):
-            store.update_connection(connection.connection_id, status="needs_reconnection",
-                                    status_reason=reason)
-
-
-def mark_tenant_disconnected(store: Store, org: Organisation) -> None:
-    """Xero no longer lists the tenant for this grant: its connections become ``disconnected``."""
-    now = datetime.now(UTC)
-    for connection in store.connections_for_tenant(org.tenant_id):
-        if connection.status == "connected" and connection.grant_id in (None, org.grant_id):
-            store.update_connection(
-                connection.connection_id,
-                status="disconnected",
-                status_reason="Xero no longer lists this organisation for the app (403)",
-                disconnected_at=now,
-            )
-
-
-__all__ = ["Organisation", "OrganisationSession", "Page", "XeroClient", "mark_needs_reconnection",
-           "mark_tenant_disconnected"]
+__all__ = ["Organisation", "OrganisationSession", "Page", "XeroClient"]

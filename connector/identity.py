@@ -12,8 +12,8 @@ import base64
 import binascii
 import json
 import logging
-import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from connector.errors import (
     XeroRequestError,
     XeroUnavailable,
 )
+from connector.retry import backoff_delay, retry_after
 from connector.settings import XeroSettings
 from connector.wire import oauth_error_code, problem_detail
 
@@ -95,30 +96,47 @@ def _token_request(
     """POST to the token endpoint and parse the answer; retries only transient failures."""
     endpoint = settings.token_url
     auth = _client_auth(settings, form)
+    with http_client(settings) as http:  # one client (one connection) for every attempt
+        response = _with_retries(
+            settings, attempts, what, endpoint,
+            lambda: http.post(endpoint, data=form, auth=auth),
+            retry_status=lambda status: status >= 500 or status == 429,
+        )
+    if response.status_code != 200:
+        raise _token_error(response, what=what, endpoint=endpoint)
+    try:
+        data = response.json()
+    except ValueError:
+        raise MalformedResponse(
+            f"{what}: the token endpoint sent invalid JSON", endpoint=endpoint
+        ) from None
+    return TokenSet.from_response(data, endpoint=endpoint)
+
+
+def _with_retries(
+    settings: XeroSettings,
+    attempts: int,
+    what: str,
+    endpoint: str,
+    send: Callable[[], httpx.Response],
+    retry_status: Callable[[int], bool],
+) -> httpx.Response:
+    """Send up to ``attempts`` times, waiting the one backoff (``connector.retry``) between
+    transient failures: transport errors and the statuses ``retry_status`` names."""
     last: XeroError | None = None
     for attempt in range(attempts):
         if attempt:
-            time.sleep(min(8.0, settings.backoff_seconds * 2**attempt) * random.uniform(0.5, 1.5))
+            time.sleep(backoff_delay(settings, attempt))
         try:
-            with http_client(settings) as http:
-                response = http.post(endpoint, data=form, auth=auth)
+            response = send()
         except httpx.TransportError as exc:
             last = XeroUnavailable(f"{what} failed", endpoint=endpoint, cause=type(exc).__name__)
             continue
-        if response.status_code >= 500 or response.status_code == 429:
-            last = XeroUnavailable(
-                f"{what} failed", endpoint=endpoint, cause=f"HTTP {response.status_code}"
-            )
+        if retry_status(response.status_code):
+            last = XeroUnavailable(f"{what} failed", endpoint=endpoint,
+                                   cause=f"HTTP {response.status_code}")
             continue
-        if response.status_code != 200:
-            raise _token_error(response, what=what, endpoint=endpoint)
-        try:
-            data = response.json()
-        except ValueError:
-            raise MalformedResponse(
-                f"{what}: the token endpoint sent invalid JSON", endpoint=endpoint
-            ) from None
-        return TokenSet.from_response(data, endpoint=endpoint)
+        return response
     assert last is not None
     raise last
 
@@ -230,16 +248,8 @@ def raise_for_auth_status(
     if status == 429:
         problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower() or None
         raise RateLimited("Xero rate limit hit", problem=problem,
-                          retry_after=_retry_after(response), endpoint=endpoint,
+                          retry_after=retry_after(response), endpoint=endpoint,
                           cause=f"limit {problem or 'unknown'}", **context)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def list_connections(
@@ -285,29 +295,18 @@ def _bearer_call(
     """One tenant-less call with a bearer token; transient failures retried a bounded number of
     times, everything else mapped to our errors."""
     headers = {"Authorization": f"Bearer {access_token}"}
-    last: XeroError | None = None
-    for attempt in range(settings.max_retries + 1):
-        if attempt:
-            time.sleep(min(settings.max_backoff_seconds, settings.backoff_seconds * 2**attempt)
-                       * random.uniform(0.5, 1.5))
-        try:
-            with http_client(settings) as http:
-                response = http.request(method, url, headers=headers, params=params)
-        except httpx.TransportError as exc:
-            last = XeroUnavailable(f"{method} failed", endpoint=url, cause=type(exc).__name__)
-            continue
-        if response.status_code >= 500:
-            last = XeroUnavailable(f"{method} failed", endpoint=url,
-                                   cause=f"HTTP {response.status_code}")
-            continue
-        raise_for_auth_status(response, endpoint=url)
-        if response.status_code >= 400:
-            raise XeroRequestError(f"{method} was refused", status=response.status_code,
-                                   endpoint=url, cause=f"HTTP {response.status_code} "
-                                   f"{problem_detail(response.content)}".strip())
-        return response
-    assert last is not None
-    raise last
+    with http_client(settings) as http:  # one client (one connection) for every attempt
+        response = _with_retries(
+            settings, settings.max_retries + 1, method, url,
+            lambda: http.request(method, url, headers=headers, params=params),
+            retry_status=lambda status: status >= 500,
+        )
+    raise_for_auth_status(response, endpoint=url)
+    if response.status_code >= 400:
+        raise XeroRequestError(f"{method} was refused", status=response.status_code,
+                               endpoint=url, cause=f"HTTP {response.status_code} "
+                               f"{problem_detail(response.content)}".strip())
+    return response
 
 
 __all__ = [

@@ -2,8 +2,9 @@
 
 Everything lives under ``[sources.xero]``: environment variables (``SOURCES__XERO__API_URL``, ...)
 win over ``.dlt/secrets.toml`` and ``.dlt/config.toml`` (in the working directory), and those win
-over the defaults below, which are the real Xero URLs. ``load_settings(**overrides)`` lets code and
-tests set any field directly.
+over the defaults below, which are the real Xero URLs. Each setting is declared once, in
+``XeroSettings``; ``load_settings(**overrides)`` reads them (``connector.config``) and lets code and
+tests set any field directly. The entity table is ``connector.entities``.
 """
 
 from __future__ import annotations
@@ -14,23 +15,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from dlt.common.configuration import configspec, resolve_configuration
-from dlt.common.configuration.exceptions import ConfigurationException
-from dlt.common.configuration.specs import BaseConfiguration
-from dlt.common.typing import TSecretStrValue
-
+from connector.config import read_settings, secret
+from connector.entities import ENTITIES
 from connector.errors import ConfigurationError
 
 PRODUCT = "xero-elt"
-
-# The four entities and the two tables tracking categories give; the order is the load order.
-ENTITIES: tuple[str, ...] = (
-    "suppliers",
-    "accounts",
-    "tax_rates",
-    "tracking_categories",
-    "tracking_options",
-)
 
 DEFAULT_SCOPES = (
     "openid profile email offline_access accounting.contacts.read accounting.settings.read"
@@ -52,101 +41,74 @@ def default_user_agent() -> str:
     return f"{PRODUCT}/{product_version()} (python-httpx)"
 
 
-@configspec
-class _XeroConfig(BaseConfiguration):
-    """What dlt resolves from ``sources.xero.*``; turned into the frozen ``XeroSettings``."""
-
-    client_id: str | None = None
-    client_secret: TSecretStrValue | None = None
-    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
-    token_url: str = "https://identity.xero.com/connect/token"  # noqa: S105 (a URL)
-    revocation_url: str = "https://identity.xero.com/connect/revocation"
-    connections_url: str = "https://api.xero.com/connections"
-    api_url: str = "https://api.xero.com/api.xro/2.0"
-    scopes: str = DEFAULT_SCOPES
-    user_agent: str | None = None
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    daily_call_budget: int = 5000
-    page_size: int = 1000
-    max_in_flight: int = 5
-    calls_per_minute: int = 60
-    max_retries: int = 4
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-    max_retry_after_seconds: float = 120.0
-    refresh_margin_seconds: float = 300.0
-    cursor_overlap_seconds: float = 60.0
-    reconcile_interval_hours: float = 24.0
-    reconcile_sweep_parts: int = 5
-    ids_per_call: int = 50
-    history: Any | None = None
-    schema_contract: str = "evolve"
-
-
 @dataclass(frozen=True)
 class XeroSettings:
-    """Every setting of the connector, typed and documented.
+    """Every ``[sources.xero]`` setting, declared once: type, default, meaning.
 
-    Attributes:
-        client_id: the Xero app's client id (secret file or env).
-        client_secret: the app's client secret; hidden from repr.
-        authorize_url, token_url, revocation_url, connections_url, api_url: Xero's endpoints
-            (the sandbox's in tests and the demo).
-        scopes: space-separated scopes requested at consent.
-        user_agent: sent on every call; names the product and its version.
-        timeout: read/write/pool timeout per request, seconds.
-        connect_timeout: TCP connect timeout, seconds.
-        daily_call_budget: calls per organisation per day we allow ourselves (Xero: 5,000;
-            Starter tier 1,000). A run stops an organisation cleanly before crossing it.
-        page_size: Contacts page size (Xero's maximum is 1000).
-        max_in_flight: concurrent requests per organisation (Xero allows 5).
-        calls_per_minute: our own pace per organisation (Xero allows 60 per minute; raise it
-            only against a sandbox without limits); ``X-MinLimit-Remaining`` slows us further
-            when others share the quota.
-        max_retries: retries after a 5xx, timeout or dropped connection (bounded).
-        backoff_seconds, max_backoff_seconds: exponential backoff base and cap (with jitter).
-        max_retry_after_seconds: the longest minute-limit ``Retry-After`` we sleep for.
-        refresh_margin_seconds: refresh an access token this long before it expires.
-        cursor_overlap_seconds: ``If-Modified-Since`` is the cursor minus this much.
-        reconcile_interval_hours: a supplier reconciliation (finds contacts whose
-            ``IsSupplier`` changed without ``UpdatedDateUTC`` moving) runs when the last one is
-            older.
-        reconcile_sweep_parts: each reconciliation reads this fraction (1/N) of the supplier
-            list in summary form, so a change the supplier count cannot show is found within
-            N reconciliations; larger N, fewer bytes.
-        ids_per_call: ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52).
-        history: entities kept with full history (scd2), e.g. ``{"accounts", "tax_rates"}``.
-        schema_contract: ``evolve`` (default), ``freeze``, ``discard_row`` or ``discard_value``
-            for new columns; ``freeze`` also freezes data types.
+    Read through dlt's providers by ``load_settings`` (``connector.config.read_settings``).
     """
 
     client_id: str = ""
-    client_secret: str = field(default="", repr=False)
-    authorize_url: str = _XeroConfig.authorize_url
-    token_url: str = _XeroConfig.token_url
-    revocation_url: str = _XeroConfig.revocation_url
-    connections_url: str = _XeroConfig.connections_url
-    api_url: str = _XeroConfig.api_url
+    """The Xero app's client id (``.dlt/secrets.toml`` or ``SOURCES__XERO__CLIENT_ID``)."""
+    client_secret: str = secret("")
+    """The app's client secret; empty for a PKCE app."""
+    refresh_token: str = secret("")
+    """A refresh token for the plain-source use: adopted into the local token store on first
+    use; afterwards the store's rotated token wins (Xero rotates it on every refresh)."""
+    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
+    """Xero's consent page (the sandbox's in tests and the demo)."""
+    token_url: str = "https://identity.xero.com/connect/token"  # noqa: S105 (a URL)
+    """Xero's token endpoint."""
+    revocation_url: str = "https://identity.xero.com/connect/revocation"
+    """Xero's revocation endpoint."""
+    connections_url: str = "https://api.xero.com/connections"
+    """Xero's tenant-less ``/connections`` endpoint."""
+    api_url: str = "https://api.xero.com/api.xro/2.0"
+    """The Accounting API's base URL."""
     scopes: str = DEFAULT_SCOPES
+    """Space-separated scopes requested at consent."""
     user_agent: str = field(default_factory=default_user_agent)
+    """Sent on every call; names the product and its version, as Xero asks."""
     timeout: float = 30.0
+    """Read/write/pool timeout per request, seconds."""
     connect_timeout: float = 10.0
+    """TCP connect timeout, seconds."""
     daily_call_budget: int = 5000
+    """Calls per organisation per UTC day we allow ourselves (Xero: 5,000; Starter tier
+    1,000); a run stops an organisation cleanly before crossing it."""
     page_size: int = 1000
+    """Contacts page size (Xero's maximum is 1000)."""
     max_in_flight: int = 5
+    """Concurrent requests per organisation (Xero allows 5)."""
     calls_per_minute: int = 60
+    """Our own pace per organisation (Xero allows 60 a minute; raise it only against a sandbox
+    without limits); ``X-MinLimit-Remaining`` slows us further when others share the quota."""
     max_retries: int = 4
+    """Retries after a 5xx, timeout or dropped connection (bounded)."""
     backoff_seconds: float = 0.5
+    """Exponential backoff base (with jitter), seconds."""
     max_backoff_seconds: float = 30.0
+    """Exponential backoff cap, seconds."""
     max_retry_after_seconds: float = 120.0
+    """The longest minute-limit ``Retry-After`` we sleep for; longer defers the organisation."""
     refresh_margin_seconds: float = 300.0
+    """Refresh an access token this long before it expires."""
     cursor_overlap_seconds: float = 60.0
+    """``If-Modified-Since`` is the cursor minus this much."""
     reconcile_interval_hours: float = 24.0
+    """A supplier reconciliation (finds contacts whose ``IsSupplier`` changed without
+    ``UpdatedDateUTC`` moving) runs when the last one is older."""
     reconcile_sweep_parts: int = 5
+    """Each reconciliation reads 1/N of the supplier list in summary form, so a change the
+    supplier count cannot show is found within N reconciliations; larger N, fewer bytes."""
     ids_per_call: int = 50
+    """ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52)."""
     history: frozenset[str] = frozenset()
+    """Entities kept with full history (scd2): a list, ``"a,b"``, a table of booleans or
+    ``"all"``."""
     schema_contract: str = "evolve"
+    """``evolve`` (default), ``freeze``, ``discard_row`` or ``discard_value`` for new columns;
+    ``freeze`` also freezes data types."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history", parse_history(self.history))
@@ -231,21 +193,9 @@ def load_settings(**overrides: Any) -> XeroSettings:
     """Resolve ``[sources.xero]`` through dlt's providers; ``overrides`` win over everything.
 
     Raises:
-        ConfigurationError: a value has the wrong type or is out of range.
+        ConfigurationError: an unknown setting, a value of the wrong type or out of range.
     """
-    known = {f.name for f in dataclasses.fields(XeroSettings)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ConfigurationError(f"unknown Xero settings: {', '.join(sorted(unknown))}")
-    try:
-        config = resolve_configuration(_XeroConfig(), sections=("sources", "xero"))
-    except ConfigurationException as exc:
-        raise ConfigurationError(f"cannot read [sources.xero]: {exc}") from None
-    values: dict[str, Any] = {
-        name: getattr(config, name) for name in known if getattr(config, name) is not None
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return XeroSettings(**values)
+    return read_settings(XeroSettings, ("sources", "xero"), overrides, ConfigurationError)
 
 
 __all__ = [

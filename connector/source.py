@@ -31,9 +31,8 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,55 +41,23 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from connector import masking
-from connector.client import Organisation, XeroClient
-from connector.errors import ConfigurationError, XeroError
-from connector.models import (
-    Account,
-    Contact,
-    TaxRate,
-    TrackingCategory,
-    TrackingOption,
-    XeroModel,
-    validate_record,
-)
-from connector.settings import ENTITIES, XeroSettings, load_settings
+from connector.client import XeroClient
+from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
+from connector.errors import XeroError
+from connector.models import validate_record
+from connector.settings import XeroSettings, load_settings
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
 from connector.suppliers import ReadOptions, SupplierRead, SupplierState
+from connector.token_providers import (
+    Organisation,
+    StoreTokens,
+    TokenProvider,
+    default_provider,
+)
 
 log = logging.getLogger(__name__)
 
 TENANT_ID = "tenant_id"
-TRACKING_PATH = "TrackingCategories"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """One table: where it comes from at Xero and how it is keyed."""
-
-    name: str
-    path: str  # Accounting API path
-    collection: str  # key of the records in Xero's envelope
-    model: type[XeroModel]
-    key: str  # Xero's key field
-    incremental: bool = False  # True: cursor + If-Modified-Since; False: snapshot + diff
-    params: tuple[tuple[str, str], ...] = ()
-
-
-ENTITY_TABLE: dict[str, Entity] = {
-    e.name: e
-    for e in (
-        Entity("suppliers", "Contacts", "Contacts", Contact, "ContactID", incremental=True,
-               params=(("where", "IsSupplier==true"), ("includeArchived", "true"),
-                       ("order", "UpdatedDateUTC ASC"))),
-        Entity("accounts", "Accounts", "Accounts", Account, "AccountID"),
-        Entity("tax_rates", "TaxRates", "TaxRates", TaxRate, "TaxType"),
-        Entity("tracking_categories", TRACKING_PATH, "TrackingCategories", TrackingCategory,
-               "TrackingCategoryID", params=(("includeArchived", "true"),)),
-        Entity("tracking_options", TRACKING_PATH, "TrackingCategories", TrackingOption,
-               "TrackingOptionID", params=(("includeArchived", "true"),)),
-    )
-}
-assert tuple(ENTITY_TABLE) == ENTITIES
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -143,40 +110,110 @@ def _contract(mode: str) -> Any:
 # --- the run: organisations, client, shared fetches ----------------------------------------------
 
 class _Run:
-    """What one extraction shares across resources: the client, the organisations, the pool."""
+    """What one extraction shares across resources: the client, the organisations, the pool.
+
+    Nothing is opened when the source is built: the first resource to start extracting opens
+    the token provider, lists the organisations and starts the HTTP client and the thread pool;
+    when the last running resource finishes (or its generator is closed: ``add_limit``, an
+    error) they are closed again. A source built and never run, or run with a few of its
+    resources (``with_resources``), leaves no thread, client or file open.
+    """
 
     def __init__(
         self,
         settings: XeroSettings,
-        store: Any,
+        tokens: Callable[[], TokenProvider],
         stats: SyncStats,
-        orgs: list[Organisation],
+        tenant_ids: Sequence[str] | None,
+        entities: Sequence[str],
         *,
         reconcile: bool,
         full_refresh: bool,
-        resources: int,
     ) -> None:
         self.settings = settings
         self.stats = stats
-        self.orgs = orgs
         self.reconcile = reconcile
         self.full_refresh = full_refresh
-        self.started_at = datetime.now(UTC)
-        self.client = XeroClient(settings, store, stats)
-        self.pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(orgs)),
-                                       thread_name_prefix="xero-org")
+        self._make_tokens = tokens
+        self._tenant_ids = tenant_ids
+        self._entities = list(entities)
         self._lock = threading.Lock()
+        self._active = 0
+        self._tokens: TokenProvider | None = None
+        self._client: XeroClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._orgs: list[Organisation] | None = None
         self._tracking: dict[str, Future[list[dict]]] = {}
-        self._open = resources
+        self._tracking_lock = threading.Lock()  # not _lock: pool threads take it while closing
+        self.started_at = datetime.now(UTC)
+
+    @property
+    def orgs(self) -> list[Organisation]:
+        """The organisations being read (known once the first resource has started)."""
+        assert self._orgs is not None, "the run is not open"
+        return self._orgs
+
+    @property
+    def client(self) -> XeroClient:
+        """The run's HTTP client (while a resource is extracting)."""
+        assert self._client is not None, "the run is not open"
+        return self._client
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """Threads reading organisations in parallel (while a resource is extracting)."""
+        assert self._pool is not None, "the run is not open"
+        return self._pool
+
+    def open(self) -> None:
+        """A resource starts extracting: open what the run needs, the first time."""
+        with self._lock:
+            if self._orgs is None:
+                self.started_at = datetime.now(UTC)
+                self._tokens = self._make_tokens()
+                self._client = XeroClient(self.settings, self._tokens, self.stats)
+                try:
+                    self._orgs = self._organisations(self._tokens)
+                except BaseException:
+                    self._release()
+                    raise
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
+                                                thread_name_prefix="xero-org")
+            self._active += 1
 
     def resource_done(self) -> None:
-        """Called as each resource finishes; the last one closes the client."""
+        """A resource finished (or its generator was closed); the last one closes the run."""
         with self._lock:
-            self._open -= 1
-            last = self._open == 0
-        if last:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.client.close()
+            self._active -= 1
+            if self._active == 0:
+                self._release()
+
+    def _release(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()  # sessions (and their pacing) stay; connections close
+        if self._tokens is not None:
+            self._tokens.close()
+
+    def _organisations(self, tokens: TokenProvider) -> list[Organisation]:
+        """The provider's organisations (all, or the named ones); a named one it cannot reach
+        is recorded as ``skipped`` for every selected entity."""
+        by_tenant = {org.tenant_id: org for org in tokens.organisations()}
+        if self._tenant_ids is None:
+            return list(by_tenant.values())
+        chosen = []
+        for tenant_id in dict.fromkeys(self._tenant_ids):
+            org = by_tenant.get(tenant_id)
+            if org is not None:
+                chosen.append(org)
+                continue
+            reason = tokens.missing_reason(tenant_id)
+            for entity in self._entities:
+                self.stats.finish(tenant_id, entity, SKIPPED, reason)
+        return chosen
 
     def fetch_snapshot(self, org: Organisation, entity: Entity) -> list[dict]:
         """The raw records of a snapshot entity for one organisation (one call)."""
@@ -198,7 +235,7 @@ class _Run:
 
     def _tracking_categories(self, org: Organisation) -> list[dict]:
         """One ``GET /TrackingCategories`` per organisation per run, shared by both tables."""
-        with self._lock:
+        with self._tracking_lock:
             future = self._tracking.get(org.tenant_id)
             owner = future is None
             if owner:
@@ -244,31 +281,28 @@ class _Run:
 def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[dict]]:
     """Per organisation, the rows of a snapshot entity that changed (all of them, with history)."""
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    try:
-        futures = {run.pool.submit(run.fetch_snapshot, org, entity): org for org in run.orgs}
-        for org in run.orgs:
-            run.stats.start(org.tenant_id, entity.name, org.name)
-        for future in as_completed(futures):
-            org = futures[future]
-            try:
-                records = future.result()
-            except XeroError as exc:
-                run.stats.fail(org.tenant_id, entity.name, exc)
-                continue
-            except Exception as exc:  # a bug must not take the other organisations down
-                log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
-                run.stats.fail(org.tenant_id, entity.name, exc)
-                continue
-            previous = {} if run.full_refresh else tenants_state.get(org.tenant_id, {})
-            rows, known = _diff_snapshot(run, org, entity, records, previous.get("rows", {}),
-                                         history)
-            if rows:
-                yield rows
-            tenants_state[org.tenant_id] = {"rows": known}
-            run.stats.add_rows(org.tenant_id, entity.name, len(rows))
-            run.stats.finish(org.tenant_id, entity.name, OK)
-    finally:
-        run.resource_done()
+    futures = {run.pool.submit(run.fetch_snapshot, org, entity): org for org in run.orgs}
+    for org in run.orgs:
+        run.stats.start(org.tenant_id, entity.name, org.name)
+    for future in as_completed(futures):
+        org = futures[future]
+        try:
+            records = future.result()
+        except XeroError as exc:
+            run.stats.fail(org.tenant_id, entity.name, exc)
+            continue
+        except Exception as exc:  # a bug must not take the other organisations down
+            log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
+            run.stats.fail(org.tenant_id, entity.name, exc)
+            continue
+        previous = {} if run.full_refresh else tenants_state.get(org.tenant_id, {})
+        rows, known = _diff_snapshot(run, org, entity, records, previous.get("rows", {}),
+                                     history)
+        if rows:
+            yield rows
+        tenants_state[org.tenant_id] = {"rows": known}
+        run.stats.add_rows(org.tenant_id, entity.name, len(rows))
+        run.stats.finish(org.tenant_id, entity.name, OK)
 
 
 def _listed(row: dict) -> dict:
@@ -348,8 +382,8 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
     state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    options = _read_options(run)
     pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
+    options = _read_options(run)
     pages: queue.Queue[tuple[Organisation, Any, SupplierState | None]] = queue.Queue(
         maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
@@ -410,49 +444,9 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()
-        run.resource_done()
 
 
 # --- the source ----------------------------------------------------------------------------------
-
-def _organisations(store: Any, tenants: Sequence[str] | None, stats: SyncStats,
-                   entities: Sequence[str]) -> list[Organisation]:
-    """Connected organisations from the store (all, or the named ones); others are skipped."""
-    by_tenant: dict[str, Organisation] = {}
-    for connection in store.list_connections(statuses=["connected"]):
-        if connection.tenant_id and connection.grant_id:
-            by_tenant[connection.tenant_id] = Organisation(
-                connection.tenant_id, connection.grant_id, connection.organisation_name)
-    if tenants is None:
-        return list(by_tenant.values())
-    chosen = []
-    for tenant_id in dict.fromkeys(tenants):
-        org = by_tenant.get(tenant_id)
-        if org is not None:
-            chosen.append(org)
-            continue
-        known = store.connections_for_tenant(tenant_id)
-        status = known[-1].status if known else "unknown"
-        for entity in entities:
-            stats.finish(tenant_id, entity, SKIPPED,
-                         f"organisation {tenant_id} is not connected (status {status})")
-    return chosen
-
-
-def _selected(entities: Iterable[str] | None) -> list[str]:
-    if entities is None:
-        return list(ENTITIES)
-    names = [e.strip() for e in (entities.split(",") if isinstance(entities, str) else entities)]
-    unknown = set(names) - set(ENTITIES)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown entities {sorted(unknown)}; choose from {', '.join(ENTITIES)}"
-        )
-    # "tracking_categories" means both tracking tables: they come from one call.
-    if "tracking_categories" in names and "tracking_options" not in names:
-        names.append("tracking_options")
-    return [e for e in ENTITIES if e in names]
-
 
 def _resource(
     run: _Run, entity: Entity, settings: XeroSettings
@@ -471,13 +465,15 @@ def _resource(
         hints["merge_key"] = key if entity.incremental else TENANT_ID
     else:
         hints["write_disposition"] = "merge"
-    gen: Callable[[], Iterator[list[dict]]]
-    if entity.incremental:
-        def gen() -> Iterator[list[dict]]:
-            yield from _supplier_rows(run)
-    else:
-        def gen() -> Iterator[list[dict]]:
-            yield from _snapshot_rows(run, entity, history)
+    def gen() -> Iterator[list[dict]]:
+        run.open()  # opened by the first resource to extract, closed by the last to finish
+        try:
+            if entity.incremental:
+                yield from _supplier_rows(run)
+            else:
+                yield from _snapshot_rows(run, entity, history)
+        finally:
+            run.resource_done()
     return dlt.resource(
         gen, name=entity.name, columns=columns,
         schema_contract=_contract(settings.schema_contract), **hints,
@@ -486,47 +482,53 @@ def _resource(
 
 @dlt.source(name="xero", section="xero")
 def xero_source(
-    tenants: Sequence[str] | None = None,
-    entities: Sequence[str] | None = None,
+    tenant_ids: Sequence[str] | None = None,
+    entities: Sequence[str] | str | None = None,
     reconcile: bool = False,
     full_refresh: bool = False,
-    store: Any = None,
+    tokens: Any = None,
     settings: Any = None,
     stats: Any = None,
 ) -> list[DltResource]:
-    """Suppliers, accounts, tax rates and tracking categories/options of connected organisations.
+    """Suppliers, accounts, tax rates and tracking categories/options of Xero organisations.
+
+    Settings and secrets come from dlt's providers under ``[sources.xero]``
+    (``connector.settings.XeroSettings``): ``client_id``, ``client_secret`` and, for use on its
+    own, ``refresh_token``, adopted into a local token store on first use.
 
     Args:
-        tenants: tenant ids to load; default every organisation whose connection is
-            ``connected``. A named organisation that is not connected is recorded as ``skipped``.
-        entities: entities to load (``suppliers``, ``accounts``, ``tax_rates``,
+        tenant_ids: tenant ids to load; default every organisation the token provider reaches
+            (with a ``refresh_token``: all that ``/connections`` lists for the grant; with the
+            app's store: every ``connected`` connection). A named one it cannot reach is
+            recorded as ``skipped``.
+        entities: tables to load (``suppliers``, ``accounts``, ``tax_rates``,
             ``tracking_categories``, ``tracking_options``); default all. ``tracking_categories``
             brings ``tracking_options`` along (one call gives both).
-        reconcile: force the full supplier read that finds contacts that became suppliers
-            without ``UpdatedDateUTC`` moving (otherwise it runs every
+        reconcile: force the supplier reconciliation (otherwise it runs every
             ``reconcile_interval_hours``).
-        full_refresh: ignore the stored cursors and hashes of the organisations loaded: read
-            everything and yield every row.
-        store: the credential and connection store (default ``Store()``: ``XERO_ELT_HOME``).
+        full_refresh: ignore the stored cursors and hashes of the organisations loaded.
+        tokens: a ``connector.token_providers.TokenProvider``; default ``SecretsTokens`` when
+            ``refresh_token`` is set, else ``StoreTokens`` over the app's store.
         settings: ``XeroSettings`` (default ``load_settings()``).
         stats: a ``SyncStats`` to fill with rows, API calls, outcome and error per
-            (tenant, entity); also reachable as ``source.stats`` after creation.
+            (tenant, entity) and what access Xero took away (``access_lost()``).
 
     Returns:
         One resource per selected entity.
     """
     if settings is None:
         settings = load_settings()
-    if store is None:
-        from connector.store import open_store
-
-        store = open_store()
     if stats is None:
         stats = SyncStats()
-    names = _selected(entities)
-    orgs = _organisations(store, tenants, stats, names)
-    run = _Run(settings, store, stats, orgs, reconcile=reconcile, full_refresh=full_refresh,
-               resources=len(names))
+    names = select_entities(entities)
+    if tokens is None and settings.refresh_token:
+        settings.require_client()  # say so now, not at the first extraction
+
+    def provider() -> TokenProvider:
+        return tokens if tokens is not None else default_provider(settings)
+
+    run = _Run(settings, provider, stats, tenant_ids, names, reconcile=reconcile,
+               full_refresh=full_refresh)
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
@@ -563,13 +565,19 @@ def make_source(
     reconcile: bool = False,
     full_refresh: bool = False,
     store: Any = None,
+    tokens: TokenProvider | None = None,
     settings: XeroSettings | None = None,
     stats: SyncStats | None = None,
 ) -> Any:
-    """``xero_source(...)`` with ``source.stats`` set to the ``SyncStats`` it fills."""
+    """``xero_source(...)`` for the app: ``store`` (the app's store) becomes a ``StoreTokens``
+    provider, and ``source.stats`` is the ``SyncStats`` it fills."""
     stats = stats if stats is not None else SyncStats()
-    source = xero_source(tenants=tenants, entities=entities, reconcile=reconcile,
-                         full_refresh=full_refresh, store=store, settings=settings, stats=stats)
+    settings = settings if settings is not None else load_settings()
+    if tokens is None and store is not None:
+        tokens = StoreTokens(store, settings)
+    source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
+                         full_refresh=full_refresh, tokens=tokens, settings=settings,
+                         stats=stats)
     source.stats = stats
     return source
 

@@ -28,6 +28,21 @@ def outcome_for(error: BaseException) -> str:
     return DEFERRED if isinstance(error, deferred) else FAILED
 
 
+@dataclass(frozen=True)
+class AccessLost:
+    """Xero took access away: the caller records it (the connector writes no status).
+
+    ``status`` is what the organisation's connection should become: ``needs_reconnection``
+    (a dead grant, a user who lost the role) or ``disconnected`` (Xero no longer lists it).
+    ``tenant_id`` None means every organisation of the grant.
+    """
+
+    status: str
+    reason: str
+    grant_id: str
+    tenant_id: str | None = None
+
+
 @dataclass
 class EntityStats:
     """One (organisation, entity) of a run."""
@@ -68,6 +83,7 @@ class SyncStats:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], EntityStats] = {}
         self.identity_calls: Counter[str] = Counter()  # "token", "connections"
+        self._access_lost: list[AccessLost] = []
 
     def entry(self, tenant_id: str, entity: str, organisation: str | None = None) -> EntityStats:
         """The entry for (tenant, entity), created on first use."""
@@ -137,6 +153,18 @@ class SyncStats:
         text = str(error) if isinstance(error, XeroError) else f"{type(error).__name__}: {error}"
         self.finish(tenant_id, entity, outcome_for(error), text)
 
+    def lose_access(self, lost: AccessLost) -> None:
+        """Report that Xero took access away (recorded once per grant and tenant)."""
+        with self._lock:
+            if not any((a.grant_id, a.tenant_id) == (lost.grant_id, lost.tenant_id)
+                       for a in self._access_lost):
+                self._access_lost.append(lost)
+
+    def access_lost(self) -> list[AccessLost]:
+        """What Xero took away during the run, for the caller to record."""
+        with self._lock:
+            return list(self._access_lost)
+
     def entries(self) -> list[EntityStats]:
         """Every (tenant, entity) seen, in the order they started."""
         with self._lock:
@@ -160,5 +188,5 @@ class SyncStats:
         return [s.as_dict() for s in self.entries()]
 
 
-__all__ = ["DEFERRED", "FAILED", "OK", "OUTCOMES", "SKIPPED", "EntityStats", "SyncStats",
-           "outcome_for"]
+__all__ = ["DEFERRED", "FAILED", "OK", "OUTCOMES", "SKIPPED", "AccessLost", "EntityStats",
+           "SyncStats", "outcome_for"]

@@ -42,6 +42,8 @@ class DailyUsage:
     def __init__(self, where: Path | str | Store) -> None:
         self._store: Store | None = None
         self._local = threading.local()
+        self._handles: list[sqlite3.Connection] = []
+        self._handles_lock = threading.Lock()
         if isinstance(where, Path | str):
             self.path: Path | None = Path(where) / "usage.sqlite3"
             self._db().execute(_SCHEMA)
@@ -51,9 +53,12 @@ class DailyUsage:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
+            # One handle per thread; close() may run on another thread, after they are done.
             assert self.path is not None  # only the file form has a database of its own
-            db = connect_wal(self.path, synchronous="NORMAL")
+            db = connect_wal(self.path, synchronous="NORMAL", check_same_thread=False)
             self._local.db = db
+            with self._handles_lock:
+                self._handles.append(db)
         return db
 
     def used(self, tenant_id: str, day: str | None = None) -> int:
@@ -79,12 +84,13 @@ class DailyUsage:
         return self.used(tenant_id, day)
 
     def close(self) -> None:
-        """Close this thread's handle."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
+        """Close every thread's handle (call it once the threads using the counter are done)."""
+        with self._handles_lock:
+            handles, self._handles = self._handles, []
+        for db in handles:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
-            self._local.db = None
+        self._local = threading.local()
 
 
 __all__ = ["DailyUsage", "today"]

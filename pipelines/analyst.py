@@ -1,4 +1,4 @@
-"""Views of the current state for analysts, and the data dictionary's command.
+"""Views of the current state for analysts.
 
 `create_views(pipeline)` runs after every load (`pipelines/run.py`) and (re)creates, in the
 pipeline's dataset, one view per question analysts ask first: which suppliers are active, what
@@ -16,21 +16,16 @@ is. Every view:
 The SQL is plain enough to run unchanged on DuckDB and PostgreSQL (schema-qualified names, no
 catalog, so a DuckDB file keeps working when copied or attached under another name).
 
-    python -m pipelines.analyst dictionary [--check] [--sandbox URL] [--output PATH]
-
-regenerates `docs/tables.md` from a fresh demo-like load (see `pipelines/dictionary.py`).
+The data dictionary (`docs/tables.md`) is a build tool's job: `python -m tools.dictionary`.
 """
 
 # ruff: noqa: S608 - the SQL is built from identifiers (our constants, the destination's catalog),
 # quoted by the destination; no value ever goes into it.
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("xero_elt.analyst")
@@ -517,29 +512,3 @@ def drop_views(pipeline: Any) -> list[str]:
                 client.execute_sql(f"DROP VIEW IF EXISTS {catalog.table(view.name)}")
                 dropped.append(view.name)
     return dropped
-
-
-# --- the command line --------------------------------------------------------------------
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipelines.analyst dictionary [--check] [--sandbox URL] [--output PATH]`."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.analyst")
-    commands = parser.add_subparsers(dest="command", required=True)
-    dictionary = commands.add_parser(
-        "dictionary", help="regenerate docs/tables.md from a fresh demo-like load")
-    dictionary.add_argument("--check", action="store_true",
-                            help="do not write; exit 1 when the document is out of date")
-    dictionary.add_argument("--sandbox", metavar="URL",
-                            help="use this running sandbox (freshly reset) instead of starting one")
-    dictionary.add_argument("--output", type=Path, default=None,
-                            help="the document (default docs/tables.md)")
-    args = parser.parse_args(argv)
-    from pipelines import dictionary as dictionary_module
-
-    return dictionary_module.command(check=args.check, sandbox_url=args.sandbox,
-                                     output=args.output)
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sys.exit(main())

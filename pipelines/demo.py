@@ -21,6 +21,7 @@ import httpx
 from pipelines import exitcodes
 from pipelines.formwalk import Browser, PageError
 from pipelines.processes import ServerStartError, served
+from sandbox.handle import xero_env
 
 SEED = 42
 TENANTS = 2
@@ -55,16 +56,7 @@ def _environment(directory: Path, sandbox_url: str | None = None,
         "PYTHONUNBUFFERED": "1",
     })
     if sandbox_url and app:
-        env.update({
-            "SOURCES__XERO__CLIENT_ID": app["client_id"],
-            "SOURCES__XERO__CLIENT_SECRET": app["client_secret"],
-            "SOURCES__XERO__AUTHORIZE_URL": f"{sandbox_url}/identity/connect/authorize",
-            "SOURCES__XERO__TOKEN_URL": f"{sandbox_url}/connect/token",
-            "SOURCES__XERO__REVOCATION_URL": f"{sandbox_url}/connect/revocation",
-            "SOURCES__XERO__CONNECTIONS_URL": f"{sandbox_url}/connections",
-            "SOURCES__XERO__API_URL": f"{sandbox_url}/api.xro/2.0",
-            "SOURCES__XERO__RECONCILE_INTERVAL_HOURS": "24",
-        })
+        env.update({**xero_env(sandbox_url, app), "SOURCES__XERO__RECONCILE_INTERVAL_HOURS": "24"})
     if auth_url:
         env["AUTH_SERVER__PUBLIC_URL"] = auth_url
         env["AUTH_SERVER__PRODUCT_NAME"] = "Acme Finance"

@@ -94,6 +94,9 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
             _make_private(Path(path).expanduser())
         dest: Any = dlt.destinations.duckdb(credentials=path)
         description = f"duckdb file {Path(path).resolve()}"
+    elif name == "postgres":
+        dest = dlt.destinations.postgres(credentials=_postgres_credentials())
+        description = f"postgres (dataset {dataset})"
     else:
         try:
             dest = Destination.from_reference(name, destination_name=name)
@@ -114,6 +117,77 @@ def _make_private(path: Path) -> None:
     for each in (path, path.with_name(path.name + ".wal")):
         with contextlib.suppress(OSError):
             each.chmod(0o600)
+
+
+def _postgres_credentials() -> Any:
+    """dlt's PostgreSQL credentials, with a password even when the DSN has none.
+
+    A DSN without a password is legitimate (trust or peer auth, ``PGPASSWORD``, ``~/.pgpass``),
+    but dlt refuses it as incomplete. So the password becomes ``PGPASSWORD`` if set, else empty:
+    libpq then reads the password file itself, and trust auth needs none. None when nothing is
+    configured (dlt's own resolution then reports what is missing).
+    """
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    value = os.environ.get("DESTINATION__POSTGRES__CREDENTIALS") or _secret(
+        "destination.postgres.credentials")
+    if not value:
+        return None
+    credentials = PostgresCredentials()
+    if isinstance(value, str):
+        try:
+            credentials.parse_native_representation(value)
+        except Exception:
+            raise DestinationError(
+                "destination.postgres.credentials is not a postgresql:// URL"
+            ) from None
+    else:
+        try:
+            for key, item in dict(value).items():
+                setattr(credentials, key, item)
+        except (TypeError, ValueError):
+            raise DestinationError(
+                "destination.postgres.credentials must be a postgresql:// URL or a table"
+            ) from None
+    if not credentials.password:
+        credentials.password = os.environ.get("PGPASSWORD", "")
+    return credentials
+
+
+def check_destination(pipeline: Any, target: Target) -> None:
+    """Connect to the destination before any call to Xero, so a bad setting costs no quota.
+
+    Raises:
+        DestinationError: one line naming the setting (never its value).
+    """
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    setting = f"destination.{target.name}.credentials"
+    try:
+        with pipeline.sql_client() as client:
+            client.execute_sql("select 1")
+    except ConfigFieldMissingException as exc:
+        nested = re.findall(r"with missing field\(s\): ([^\n]+)", str(exc))
+        missing = ", ".join(nested) if nested else ", ".join(f"`{f}`" for f in exc.fields)
+        raise DestinationError(
+            f"{setting} is incomplete (missing {missing}); set it in .dlt/secrets.toml or "
+            f"DESTINATION__{target.name.upper()}__CREDENTIALS"
+        ) from None
+    except NotImplementedError:
+        return  # not a SQL destination (files, buckets): dlt checks it when it loads
+    except Exception as exc:
+        if type(exc).__name__ == "SqlClientNotAvailable":
+            return
+        raise DestinationError(f"{setting}: cannot reach {target.description}: "
+                               f"{_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The innermost cause's first line, without a DSN (which may hold a password)."""
+    while exc.__cause__ is not None or getattr(exc, "exception", None) is not None:
+        exc = exc.__cause__ or exc.exception  # type: ignore[attr-defined]
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"\w+://\S+", "<url>", line)[:200]
 
 
 def _discard_empty_database(path: Path) -> None:

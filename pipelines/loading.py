@@ -125,7 +125,34 @@ def load_organisations(
     try:
         _extract_normalize_load(pipeline, source, stats, target)
     finally:
+        record_access_lost(store, stats)
         _collect(stats, connections, outcomes)
+
+
+def record_access_lost(store: Store, stats: Any) -> None:
+    """Write what the connector reported Xero took away into the connections' statuses.
+
+    A connection still ``connected`` on the grant (and tenant, if one is named) becomes
+    ``needs_reconnection`` or ``disconnected``, so later runs leave it alone until an admin
+    connects it again.
+    """
+    now = datetime.now(UTC)
+    for lost in stats.access_lost():
+        if lost.tenant_id is None:
+            candidates = store.list_connections(statuses=["connected"])
+        else:
+            candidates = store.connections_for_tenant(lost.tenant_id)
+        for connection in candidates:
+            if connection.status != "connected":
+                continue
+            if lost.tenant_id is None and connection.grant_id != lost.grant_id:
+                continue
+            if connection.grant_id not in (None, lost.grant_id):
+                continue
+            fields: dict[str, Any] = {"status": lost.status, "status_reason": lost.reason}
+            if lost.status == "disconnected":
+                fields["disconnected_at"] = now
+            store.update_connection(connection.connection_id, **fields)
 
 
 def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target) -> None:

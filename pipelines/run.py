@@ -20,15 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.entities import ENTITIES, select_entities
+from connector.errors import ConfigurationError
 from connector.store import ConnectionStatus, Store, StoreError, open_store
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
-from pipelines.destinations import DestinationError, Target, resolve_target
+from pipelines.destinations import DestinationError, Target, check_destination, resolve_target
 from pipelines.lock import LockHeld, run_lock
 
 log = logging.getLogger("xero_elt.run")
 
-ENTITIES = ("suppliers", "accounts", "tax_rates", "tracking_categories")
 HISTORY_FILE = "runs.jsonl"
 
 
@@ -77,11 +78,10 @@ def run_from_cli(options: RunOptions) -> int:
 def execute(options: RunOptions, store: Store | None = None) -> RunReport:
     """Run once with the lock held; never raises for a Xero or destination problem."""
     try:
-        unknown = set(options.entities or ()) - set(ENTITIES)
-        if unknown:
-            raise DestinationError(
-                f"unknown entities {sorted(unknown)}; choose from {', '.join(ENTITIES)}"
-            )
+        try:
+            select_entities(options.entities)
+        except ConfigurationError as exc:
+            raise DestinationError(str(exc)) from None
         target = resolve_target(options.destination, options.dataset)
         store = store or open_store()
     except (DestinationError, StoreError) as exc:
@@ -151,7 +151,13 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         pipelines_dir=str(store.home / "pipelines"),
         progress=_progress(),
     )
-    entities = list(options.entities or ENTITIES)
+    try:
+        check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
+    except DestinationError as exc:
+        print(f"xero-elt run: {exc}", file=sys.stderr)
+        return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
+                                           "error": str(exc)})
+    entities = select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
     try:

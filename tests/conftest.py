@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox_handle import (
+from sandbox.handle import (
     DEFAULT_REDIRECT_URI,
     SandboxHandle,
     SandboxProcess,

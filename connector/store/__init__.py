@@ -12,7 +12,7 @@ SQLite, embedded, the default (``sqlite``), and PostgreSQL for several machines 
 ``open_store()`` opens the configured one; both apply the schema steps of ``migrations``.
 """
 
-from connector.store.base import Store
+from connector.store.base import Store, register_factory
 from connector.store.config import open_store, redact
 from connector.store.keys import KEY_ENV, KEY_FILE
 from connector.store.records import (
@@ -28,6 +28,8 @@ from connector.store.records import (
     utcnow,
 )
 from connector.store.sqlite import DB_NAME
+
+register_factory(open_store)
 
 __all__ = [
     "DB_NAME",

@@ -12,7 +12,7 @@ import contextlib
 import json
 import secrets
 from abc import ABCMeta, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,17 @@ class Transaction(Protocol):
         ...
 
 
+# The factory ``Store(...)`` defers to; ``connector.store`` registers ``open_store`` on import
+# (the package is always imported before this module), so this module imports no backend.
+_factory: Callable[..., Any] | None = None
+
+
+def register_factory(factory: Callable[..., Any]) -> None:
+    """Let ``Store(...)`` open the configured backend through ``factory``."""
+    global _factory
+    _factory = factory
+
+
 class _OpensConfiguredBackend(ABCMeta):
     """``Store(home)`` opens the configured backend, as ``pathlib.Path()`` gives a PosixPath.
 
@@ -55,10 +66,8 @@ class _OpensConfiguredBackend(ABCMeta):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Store:
-            # Imported at call time: the factory imports the backends, which import this module.
-            from connector.store.config import open_store
-
-            return open_store(*args, **kwargs)
+            assert _factory is not None, "import connector.store, which registers open_store"
+            return _factory(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
 

@@ -45,9 +45,11 @@ def retry_locked(action: Callable[[], object]) -> None:
             time.sleep(0.02)
 
 
-def connect_wal(path: Path, *, synchronous: str) -> sqlite3.Connection:
+def connect_wal(path: Path, *, synchronous: str, check_same_thread: bool = True
+                ) -> sqlite3.Connection:
     """A connection in autocommit mode with the file in WAL mode (also used by the usage file)."""
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                         check_same_thread=check_same_thread)
     try:
         retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
         db.execute(f"PRAGMA synchronous={synchronous}")

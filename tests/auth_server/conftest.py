@@ -13,8 +13,8 @@ from auth_server.server import make_server
 from auth_server.settings import AuthServerSettings
 from connector.settings import XeroSettings
 from connector.store import Connection, Store
+from sandbox.handle import SandboxHandle
 from tests.auth_server.helpers import ADMIN_TOKEN, RunningAuth
-from tests.sandbox_handle import SandboxHandle
 
 PRODUCT = "Acme Finance"
 

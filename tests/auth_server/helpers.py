@@ -17,7 +17,7 @@ import httpx
 
 from auth_server.server import AuthServer
 from connector.store import Connection, Store
-from tests.sandbox_handle import ConsentOutcome, SandboxHandle, consent_via_forms
+from sandbox.handle import ConsentOutcome, SandboxHandle, consent_via_forms
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"

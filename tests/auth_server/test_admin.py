@@ -10,9 +10,9 @@ import httpx
 
 from auth_server.invites import create_invite
 from auth_server.throttle import FREE_FAILURES
+from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import ADMIN_TOKEN, RunningAuth, csrf_of
-from tests.sandbox_handle import SandboxHandle
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

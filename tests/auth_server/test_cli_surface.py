@@ -24,8 +24,8 @@ from auth_server.mail import invite_subject
 from auth_server.settings import AuthServerSettings
 from connector import identity
 from connector.store import Store
+from sandbox.handle import REPO_ROOT, SandboxHandle
 from tests.auth_server.helpers import RunningAuth, read_eml
-from tests.sandbox_handle import REPO_ROOT, SandboxHandle
 
 
 def test_import_grant_refreshes_at_once_and_lists_organisations(

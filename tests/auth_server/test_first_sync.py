@@ -7,9 +7,9 @@ from pathlib import Path
 
 from auth_server.first_sync import pipeline_command
 from auth_server.invites import create_invite
+from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import duckdb_counts
 from tests.auth_server.helpers import RunningAuth, wait_for
-from tests.sandbox_handle import SandboxHandle
 
 
 def test_pipeline_command_runs_one_organisation_and_waits_for_the_lock() -> None:

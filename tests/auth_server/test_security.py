@@ -14,9 +14,9 @@ from auth_server.errors import InvalidInput
 from auth_server.invites import create_invite
 from auth_server.settings import AuthServerSettings, load_settings
 from connector.store import utcnow
+from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth
-from tests.sandbox_handle import SandboxHandle
 
 SCRIPT = "<script>alert(1)</script>"
 

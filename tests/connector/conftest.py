@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
 
-from connector.settings import XeroSettings, load_settings
+from connector.settings import XeroSettings
 from connector.source import make_source
 from connector.stats import SyncStats
 from connector.store import Store
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from pipelines.loading import record_access_lost
+from sandbox.handle import SandboxHandle, XeroGrant
+from tools.sandbox_setup import sandbox_settings as tools_sandbox_settings
+from tools.sandbox_setup import store_grant
 
 _names = itertools.count()
 
@@ -24,31 +26,14 @@ _names = itertools.count()
 def connect_tenants(store: Store, grant: XeroGrant, sandbox: SandboxHandle,
                     tenant_ids: list[str] | None = None) -> str:
     """Store the grant and a `connected` connection per organisation; returns the grant id."""
-    stored = store.add_grant(grant.token_response, client_id=grant.client_id)
     names = {t["tenantId"]: t["name"] for t in sandbox.tenants()}
-    for tenant_id in tenant_ids or grant.tenant_ids:
-        conn = store.create_connection(
-            names[tenant_id], "admin@example.test", invite_token_hash=f"h-{tenant_id}",
-            invite_expires_at=datetime.now(UTC) + timedelta(days=7),
-        )
-        store.update_connection(
-            conn.connection_id, status="connected", tenant_id=tenant_id,
-            organisation_name=names[tenant_id], grant_id=stored.grant_id,
-            connected_at=datetime.now(UTC),
-        )
-    return stored.grant_id
+    return store_grant(store, grant, names, tenant_ids)
 
 
 def sandbox_settings(sandbox: SandboxHandle, grant: XeroGrant, **overrides: Any) -> XeroSettings:
     """Settings pointing at the sandbox, with fast backoff for tests."""
-    values: dict[str, Any] = {
-        "client_id": grant.client_id, "client_secret": grant.client_secret or "",
-        "authorize_url": sandbox.authorize_url, "token_url": sandbox.token_url,
-        "revocation_url": sandbox.revocation_url, "connections_url": sandbox.connections_url,
-        "api_url": sandbox.api_url, "backoff_seconds": 0.05, "max_backoff_seconds": 0.5,
-    }
-    values.update(overrides)
-    return load_settings(**values)
+    app = {"client_id": grant.client_id, "client_secret": grant.client_secret}
+    return tools_sandbox_settings(sandbox.url, app, **overrides)
 
 
 class Loader:
@@ -71,7 +56,11 @@ class Loader:
         settings = kwargs.pop("settings", self.settings)
         self.stats = SyncStats()
         source = make_source(store=self.store, settings=settings, stats=self.stats, **kwargs)
-        self.load_info = self.pipeline.run(source, loader_file_format="parquet")
+        try:
+            self.load_info = self.pipeline.run(source, loader_file_format="parquet")
+        finally:
+            # The connector only reports lost access; like `xero-elt run`, the caller records it.
+            record_access_lost(self.store, self.stats)
         return self.stats
 
     def query(self, sql: str) -> list[tuple]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from connector.store import Store
+from sandbox.handle import SandboxHandle, XeroGrant
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
-from tests.sandbox_handle import SandboxHandle, XeroGrant
 
 API = "/api.xro/2.0"
 
@@ -245,7 +245,7 @@ def test_a_bad_record_is_reported_and_the_others_load(
 def test_two_organisations_on_separate_grants_load_in_parallel(
     tmp_path: Path, tmp_home: Path, sandbox: SandboxHandle, xero_app: dict
 ) -> None:
-    from tests.sandbox_handle import make_grant
+    from sandbox.handle import make_grant
 
     store = Store(tmp_home)
     grants = [make_grant(sandbox, xero_app, tenant_ids=[t]) for t in sandbox.tenant_ids()]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from connector import source
+from sandbox.handle import SandboxHandle
 from tests.connector.conftest import Loader
-from tests.sandbox_handle import SandboxHandle
 
 
 def test_a_full_read_hashes_only_the_records_near_the_newest(

@@ -13,8 +13,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from connector.source import schema_changes
 from connector.store import Store
+from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
-from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
 
 API = "/api.xro/2.0/"
 TABLES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")

@@ -20,8 +20,8 @@ from connector.errors import GrantInvalid
 from connector.settings import XeroSettings
 from connector.store import Store
 from connector.tokens import access_token_for
+from sandbox.handle import REPO_ROOT, SandboxHandle, XeroGrant, make_grant
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
-from tests.sandbox_handle import REPO_ROOT, SandboxHandle, XeroGrant, make_grant
 
 
 def token_calls(sandbox: SandboxHandle) -> list[dict]:

@@ -13,9 +13,9 @@ import pytest
 
 from connector.errors import PermissionLost
 from connector.store import Store
+from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
-from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
 
 
 def _world(sandbox_factory: SandboxFactory, tmp_path: Path, tmp_home: Path, *,

@@ -20,15 +20,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector.store import Store
+from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.auth_server.conftest import auth, org  # noqa: F401 - the auth server's fixtures
-from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
+from tools.sandbox_setup import store_grant
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api.xro/2.0"
@@ -136,24 +136,8 @@ def finished(proc: subprocess.Popen[str], out: str, err: str, seconds: float) ->
 def connect_grant(store: Store, grant: XeroGrant, sandbox: SandboxHandle) -> str:
     """Store a grant and a `connected` connection per organisation it reaches (reusing the
     organisation's earlier record, as a reconnection through the auth server would)."""
-    stored = store.add_grant(grant.token_response, client_id=grant.client_id)
     names = {t["tenantId"]: t["name"] for t in sandbox.tenants()}
-    now = datetime.now(UTC)
-    for tenant_id in grant.tenant_ids:
-        existing = store.connections_for_tenant(tenant_id)
-        if existing:
-            conn = existing[-1]
-        else:
-            conn = store.create_connection(
-                names[tenant_id], "admin@example.test", invite_token_hash=f"h-{tenant_id}",
-                invite_expires_at=now + timedelta(days=7),
-            )
-        store.update_connection(
-            conn.connection_id, status="connected", status_reason=None, tenant_id=tenant_id,
-            organisation_name=names[tenant_id], grant_id=stored.grant_id, connected_at=now,
-            disconnected_at=None,
-        )
-    return stored.grant_id
+    return store_grant(store, grant, names, reconnect=True)
 
 
 def sole_admin(sandbox: SandboxHandle, tenant_id: str) -> str:
@@ -277,7 +261,7 @@ def big_home(big_sandbox: SandboxHandle, make_home: Callable[..., CliHome]) -> C
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-# dlt insists on a password even where the server trusts loopback (it is then ignored).
+# The server trusts loopback; the password is ignored (a DSN without one works too).
 POSTGRES_SERVER = os.environ.get(
     "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )

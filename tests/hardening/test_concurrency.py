@@ -21,10 +21,10 @@ import pytest
 
 from connector.store import Store
 from connector.tokens import access_token_for
+from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import start_auth, stop_auth, xero_settings_for
 from tests.auth_server.helpers import RunningAuth
 from tests.hardening.conftest import API, ROOT, CliHome, finished, sole_admin
-from tests.sandbox_handle import SandboxHandle
 
 pytestmark = pytest.mark.hardening
 INVITE_LINK = re.compile(r"https?://[^<\"\s]+/invite/[A-Za-z0-9_-]{43}")

@@ -163,7 +163,7 @@ def test_amounts_that_no_decimal_column_can_hold_are_not_passed_on_as_decimals(
 def _first(sb: Any, tenant_id: str, path: str, collection: str) -> list[dict[str, Any]]:
     import httpx
 
-    from tests.sandbox_handle import make_grant
+    from sandbox.handle import make_grant
 
     app = sb.create_app(name="peek")
     grant = make_grant(sb, app, tenant_ids=[tenant_id])

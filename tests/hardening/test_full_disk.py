@@ -21,9 +21,9 @@ import pytest
 from connector.errors import XeroError
 from connector.store import Store, StoreError
 from connector.tokens import access_token_for
+from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import xero_settings_for
 from tests.hardening.conftest import CliHome, counts_by_tenant, expected_counts
-from tests.sandbox_handle import SandboxHandle
 
 pytestmark = pytest.mark.hardening
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.handle import SandboxHandle
 from tests.hardening import failpoints
 from tests.hardening.conftest import (
     API,
@@ -30,7 +31,6 @@ from tests.hardening.conftest import (
     postgres_contents,
     wait_until,
 )
-from tests.sandbox_handle import SandboxHandle
 
 pytestmark = [pytest.mark.hardening, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from sandbox.handle import SandboxHandle
 from tests.hardening.conftest import ROOT, CliHome
-from tests.sandbox_handle import SandboxHandle
 
 pytestmark = pytest.mark.hardening
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from sandbox.handle import SandboxHandle, XeroGrant
 
 pytestmark = pytest.mark.hardening
 HOSTILE = '<script>alert("org")</script> & Sons'

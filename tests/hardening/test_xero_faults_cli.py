@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.handle import SandboxHandle
 from tests.hardening.conftest import (
     API,
     CliHome,
@@ -25,7 +26,6 @@ from tests.hardening.conftest import (
     sole_admin,
     wait_until,
 )
-from tests.sandbox_handle import SandboxHandle
 
 pytestmark = [pytest.mark.hardening, pytest.mark.slow]
 

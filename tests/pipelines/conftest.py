@@ -27,13 +27,13 @@ import pytest
 
 from connector.store import Store
 from pipelines.destinations import resolve_target
-from pipelines.reference_load import ReferenceLoad, reference_load
 from pipelines.run import RunOptions, RunReport, execute
+from sandbox.handle import SandboxHandle, XeroGrant
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from tools.reference_load import ReferenceLoad, reference_load
 
-# dlt insists on a password even where the server trusts loopback (it is then ignored).
+# The server trusts loopback; the password is ignored (a DSN without one works too).
 POSTGRES_SERVER = os.environ.get(
     "XERO_ELT_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
@@ -132,7 +132,7 @@ class Warehouse:
 def reference(
     sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReferenceLoad]:
-    """The demo-like reference load (`pipelines.reference_load`), once per session, in the
+    """The demo-like reference load (`tools.reference_load`), once per session, in the
     default sandbox (reset before and after)."""
     sandbox = sandbox_factory()
     yield reference_load(sandbox.url, tmp_path_factory.mktemp("reference"))

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.analyst import main
-from pipelines.dictionary import (
+from tests.conftest import SandboxFactory
+from tools.dictionary import (
     DOCUMENT,
     REGENERATE,
     documented_columns,
     drift,
+    main,
     render,
     undocumented,
 )
-from pipelines.reference_load import ReferenceLoad
-from tests.conftest import SandboxFactory
+from tools.reference_load import ReferenceLoad
 
 
 def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
@@ -29,7 +29,7 @@ def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
 
 
 def test_every_loaded_table_and_column_is_described(reference: ReferenceLoad) -> None:
-    assert undocumented(reference.schema) == [], "describe them in pipelines/dictionary.py"
+    assert undocumented(reference.schema) == [], "describe them in tools/dictionary.py"
 
 
 def test_the_document_covers_the_bookkeeping_tables_and_the_views(
@@ -65,7 +65,7 @@ def test_check_fails_on_a_stale_document_and_says_how_to_regenerate(
     stale.write_text("# Tables and views\n\n### `accounts`\n\n| `account_id` | text |\n",
                      encoding="utf-8")
     url = sandbox_factory().url
-    assert main(["dictionary", "--check", "--sandbox", url, "--output", str(stale)]) == 1
+    assert main(["--check", "--sandbox", url, "--output", str(stale)]) == 1
     err = capsys.readouterr().err
     assert "out of date" in err
     assert "`accounts`: new columns tenant_id" in err

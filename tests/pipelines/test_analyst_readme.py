@@ -8,9 +8,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.reference_load import ReferenceLoad
+from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse, needs_history, readme_queries
-from tests.sandbox_handle import SandboxHandle
+from tools.reference_load import ReferenceLoad
 
 
 def _may_be_empty(sql: str) -> bool:

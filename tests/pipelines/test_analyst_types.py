@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from pipelines.dictionary import loaded_columns
-from pipelines.reference_load import ReferenceLoad
+from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse
-from tests.sandbox_handle import SandboxHandle
+from tools.dictionary import loaded_columns
+from tools.reference_load import ReferenceLoad
 
 SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
 OURS = {"sync_runs", "connections"}  # written by xero-elt, not read from Xero

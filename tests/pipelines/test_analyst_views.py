@@ -11,8 +11,8 @@ import dlt
 import pytest
 
 from pipelines.analyst import VIEWS, create_views
+from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse
-from tests.sandbox_handle import SandboxHandle
 
 ALL_VIEWS = [view.name for view in VIEWS]
 

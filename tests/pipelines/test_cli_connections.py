@@ -13,8 +13,8 @@ from freezegun import freeze_time
 
 from connector.store import Store
 from pipelines.cli import main
+from sandbox.handle import SandboxHandle, XeroGrant
 from tests.connector.conftest import connect_tenants
-from tests.sandbox_handle import SandboxHandle, XeroGrant
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 
 from connector.store import Store
 from pipelines.analyst import drop_views
+from sandbox.handle import SandboxHandle, make_grant
 from tests.connector.conftest import connect_tenants
 from tests.pipelines.conftest import Warehouse, _datasets, needs_history, readme_queries
-from tests.sandbox_handle import SandboxHandle, make_grant
 
 pytestmark = pytest.mark.postgres
 

@@ -14,8 +14,8 @@ import pytest
 
 from connector.store import Store
 from pipelines.cli import main
+from sandbox.handle import SandboxHandle, XeroGrant
 from tests.connector.conftest import connect_tenants
-from tests.sandbox_handle import SandboxHandle, XeroGrant
 
 ROOT = Path(__file__).parents[2]
 ENTITY_TABLES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")

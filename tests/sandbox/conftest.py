@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sandbox_handle import SandboxHandle
+from sandbox.handle import SandboxHandle
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sandbox.handle import SandboxHandle
 from tests.conftest import SandboxFactory
-from tests.sandbox_handle import SandboxHandle
 
 PAGED_ONLY = (
     "ContactGroups",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sandbox.compression import accepts_gzip
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from sandbox.handle import SandboxHandle, XeroGrant
 
 CONTACTS = "/api.xro/2.0/Contacts"
 

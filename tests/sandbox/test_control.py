@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from sandbox.handle import SandboxError, SandboxHandle, XeroGrant, consent_via_forms
 from tests.sandbox.conftest import claims
-from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant, consent_via_forms
 
 
 def test_apps_are_registered_with_xero_like_ids(sandbox: SandboxHandle) -> None:

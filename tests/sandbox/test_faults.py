@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from sandbox.handle import SandboxError, SandboxHandle, XeroGrant
 from tests.sandbox.conftest import refresh
-from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant
 
 CONTACTS = "/api.xro/2.0/Contacts"
 

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from tests.sandbox_handle import SandboxHandle, XeroGrant
+from sandbox.handle import SandboxHandle, XeroGrant
 
 CONTACTS = "/api.xro/2.0/Contacts"
 HIGH_VOLUME = {

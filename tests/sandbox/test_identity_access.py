@@ -6,8 +6,8 @@ import uuid
 
 import httpx
 
+from sandbox.handle import SandboxHandle, XeroGrant
 from tests.sandbox.conftest import api_get, refresh
-from tests.sandbox_handle import SandboxHandle, XeroGrant
 
 
 def assert_problem(response: httpx.Response, status: int, detail: str) -> None:

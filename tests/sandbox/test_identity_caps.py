@@ -7,8 +7,8 @@ import re
 import httpx
 import pytest
 
+from sandbox.handle import SandboxError, SandboxHandle, consent_via_forms
 from tests.sandbox.test_identity_flow import authorize_params
-from tests.sandbox_handle import SandboxError, SandboxHandle, consent_via_forms
 
 RID = re.compile(r'name="rid" value="([^"]+)"')
 

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from sandbox.handle import DEFAULT_SCOPES, SandboxHandle, consent_via_forms
 from tests.sandbox.conftest import basic, claims
-from tests.sandbox_handle import DEFAULT_SCOPES, SandboxHandle, consent_via_forms
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sandbox.handle import SandboxHandle, consent_via_forms
 from tests.sandbox.conftest import basic, claims
 from tests.sandbox.test_identity_flow import CALLBACK, authorize_params
-from tests.sandbox_handle import SandboxHandle, consent_via_forms
 
 
 def _consent(

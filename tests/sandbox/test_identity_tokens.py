@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from sandbox.handle import DEFAULT_SCOPES, SandboxHandle, XeroGrant, consent_via_forms
 from tests.sandbox.conftest import api_get, basic, claims, refresh
-from tests.sandbox_handle import DEFAULT_SCOPES, SandboxHandle, XeroGrant, consent_via_forms
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 

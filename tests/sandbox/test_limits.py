@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.sandbox.conftest import refresh
-from tests.sandbox_handle import SandboxHandle, XeroGrant, make_grant
 
 
 def call(

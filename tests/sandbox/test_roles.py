@@ -11,9 +11,9 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
+from sandbox.handle import SandboxError, SandboxHandle, XeroGrant, make_grant
 from tests.conftest import SandboxFactory
 from tests.sandbox.conftest import refresh
-from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant, make_grant
 
 CONTACTS = "/api.xro/2.0/Contacts"
 

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant
+from sandbox.handle import SandboxError, SandboxHandle, XeroGrant
 
 CONTACTS = "/api.xro/2.0/Contacts"
 

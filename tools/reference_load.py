@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ import httpx
 
 from pipelines.demo import SEED, SUPPLIERS, TENANTS
 from pipelines.processes import ServerStartError, served
+from sandbox.handle import SandboxHandle, xero_env
+from tools.sandbox_setup import connect_organisations
 
 DATASET = "xero"
 DUCKDB_FILE = "xero_elt.duckdb"
-SCOPES = "openid profile email offline_access accounting.contacts.read accounting.settings.read"
 
 
 class ReferenceLoadError(RuntimeError):
@@ -79,31 +79,6 @@ def _control(http: httpx.Client, method: str, path: str, body: Any = None) -> An
     return response.json()
 
 
-def _connect(http: httpx.Client, store: Any) -> dict[str, Any]:
-    """Register an app, grant it every organisation, and store them as connected."""
-    app = _control(http, "POST", "/apps", {"name": "xero-elt reference load",
-                                            "redirect_uris": ["http://127.0.0.1:8765/callback"]})
-    tenants = _control(http, "GET", "/tenants")
-    wanted = {t["tenantId"] for t in tenants}
-    admin = next((u for u in _control(http, "GET", "/users")
-                  if u["role"] == "admin" and wanted <= set(u["tenant_ids"])), None)
-    if admin is None:
-        raise ReferenceLoadError("no sandbox admin can reach every organisation")
-    tokens = _control(http, "POST", "/grants", {
-        "client_id": app["client_id"], "user": admin["email"], "tenant_ids": sorted(wanted),
-        "scopes": SCOPES})
-    grant = store.add_grant(tokens, client_id=app["client_id"])
-    now = datetime.now(UTC)
-    for tenant in tenants:
-        conn = store.create_connection(tenant["name"], admin["email"],
-                                       invite_token_hash=f"reference-{tenant['tenantId']}",
-                                       invite_expires_at=now + timedelta(days=7))
-        store.update_connection(conn.connection_id, status="connected",
-                                tenant_id=tenant["tenantId"], grant_id=grant.grant_id,
-                                organisation_name=tenant["name"], connected_at=now)
-    return app
-
-
 def _change_xero(http: httpx.Client, pipeline: Any) -> None:
     """The demo's kind of changes, in the first organisation, chosen from what was loaded."""
     with pipeline.sql_client() as client:
@@ -154,16 +129,18 @@ def reference_load(sandbox_url: str, directory: Path) -> ReferenceLoad:
     with httpx.Client(base_url=sandbox_url.rstrip("/"), timeout=60) as http:
         _control(http, "POST", "/reset")
         store = Store(home)
-        app = _connect(http, store)
-        api = f"{sandbox_url.rstrip('/')}"
+        handle = SandboxHandle(sandbox_url.rstrip("/"))
+        try:
+            app = handle.create_app(["http://127.0.0.1:8765/callback"],
+                                    name="xero-elt reference load")
+            connect_organisations(store, handle, app)
+        except Exception as exc:
+            raise ReferenceLoadError(f"cannot connect the sandbox's organisations: {exc}") \
+                from None
+        finally:
+            handle.close()
         env = {
-            "SOURCES__XERO__CLIENT_ID": app["client_id"],
-            "SOURCES__XERO__CLIENT_SECRET": app.get("client_secret") or "",
-            "SOURCES__XERO__AUTHORIZE_URL": f"{api}/identity/connect/authorize",
-            "SOURCES__XERO__TOKEN_URL": f"{api}/connect/token",
-            "SOURCES__XERO__REVOCATION_URL": f"{api}/connect/revocation",
-            "SOURCES__XERO__CONNECTIONS_URL": f"{api}/connections",
-            "SOURCES__XERO__API_URL": f"{api}/api.xro/2.0",
+            **xero_env(sandbox_url, app),
             # The reference is the default configuration, whatever the local one says.
             "SOURCES__XERO__HISTORY": "",
             "SOURCES__XERO__SCHEMA_CONTRACT": "evolve",
