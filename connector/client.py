@@ -334,7 +334,7 @@ class OrganisationSession:
 
     def _send(
         self, url: str, params: dict[str, str] | None, headers: dict[str, str], entity: str,
-        endpoint: str, token: str,
+        endpoint: str, token: str, on_answer: Callable[[], None] | None = None,
     ) -> httpx.Response:
         with self._semaphore:
             self._check_stopped()
@@ -342,12 +342,19 @@ class OrganisationSession:
             self._pacer.wait_turn()
             answer: httpx.Headers | None = None
             try:
-                response = self.client.http.get(
-                    url,
-                    params=params,
+                http = self.client.http
+                request = http.build_request(
+                    "GET", url, params=params,
                     headers={**headers, "Authorization": f"Bearer {token}",
                              "xero-tenant-id": self.org.tenant_id},
                 )
+                response = http.send(request, stream=True)
+                try:
+                    if response.status_code == 200 and on_answer is not None:
+                        on_answer()
+                    response.read()
+                finally:
+                    response.close()
                 if response.status_code != 429:
                     # A 429's counters say "0 left"; its Retry-After is the better guide.
                     answer = response.headers
@@ -365,8 +372,12 @@ class OrganisationSession:
         entity: str,
         params: dict[str, str] | None = None,
         if_modified_since: datetime | None = None,
+        on_answer: Callable[[], None] | None = None,
     ) -> Any:
         """GET an Accounting API path and return its JSON (decimal floats); None on 304.
+
+        ``on_answer`` is called once Xero's 200 has begun to arrive (its status and headers),
+        before the body is read: Xero has evaluated the query by then.
 
         Raises:
             XeroError: any failure this organisation cannot get past in this run (the session
@@ -374,7 +385,7 @@ class OrganisationSession:
         """
         try:
             return self._get(path, entity=entity, params=params,
-                             if_modified_since=if_modified_since)
+                             if_modified_since=if_modified_since, on_answer=on_answer)
         except XeroRequestError as exc:
             raise exc.with_context(**self._context(entity, path)) from None
         except XeroError as exc:
@@ -387,6 +398,7 @@ class OrganisationSession:
         entity: str,
         params: dict[str, str] | None,
         if_modified_since: datetime | None,
+        on_answer: Callable[[], None] | None = None,
     ) -> Any:
         self._check_stopped()
         url = f"{self.settings.api_url}/{path.lstrip('/')}"
@@ -400,7 +412,7 @@ class OrganisationSession:
         token = self.client.access_token(self.org.grant_id)
         while True:
             try:
-                response = self._send(url, params, headers, entity, endpoint, token)
+                response = self._send(url, params, headers, entity, endpoint, token, on_answer)
             except httpx.RemoteProtocolError as exc:
                 if "complete message body" not in str(exc):
                     transient += 1  # dropped before any answer: like a 5xx
@@ -548,10 +560,11 @@ class OrganisationSession:
         entity: str,
         params: dict[str, str] | None = None,
         if_modified_since: datetime | None = None,
+        on_answer: Callable[[], None] | None = None,
     ) -> tuple[list[dict], dict]:
         """The records of one unpaged collection and the envelope they came in."""
         payload = self.get(path, entity=entity, params=params,
-                           if_modified_since=if_modified_since)
+                           if_modified_since=if_modified_since, on_answer=on_answer)
         if payload is None:
             return [], {}
         try:
@@ -573,9 +586,9 @@ class OrganisationSession:
         """Pages of a paged collection, in order, from ``start_page``. ``page`` is always sent.
 
         After the first page, Xero's ``pagination.pageCount`` says how many pages there are: the
-        rest are fetched a few at a time (within the in-flight limit) and yielded in order, on
-        to the last page any answer reports. Without it, we read on until a page is shorter
-        than ``page_size``.
+        rest are fetched a few at a time (within the in-flight limit; each asked for once the
+        one before it was answered) and yielded in order, on to the last page any answer
+        reports. Without it, we read on until a page is shorter than ``page_size``.
         """
         size = page_size or self.settings.page_size
         base = {**(params or {}), "pageSize": str(size)}
@@ -593,22 +606,48 @@ class OrganisationSession:
                 page = fetch(page.number + 1)
                 yield page
             return
-        # Every answer reports the page count of that moment: contacts created meanwhile push
-        # others forward, past the last page the first answer reported, so read on to the
-        # largest count any answer gives.
+        # Pages are positions, evaluated when Xero answers. A page is asked for only once the
+        # one before it has been answered, so Xero evaluates them in page order: a contact
+        # created meanwhile then pushes others forward into a later page (a duplicate), never
+        # out of a page fetched earlier (a gap). Bodies still download and parse side by side.
+        # Every answer reports the page count of its moment: read on to the largest.
         ahead = max(1, self.settings.max_in_flight - 1)
-        pending: deque[Future[Page]] = deque()
-        last_page, next_page = first.page_count, start_page + 1
+        pending: dict[int, Future[Page]] = {}
+        answered: dict[int, threading.Event] = {start_page: threading.Event()}
+        answered[start_page].set()
+        changed = threading.Condition()
+
+        def signal(number: int) -> None:
+            with changed:
+                answered[number].set()
+                changed.notify_all()
+
+        def submit(number: int) -> None:
+            answered[number] = threading.Event()
+            future = self._pool().submit(
+                self.get_page, path, collection, entity=entity,
+                params={**base, "page": str(number)}, if_modified_since=if_modified_since,
+                number=number, on_answer=lambda: signal(number))
+            pending[number] = future
+            future.add_done_callback(lambda _f: signal(number))  # a failure unblocks too
+
+        last_page, next_page, wanted = first.page_count, start_page + 1, start_page + 1
         try:
-            while next_page <= last_page or pending:
-                while next_page <= last_page and len(pending) < ahead:
-                    pending.append(self._pool().submit(fetch, next_page))
-                    next_page += 1
-                page = pending.popleft().result()
+            while wanted <= last_page:
+                with changed:
+                    while (next_page <= last_page and next_page - wanted < ahead
+                           and answered[next_page - 1].is_set()):
+                        submit(next_page)
+                        next_page += 1
+                    if not pending[wanted].done():
+                        changed.wait(timeout=1.0)
+                        continue
+                page = pending.pop(wanted).result()
                 last_page = max(last_page, page.page_count or 0)
+                wanted += 1
                 yield page
         finally:
-            for future in pending:
+            for future in pending.values():
                 future.cancel()
 
     def get_page(
@@ -620,10 +659,12 @@ class OrganisationSession:
         params: dict[str, str],
         if_modified_since: datetime | None = None,
         number: int = 1,
+        on_answer: Callable[[], None] | None = None,
     ) -> Page:
         """One page of a paged collection with what its envelope says (time, counts)."""
         records, payload = self.get_collection(path, collection, entity=entity, params=params,
-                                               if_modified_since=if_modified_since)
+                                               if_modified_since=if_modified_since,
+                                               on_answer=on_answer)
         return Page(number, records, _server_time(payload), _pagination(payload, "pageCount"),
                     _pagination(payload, "itemCount"))
 

@@ -384,11 +384,11 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
     options = _read_options(run)
-    pages: queue.Queue[tuple[Organisation, Any, SupplierState | None]] = queue.Queue(
+    pages: queue.Queue[tuple[Organisation, Any, dict[str, Any] | None]] = queue.Queue(
         maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
 
-    def put(item: tuple[Organisation, Any, SupplierState | None]) -> bool:
+    def put(item: tuple[Organisation, Any, dict[str, Any] | None]) -> bool:
         while not cancelled.is_set():
             try:
                 pages.put(item, timeout=0.2)
@@ -398,7 +398,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
         return False
 
     def read(org: Organisation, state: SupplierState) -> None:
-        def emit(rows: list[dict], progress: SupplierState | None) -> bool:
+        def emit(rows: list[dict], progress: dict[str, Any] | None) -> bool:
             return put((org, rows, progress))
 
         reader = SupplierRead(
@@ -411,7 +411,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
         )
         try:
             final = reader.run()
-            put((org, _DONE, final))
+            put((org, _DONE, final.dump()))
         except BaseException as exc:
             put((org, exc, None))
 
@@ -426,7 +426,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
             if item is _DONE:
                 active -= 1
                 assert progress is not None
-                tenants_state[org.tenant_id] = progress.dump()
+                tenants_state[org.tenant_id] = progress
                 run.stats.finish(org.tenant_id, entity.name, OK)
                 continue
             if isinstance(item, BaseException):
@@ -440,7 +440,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
                 yield item
             # Only now, with the rows handed over, may the state move past them.
             if progress is not None:
-                tenants_state[org.tenant_id] = progress.dump()
+                tenants_state[org.tenant_id] = progress
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()

@@ -59,8 +59,10 @@ def encode_ids(ids: Iterable[str]) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def decode_ids(text: str) -> set[str]:
-    """The inverse of ``encode_ids``."""
+def decode_ids(text: str | list[str]) -> set[str]:
+    """The inverse of ``encode_ids`` (also of a list of encoded chunks)."""
+    if isinstance(text, list):
+        return set().union(*(decode_ids(chunk) for chunk in text))
     raw = base64.b64decode(text)
     return {str(uuid.UUID(bytes=raw[i:i + 16])) for i in range(0, len(raw), 16)}
 
@@ -103,14 +105,16 @@ class SupplierState:
             full_read=raw.get("full_read"),
         )
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, members_text: str | None = None) -> dict[str, Any]:
+        """The state as dlt keeps it; ``members_text`` is ``encode_ids(members)`` when the
+        caller already has it (a full read records its progress after every page)."""
         state: dict[str, Any] = {"recent": self.recent, "sweep": self.sweep}
         if self.cursor:
             state["cursor"] = _iso(self.cursor)
         if self.reconciled_at:
             state["reconciled_at"] = _iso(self.reconciled_at)
         if self.members is not None:
-            state["members"] = encode_ids(self.members)
+            state["members"] = members_text or encode_ids(self.members)
         if self.high_volume:
             state["high_volume"] = True
         if self.full_read:
@@ -134,14 +138,14 @@ class ReadOptions:
     full_refresh: bool = False
 
 
-Emit = Callable[[list[dict], "SupplierState | None"], bool]
+Emit = Callable[[list[dict], "dict[str, Any] | None"], bool]
 
 
 class SupplierRead:
     """Reads one organisation's suppliers; hands rows over with ``emit``.
 
-    ``emit(rows, state)`` passes rows on (and, where given, the state to record with them so a
-    later run resumes there); it returns False when the run was cancelled.
+    ``emit(rows, state)`` passes rows on (and, where given, the dumped state to record with them
+    so a later run resumes there); it returns False when the run was cancelled.
 
     Args:
         session: the organisation's session of the run's client.
@@ -231,17 +235,24 @@ class SupplierRead:
         state = self.state
         resume = state.full_read or {}
         watermark = _from_iso(resume.get("watermark"))
-        found: set[str] = decode_ids(resume["members"]) if resume.get("members") else set()
+        chunks: list[str] = list(resume.get("members") or [])
+        if isinstance(resume.get("members"), str):
+            chunks = [resume["members"]]
+        found = decode_ids(chunks)
         start = int(resume.get("next_page") or 1)
+        # The state before this read, encoded once: progress is recorded after every page.
+        members_text = encode_ids(state.members) if state.members is not None else None
         newest: list[datetime] = []  # the cursor if Xero's envelope had no DateTimeUTC
         for page in self._pages(start_page=start):
             if watermark is None:
                 watermark = page.server_time
             rows = self._rows(page.records, watermark, newest)
-            found.update(_key(r) for r in rows if r.get("IsSupplier") is not False)
+            new = {_key(r) for r in rows if r.get("IsSupplier") is not False} - found
+            found |= new
+            chunks.append(encode_ids(new))  # each page's ids once, not the whole set again
             state.full_read = {"watermark": _iso(watermark), "next_page": page.number + 1,
-                               "members": encode_ids(found)}
-            if not self._emit(rows, state):
+                               "members": list(chunks)}
+            if not self._emit(rows, state.dump(members_text)):
                 return
         gone = (self.old.members or set()) - found - self.yielded
         if gone:
@@ -413,7 +424,7 @@ class SupplierRead:
         self.state.recent = {k: v for k, v in self.state.recent.items()
                              if datetime.fromisoformat(v[1]) >= horizon}
 
-    def _emit(self, rows: list[dict], state: SupplierState | None) -> bool:
+    def _emit(self, rows: list[dict], state: dict[str, Any] | None) -> bool:
         return self.emit(rows, state)
 
 
