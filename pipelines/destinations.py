@@ -159,6 +159,7 @@ def check_destination(pipeline: Any, target: Target) -> None:
 
     Raises:
         DestinationError: one line naming the setting (never its value).
+        DestinationFailed: the destination is set up right but cannot be written (full disk).
     """
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
@@ -178,16 +179,39 @@ def check_destination(pipeline: Any, target: Target) -> None:
     except Exception as exc:
         if type(exc).__name__ == "SqlClientNotAvailable":
             return
+        root = _root_cause(exc)
+        if isinstance(root, OSError) or type(root).__name__ == "IOException":
+            # A full or read-only disk is the machine failing, not a setting: exit 1, as a
+            # load that meets it later would. (An empty file it leaves is cleared by the next
+            # resolve_target.)
+            raise DestinationFailed(f"{target.description} cannot be written: "
+                                    f"{_first_line(root)}") from None
         raise DestinationError(f"{setting}: cannot reach {target.description}: "
-                               f"{_first_line(exc)}") from None
+                               f"{_first_line(root)}") from None
+
+
+class DestinationFailed(RuntimeError):
+    """The destination is configured but cannot be used now (full disk, I/O error)."""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost of an exception's causes (dlt wraps what the database said)."""
+    for _ in range(20):  # a cycle must not hang us
+        inner = (exc.__cause__ or getattr(exc, "exception", None)
+                 or getattr(exc, "inner_exc", None))
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def _first_line(exc: BaseException) -> str:
-    """The innermost cause's first line, without a DSN (which may hold a password)."""
-    while exc.__cause__ is not None or getattr(exc, "exception", None) is not None:
-        exc = exc.__cause__ or exc.exception  # type: ignore[attr-defined]
+    """An exception's first line, without a DSN (which may hold a password)."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return re.sub(r"\w+://\S+", "<url>", line)[:200]
+    line = re.sub(r"\w+://\S+", "<url>", line)
+    # Long paths push the reason ("No space left on device") to the end: keep both ends.
+    return line if len(line) <= 400 else f"{line[:150]} … {line[-250:]}"
+
 
 
 def _discard_empty_database(path: Path) -> None:

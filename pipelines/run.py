@@ -25,7 +25,13 @@ from connector.errors import ConfigurationError
 from connector.store import ConnectionStatus, Store, StoreError, open_store
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
-from pipelines.destinations import DestinationError, Target, check_destination, resolve_target
+from pipelines.destinations import (
+    DestinationError,
+    DestinationFailed,
+    Target,
+    check_destination,
+    resolve_target,
+)
 from pipelines.lock import LockHeld, run_lock
 
 log = logging.getLogger("xero_elt.run")
@@ -157,6 +163,10 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         print(f"xero-elt run: {exc}", file=sys.stderr)
         return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
                                            "error": str(exc)})
+    except DestinationFailed as exc:
+        print(f"xero-elt run: {exc}", file=sys.stderr)
+        return RunReport(exitcodes.FAILURE, {"run_id": run_id, "outcome": "failed",
+                                             "error": str(exc), "organisations": []})
     entities = select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
