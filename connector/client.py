@@ -362,6 +362,16 @@ class OrganisationSession:
             finally:
                 self._pacer.done(answer)
 
+    def _damaged_body(self, malformed: int, message: str, cause: str,
+                      ctx: dict[str, str | None]) -> int:
+        """A body that arrived damaged: retried once (returns the new count), then raised."""
+        malformed += 1
+        if malformed > 1:
+            raise MalformedResponse(message, cause=cause, **ctx) from None
+        log.info("%s (%s); retrying once", cause, ctx.get("endpoint"))
+        self._backoff(malformed)
+        return malformed
+
     def _backoff(self, attempt: int) -> None:
         self.client.sleep(backoff_delay(self.settings, attempt))
 
@@ -424,25 +434,15 @@ class OrganisationSession:
                     self._backoff(transient)
                     continue
                 # The answer started but stopped short: a truncated body, never an empty page.
-                malformed += 1
-                if malformed > 1:
-                    raise MalformedResponse(
-                        "Xero's answer was cut off before the end of the body",
-                        cause="connection closed mid-body", **ctx,
-                    ) from None
-                log.info("truncated body from %s; retrying once", endpoint)
-                self._backoff(malformed)
+                malformed = self._damaged_body(
+                    malformed, "Xero's answer was cut off before the end of the body",
+                    "connection closed mid-body", ctx)
                 continue
             except httpx.DecodingError:
                 # A gzip stream that does not decode: the body is damaged, like a malformed one.
-                malformed += 1
-                if malformed > 1:
-                    raise MalformedResponse(
-                        "Xero's compressed answer could not be decoded",
-                        cause="damaged gzip stream", **ctx,
-                    ) from None
-                log.info("undecodable compressed body from %s; retrying once", endpoint)
-                self._backoff(malformed)
+                malformed = self._damaged_body(
+                    malformed, "Xero's compressed answer could not be decoded",
+                    "damaged gzip stream", ctx)
                 continue
             except httpx.TransportError as exc:
                 transient += 1
