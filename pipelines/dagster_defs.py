@@ -130,7 +130,6 @@ def xero_organisation_tables(
 
 xero_sync_job = dg.define_asset_job(
     "xero_sync_job", selection=dg.AssetSelection.assets(xero_organisation_tables),
-    partitions_def=organisations,
     description="Every table of one organisation (a partition per connected organisation).",
 )
 
@@ -175,8 +174,7 @@ def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """A run per organisation (partition) every hour."""
-    tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time \
-        else "now"
+    tick = context.scheduled_execution_time.isoformat()
     return [_run_request(t, f"hourly:{tick}:{t}")
             for t in context.instance.get_dynamic_partitions(PARTITIONS)]
 
