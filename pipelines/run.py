@@ -197,6 +197,7 @@ def _run_locked(
     finally:
         _record(pipeline, store, outcomes, connections)
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
+    report.summary["pipeline"] = name
     append_history(store.home, report.summary)
     return report
 
