@@ -28,6 +28,8 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
 
 from connector.settings import ENTITIES as TABLES
 from connector.store import ConnectionStatus, open_store
@@ -47,6 +49,20 @@ ENTITY_OF = {table: ("tracking_categories" if table == "tracking_options" else t
 # The hourly schedule's runs are late after three hours without a load (two missed ticks).
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3),
                                            warn_window=timedelta(hours=2))
+
+
+@configspec
+class DagsterSettings(BaseConfiguration):
+    """``[pipelines.dagster]``: when the schedule and the sensor run."""
+
+    schedule_cron: str = "0 * * * *"
+    """The cron of ``xero_hourly`` (hourly; ``PIPELINES__DAGSTER__SCHEDULE_CRON``)."""
+    sensor_interval_seconds: int = 30
+    """How often the sensor compares partitions with the store
+    (``PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS``)."""
+
+
+SETTINGS = resolve_configuration(DagsterSettings(), sections=("pipelines", "dagster"))
 
 
 class XeroRunConfig(dg.Config):
@@ -131,6 +147,8 @@ def xero_organisation_tables(
 xero_sync_job = dg.define_asset_job(
     "xero_sync_job", selection=dg.AssetSelection.assets(xero_organisation_tables),
     description="Every table of one organisation (a partition per connected organisation).",
+    # One step per run: a subprocess per step (the default) would only add its start-up.
+    executor_def=dg.in_process_executor,
 )
 
 
@@ -149,7 +167,7 @@ def _run_request(tenant_id: str, run_key: str) -> dg.RunRequest:
                          tags={ORGANISATION_TAG: tenant_id})
 
 
-@dg.sensor(job=xero_sync_job, minimum_interval_seconds=30,
+@dg.sensor(job=xero_sync_job, minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Partitions follow the store: add the newly connected (with a first load), drop the rest."""
@@ -170,10 +188,10 @@ def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     )
 
 
-@dg.schedule(job=xero_sync_job, cron_schedule="0 * * * *", name="xero_hourly",
+@dg.schedule(job=xero_sync_job, cron_schedule=SETTINGS.schedule_cron, name="xero_hourly",
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    """A run per organisation (partition) every hour."""
+    """A run per organisation (partition) every hour (``schedule_cron``)."""
     tick = context.scheduled_execution_time.isoformat()
     return [_run_request(t, f"hourly:{tick}:{t}")
             for t in context.instance.get_dynamic_partitions(PARTITIONS)]

@@ -66,6 +66,11 @@ class TurnTakingPipeline:
         with self._turn():
             return self._pipeline.load(*args, **kwargs)
 
+    def sync_destination(self, *args: Any, **kwargs: Any) -> Any:
+        """``pipeline.sync_destination`` (a read, but DuckDB takes one process at a time)."""
+        with self._turn():
+            return self._pipeline.sync_destination(*args, **kwargs)
+
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """``pipeline.run``, in the dataset's turn."""
         with self._turn():
