@@ -152,14 +152,14 @@ xero_sync_job = dg.define_asset_job(
 )
 
 
-def connected_tenants() -> list[str]:
-    """Tenant ids of the store's connected organisations, oldest connection first."""
+def connected_tenants() -> dict[str, str]:
+    """The store's connected organisations: tenant id → when it was (last) connected."""
     store = open_store()
     try:
         found = store.list_connections([ConnectionStatus.CONNECTED])
     finally:
         store.close()
-    return list(dict.fromkeys(c.tenant_id for c in found if c.tenant_id))
+    return {c.tenant_id: str(c.connected_at) for c in found if c.tenant_id}
 
 
 def _run_request(tenant_id: str, run_key: str) -> dg.RunRequest:
@@ -181,8 +181,9 @@ def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     if removed:
         requests.append(organisations.build_delete_request(removed))
     return dg.SensorResult(
-        # The run key makes a first load once per connection, however often the sensor runs.
-        run_requests=[_run_request(t, f"first-load:{t}") for t in added],
+        # The run key makes a first load once per connection, however often the sensor runs;
+        # an organisation that reconnects (a new connected_at) gets a first load again.
+        run_requests=[_run_request(t, f"first-load:{t}:{wanted[t]}") for t in added],
         dynamic_partitions_requests=requests,
         skip_reason=None if requests else "partitions match the connected organisations",
     )
