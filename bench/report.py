@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import dagster_scenario
 from bench.findings import closing_notes
 
 TARGET_FULL_LOAD_S = 30.0
@@ -545,5 +546,5 @@ def render(results: dict[str, Any]) -> str:
     """The whole document."""
     sections = [_intro(results), _targets(results), _errors(results), closing_notes(results),
                 _s1(results), _s2(results), _s3(results), _s4(results), _s5(results),
-                _rss(results)]
+                _rss(results), dagster_scenario.render(results)]
     return "\n".join(part for part in sections if part)

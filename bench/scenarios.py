@@ -456,6 +456,8 @@ def _rss_point(load: LoadFigures, floor: LoadFigures) -> dict[str, Any]:
     return {"load": asdict(load), "floor": asdict(floor)}
 
 
+from bench.dagster_scenario import many_organisations  # noqa: E402  (it needs Bench above)
+
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "1": full_load_limits_off,
     "2": limits_on_and_incremental,
@@ -463,4 +465,5 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "5": into_postgres,
     "hv": high_volume,
     "rss": memory_series,
+    "dagster": many_organisations,
 }

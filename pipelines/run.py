@@ -8,6 +8,7 @@ organisation and entity in parallel through the connector's source, load, then w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,14 +16,14 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from connector.entities import ENTITIES, select_entities
 from connector.errors import ConfigurationError
-from connector.store import ConnectionStatus, Store, StoreError, open_store
+from connector.store import ConnectionStatus, LockBusy, Store, StoreError, open_store
 from pipelines import exitcodes
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
 from pipelines.destinations import (
@@ -32,7 +33,9 @@ from pipelines.destinations import (
     check_destination,
     resolve_target,
 )
+from pipelines.layout import configured_layout, pipeline_name
 from pipelines.lock import LockHeld, run_lock
+from pipelines.runlocks import TurnTakingPipeline, organisation_locks
 
 log = logging.getLogger("xero_elt.run")
 
@@ -51,6 +54,8 @@ class RunOptions:
     full_refresh: bool = False
     wait: float | None = None
     as_json: bool = False
+    # None: `[pipelines] layout` (pipelines/layout.py); Dagster asks for "per_organisation".
+    layout: str | None = None
 
 
 @dataclass
@@ -89,14 +94,22 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
         except ConfigurationError as exc:
             raise DestinationError(str(exc)) from None
         target = resolve_target(options.destination, options.dataset)
+        layout = configured_layout(options.layout)
+        options = replace(options, layout=layout)
+        name = pipeline_name(target, layout, options.tenants)
         store = store or open_store()
     except (DestinationError, StoreError) as exc:
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
     try:
-        with run_lock(store.home, options.wait):
-            return _run_locked(options, target, store)
-    except LockHeld as exc:
+        # The home lock guards the shared pipeline's working dir on this machine; a
+        # per-organisation pipeline has a dir of its own, so only the store's organisation lock
+        # (taken in _run_locked, on every layout) applies to it.
+        home_lock = (run_lock(store.home, options.wait) if layout == "shared"
+                     else contextlib.nullcontext())
+        with home_lock, contextlib.ExitStack() as held:
+            return _run_locked(options, target, store, name, held)
+    except (LockHeld, LockBusy) as exc:
         # One line, for cron mail: the other run is doing the work.
         print(f"xero-elt run: {exc}; exiting", file=sys.stderr)
         return RunReport(exitcodes.LOCKED, {"outcome": "locked", "error": str(exc)})
@@ -134,7 +147,10 @@ DLT_DEFAULTS = {
 }
 
 
-def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
+def _run_locked(
+    options: RunOptions, target: Target, store: Store, name: str, held: contextlib.ExitStack
+) -> RunReport:
+    """One run, its organisations' locks kept on ``held`` (LockBusy when another run has one)."""
     import dlt
 
     for key, value in DLT_DEFAULTS.items():
@@ -150,8 +166,10 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
                                            "error": str(exc)})
+    held.enter_context(store.exclusive(
+        organisation_locks([c.tenant_id for c in connections]), options.wait))
     pipeline = dlt.pipeline(
-        pipeline_name=target.pipeline_name,
+        pipeline_name=name,
         destination=target.destination,
         dataset_name=target.dataset,
         pipelines_dir=str(store.home / "pipelines"),
@@ -167,6 +185,7 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
         print(f"xero-elt run: {exc}", file=sys.stderr)
         return RunReport(exitcodes.FAILURE, {"run_id": run_id, "outcome": "failed",
                                              "error": str(exc), "organisations": []})
+    pipeline = TurnTakingPipeline(pipeline, store, target)
     entities = select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
@@ -194,6 +213,7 @@ def _run_locked(options: RunOptions, target: Target, store: Store) -> RunReport:
     finally:
         _record(pipeline, store, outcomes, connections)
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
+    report.summary["pipeline"] = name
     append_history(store.home, report.summary)
     return report
 

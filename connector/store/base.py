@@ -110,6 +110,18 @@ class Store(metaclass=_OpensConfiguredBackend):
         """
 
     @abstractmethod
+    def exclusive(
+        self, names: Sequence[str], wait: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold every lock of ``names`` (all or none) across processes, and machines on
+        PostgreSQL; they die with their holder, so a killed run never leaves one stuck.
+
+        For the run locks (``pipelines/runlocks.py``): one per organisation, one per dataset's
+        loads. Raises ``LockBusy`` naming a lock another holder keeps past ``wait`` seconds
+        (None or 0: do not wait).
+        """
+
+    @abstractmethod
     def close(self) -> None:
         """Release the database handles this store keeps (SQLite: this thread's)."""
 

@@ -22,6 +22,14 @@ class StoreError(Exception):
     """The store could not read or write (missing record, bad key, full disk, …)."""
 
 
+class LockBusy(Exception):
+    """Another holder keeps a lock of ``Store.exclusive``; ``name`` says which."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is held by another run")
+        self.name = name
+
+
 class StoreConfigError(StoreError, ConfigurationError):
     """The store's URL or key is missing or wrong (the command line exits 2)."""
 

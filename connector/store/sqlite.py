@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 from connector.store import migrations
 from connector.store.base import Row, Store
 from connector.store.keys import fernet, key_from_env, load_or_create_key_file
-from connector.store.records import StoreError, to_text, utcnow
+from connector.store.records import LockBusy, StoreError, to_text, utcnow
 
 DB_NAME = "store.sqlite3"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -196,3 +197,36 @@ class SqliteStore(Store):
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         finally:
             tlock.release()
+
+    # -- run locks --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def exclusive(self, names: Sequence[str], wait: float | None = None) -> Iterator[None]:
+        """An ``flock`` per name beside the store file: every process that opens this store
+        sees them, and the kernel drops them when the holder dies (SIGKILL included)."""
+        paths = [self._locks / f"run-{hashlib.sha256(n.encode()).hexdigest()[:24]}.lock"
+                 for n in names]
+        deadline = time.monotonic() + (wait or 0.0)
+        with contextlib.ExitStack() as held:
+            while True:
+                busy = _try_flocks(held, paths)
+                if busy is None:
+                    break
+                held.close()
+                if time.monotonic() >= deadline:
+                    raise LockBusy(names[busy])
+                time.sleep(0.2)
+            yield
+
+
+def _try_flocks(held: contextlib.ExitStack, paths: Sequence[Path]) -> int | None:
+    """Take each file's flock without waiting, kept on ``held``; the index of a busy one."""
+    for index, path in enumerate(paths):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        held.callback(os.close, fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return index
+        held.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+    return None

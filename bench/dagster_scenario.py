@@ -1,0 +1,169 @@
+"""Scenario "dagster": 200 organisations at Xero-like latency, no-change runs, through
+`xero-elt run` (one process, the shared layout) and through Dagster (the real daemon, a run per
+organisation partition, the per-organisation layout), side by side.
+
+Each side first loads everything once (not measured: it sets the incremental state), then one
+no-change pass is measured: wall time from the first run's start to the last one's end, and the
+sandbox's call counts against the floor of 4 calls per organisation (one per entity).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
+    from bench.scenarios import Bench
+    from bench.world import BenchSandbox, Home
+
+ROOT = Path(__file__).resolve().parent.parent
+ORGANISATIONS = 200
+SUPPLIERS = 20
+NO_CHANGE_FLOOR_PER_ORG = 4
+DAGSTER_YAML = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+concurrency:
+  runs:
+    max_concurrent_runs: {runs}
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: {runs}
+telemetry:
+  enabled: false
+"""
+# Runs Dagster may start at once on the bench machine (2 cores: each run is a Python process).
+DAGSTER_RUNS = 4
+PASS_TIMEOUT_S = 3600.0
+
+
+def many_organisations(bench: Bench) -> None:
+    """200 organisations, no-change runs: `xero-elt run` against Dagster."""
+    if bench.plan.smoke:
+        # The daemon waits for a schedule tick (up to a minute) and starts a process per run:
+        # more than the smoke run's whole budget. tests/pipelines/test_dagster_daemon.py covers
+        # the machinery; `python -m bench --only dagster` measures it.
+        bench.say("scenario dagster: not part of --smoke (see docs/deploy.md)")
+        return
+    orgs = ORGANISATIONS
+    bench.say(f"scenario dagster: {orgs} organisations x {SUPPLIERS} suppliers, limits on, "
+              f"{bench.plan.latency_ms} ms latency, no-change runs")
+    sb = bench.sandbox(tenants=orgs, suppliers=SUPPLIERS, rate_limits=True,
+                       latency_ms=bench.plan.latency_ms)
+    try:
+        cron_home = bench.home(sb, "sd-cron")
+        bench.load(sb, cron_home, "cron-first-load")
+        cron = bench.load(sb, cron_home, "cron-no-change")
+        dagster = _dagster_no_change(bench, sb, bench.home(sb, "sd-dagster"))
+        bench.results["dagster"] = {
+            "sandbox": sb.describe(), "orgs": orgs, "latency_ms": bench.plan.latency_ms,
+            "call_floor": NO_CHANGE_FLOOR_PER_ORG * orgs, "dagster_runs_at_once": DAGSTER_RUNS,
+            "cron": asdict(cron), "dagster": dagster,
+        }
+    finally:
+        sb.stop()
+
+
+def _dagster_no_change(bench: Bench, sb: BenchSandbox, home: Home) -> dict[str, Any]:
+    """The daemon's first loads (sensor), then one scheduled no-change pass, measured."""
+    import dagster as dg
+
+    run_dir = home.path.parent
+    dagster_home = run_dir / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.format(runs=DAGSTER_RUNS))
+    env = {
+        **os.environ, **sb.dlt_env(), "XERO_ELT_HOME": str(home.path),
+        "DLT_DATA_DIR": str(run_dir / "dlt"), "DAGSTER_HOME": str(dagster_home),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(run_dir / "xero_elt.duckdb"),
+        "PIPELINES__DAGSTER__SCHEDULE_CRON": "* * * * *",
+        "PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS": "5",
+    }
+    orgs = len(home.tenant_ids)
+    with (run_dir / "daemon.log").open("w") as log:
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
+             "pipelines.dagster_defs"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=log, start_new_session=True)
+        try:
+            os.environ["DAGSTER_HOME"] = str(dagster_home)
+            with dg.DagsterInstance.get() as instance:
+                _wait_runs(instance, orgs)  # the sensor's first loads: state for every org
+                _start_counting(bench, sb)
+                before = {r.dagster_run.run_id for r in _finished(instance)}
+                runs = [r for r in _wait_runs(instance, 2 * orgs)
+                        if r.dagster_run.run_id not in before][:orgs]
+                calls = sb.calls()
+        finally:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(60)
+    started = min(r.start_time for r in runs)
+    ended = max(r.end_time for r in runs)
+    failed = sum(1 for r in runs if not r.dagster_run.is_success)
+    bench.say(f"  dagster-no-change: {ended - started:.1f}s wall, {calls['api']} API calls, "
+              f"{failed} failed runs")
+    return {"wall_s": ended - started, "calls": calls, "runs": len(runs), "failed_runs": failed,
+            "mean_run_s": sum(r.end_time - r.start_time for r in runs) / len(runs)}
+
+
+def _start_counting(bench: Bench, sb: BenchSandbox) -> None:
+    """Count calls from here: the next tick of the every-minute schedule starts the pass."""
+    sb.fresh_minute()
+    sb.start_counting()
+    bench.say("  dagster: first loads done, waiting for the schedule's no-change pass")
+
+
+def _finished(instance: Any) -> list[Any]:
+    import dagster as dg
+
+    records = instance.get_run_records(dg.RunsFilter(job_name="xero_sync_job"))
+    return [r for r in records if r.dagster_run.is_finished]
+
+
+def _wait_runs(instance: Any, count: int) -> list[Any]:
+    deadline = time.monotonic() + PASS_TIMEOUT_S
+    while time.monotonic() < deadline:
+        done = _finished(instance)
+        if len(done) >= count:
+            return done
+        time.sleep(5)
+    raise TimeoutError(f"only {len(_finished(instance))} of {count} Dagster runs finished")
+
+
+def render(results: dict[str, Any]) -> str:
+    """The report's section for this scenario (empty when it did not run)."""
+    data = results.get("dagster")
+    if not data:
+        return ""
+    cron, dagster, floor = data["cron"], data["dagster"], data["call_floor"]
+
+    def calls(c: dict[str, Any]) -> str:
+        return f"{c['api']} (floor {floor}, {c['api'] - floor:+d}); {c['token']} token"
+
+    rows = [
+        ("wall time, no-change pass", f"{cron['wall_s']:.1f} s", f"{dagster['wall_s']:.1f} s"),
+        ("API calls", calls(cron["calls"]), calls(dagster["calls"])),
+        ("runs", "1 process", f"{dagster['runs']} ({dagster['failed_runs']} failed), "
+                              f"mean {dagster['mean_run_s']:.1f} s, "
+                              f"{data['dagster_runs_at_once']} at once"),
+    ]
+    table = ["| | `xero-elt run` | Dagster |", "|---|---|---|"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join([
+        f"## {data['orgs']} organisations: `xero-elt run` and Dagster, no-change runs", "",
+        f"Sandbox: {data['sandbox']}. Both sides loaded everything once first (not measured); "
+        "then one no-change pass each: cron's one process with every organisation side by "
+        "side, and Dagster's daemon starting a run per organisation partition.", "",
+        *table, "",
+    ])

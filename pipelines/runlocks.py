@@ -1,0 +1,83 @@
+"""Run locks that every worker sees: they live in the store, not in a machine's files.
+
+Two kinds, both ``Store.exclusive`` locks (PostgreSQL session advisory locks, or flocks beside
+the SQLite file), which die with their holder:
+
+- ``organisation:<tenant>``: at most one run per organisation at a time, whether cron
+  (``xero-elt run``) or Dagster started it and on whichever machine. A run takes the locks of
+  every organisation it loads, all or none, before it calls Xero: a held one means exit 75
+  (``--wait`` waits for it), as the home lock always did.
+- ``loads:<destination>/<dataset>``: held only while a run writes into the dataset (finishing
+  packages, loading, ``sync_runs``/``connections``, the views). Loads of one dataset take turns,
+  while extraction — the slow part, paced by Xero — runs side by side. Why: runs of different
+  organisations still share tables whose keys overlap (``connections`` carries every
+  organisation's rows, and two concurrent delete-insert merges of the same keys in PostgreSQL
+  leave both copies), and the first loads of a new dataset would race to create its tables.
+
+Order: the home lock (shared layout only), then the organisation locks, then the load lock, so
+no two runs wait on each other in a circle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from connector.store import Store
+from pipelines.destinations import Target
+
+# How long a run waits for its turn to load: other runs hold it for one load each (seconds,
+# for the incremental runs that are the norm), so a long wait means something is stuck.
+LOAD_TURN_WAIT_SECONDS = 1800.0
+
+
+def organisation_locks(tenant_ids: Sequence[str]) -> list[str]:
+    """The lock names of these organisations, sorted and unique."""
+    return [f"organisation:{t}" for t in sorted(set(tenant_ids))]
+
+
+def load_lock(target: Target) -> str:
+    """The lock name of loads into the target's dataset."""
+    return f"loads:{target.name}/{target.dataset}"
+
+
+class TurnTakingPipeline:
+    """A dlt pipeline whose writes to the destination hold the dataset's load lock.
+
+    Everything else goes to the pipeline itself, so the run code stays as it was.
+    """
+
+    def __init__(self, pipeline: Any, store: Store, target: Target) -> None:
+        self._pipeline = pipeline
+        self._store = store
+        self._lock = load_lock(target)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipeline, name)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        with self._store.exclusive([self._lock], LOAD_TURN_WAIT_SECONDS):
+            yield
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        """``pipeline.load``, in the dataset's turn."""
+        with self._turn():
+            return self._pipeline.load(*args, **kwargs)
+
+    def sync_destination(self, *args: Any, **kwargs: Any) -> Any:
+        """``pipeline.sync_destination`` (a read, but DuckDB takes one process at a time)."""
+        with self._turn():
+            return self._pipeline.sync_destination(*args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """``pipeline.run``, in the dataset's turn."""
+        with self._turn():
+            return self._pipeline.run(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def sql_client(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """A SQL client used in the dataset's turn (the views are DDL too)."""
+        with self._turn(), self._pipeline.sql_client(*args, **kwargs) as client:
+            yield client
