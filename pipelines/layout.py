@@ -14,6 +14,7 @@ Both layouts load into the same dataset and staging dataset; loads into one data
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -56,6 +57,16 @@ def pipeline_name(target: Target, layout: str, tenants: Sequence[str] | None) ->
     return organisation_pipeline_name(target, tenants[0])
 
 
+# dlt takes a pipeline's name as a schema name where no schema exists yet (the destination check
+# before the first run), and schema names are identifiers of at most 64 characters.
+_MAX_NAME = 64
+
+
 def organisation_pipeline_name(target: Target, tenant_id: str) -> str:
-    """``xero_<destination>_<dataset>__<tenant id, dashes as underscores>``."""
-    return f"{target.pipeline_name}__{tenant_id.replace('-', '_').lower()}"
+    """``xero_<destination>_<dataset>__<tenant id, dashes as underscores>``; past 64 characters
+    (a long dataset name) the tenant part becomes a 12-character digest of the tenant id."""
+    name = f"{target.pipeline_name}__{tenant_id.replace('-', '_').lower()}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(tenant_id.lower().encode()).hexdigest()[:12]
+    return f"{target.pipeline_name[:_MAX_NAME - 14]}__{digest}"
