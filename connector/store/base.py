@@ -240,6 +240,13 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, metaclass=_OpensConfiguredBacke
             if changed != 1:
                 raise StoreError(f"no grant {grant_id!r} in the store")
 
+    def delete_grant_if_unused(self, grant_id: str) -> bool:
+        """Delete a grant (its tokens) when no connection record refers to it; True if deleted."""
+        with self._write() as tx:
+            return tx.execute(
+                "DELETE FROM grants WHERE grant_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM connections WHERE grant_id = ?)", (grant_id, grant_id)) == 1
+
     # -- connections ----------------------------------------------------------------------------
 
     @staticmethod
