@@ -42,7 +42,8 @@ def test_purge_removes_one_organisation_everywhere_and_leaves_the_other(
         warehouse: Warehouse, connected_store: Store) -> None:
     warehouse.run_ok()
     gone, kept = connected_store.list_connections(statuses=["connected"])[:2]
-    assert gone.tenant_id and kept.tenant_id
+    assert gone.tenant_id
+    assert kept.tenant_id
     kept_before = _rows_of(warehouse, kept.tenant_id)
     assert sum(_rows_of(warehouse, gone.tenant_id).values()) > 0
     assert any(t.startswith("suppliers__") for t in _tenant_tables(warehouse))  # child tables
@@ -59,8 +60,8 @@ def test_purge_removes_one_organisation_everywhere_and_leaves_the_other(
     assert _state_mentions(warehouse, kept.tenant_id)
     record = connected_store.get_connection(gone.connection_id)
     assert (record.status, record.grant_id, record.tenant_id) == ("purged", None, gone.tenant_id)
-    assert [e.type for e in connected_store.list_webhook_events(
-        connection_id=gone.connection_id)][0] == "connection.purged"
+    assert next(e.type for e in connected_store.list_webhook_events(
+        connection_id=gone.connection_id)) == "connection.purged"
     # The grant is shared with the organisation that stays: neither revoked nor deleted.
     assert connected_store.get_grant(kept.grant_id).status == "active"  # type: ignore[arg-type]
 
