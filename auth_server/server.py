@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from auth_server import admin, api, flow, views
+from auth_server import admin, admin_webhooks, api, flow, views
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
 from auth_server.security import content_security_policy, origin_of, security_headers
@@ -79,6 +79,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/admin/connections/{ID}/resend", admin.resend),
     ("GET", rf"/admin/connections/{ID}/disconnect", admin.disconnect_page),
     ("POST", rf"/admin/connections/{ID}/disconnect", admin.disconnect),
+    ("GET", r"/admin/webhooks", admin_webhooks.webhooks_page),
+    ("POST", r"/admin/webhooks/(?P<event_id>evt_[0-9a-f]{1,64})/replay", admin_webhooks.replay),
     *api.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]

@@ -218,3 +218,24 @@ def test_a_recorded_delivery_replayed_later_or_altered_fails_the_check(
     moved = {**headers, "X-Xero-Elt-Timestamp": str(stamp + 200)}
     assert not verify(SECRET, moved, body, now=stamp + 200)  # a fresh stamp on an old signature
     assert not verify("another-secret-" + SECRET, headers, body, now=stamp)
+
+
+def test_the_admin_page_lists_events_and_replays_one(hooked: RunningAuth,
+                                                     receiver: Receiver) -> None:
+    conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h3",
+                                          invite_expires_at=datetime.now(UTC))
+    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    wait_for(lambda: hooked.store.list_webhook_events()[0].status == "failed", timeout=60)
+    event = hooked.store.list_webhook_events()[0]
+    with hooked.admin() as admin:
+        listed = admin.get("/admin/webhooks")
+        assert listed.status_code == 200
+        assert event.event_id in listed.text and "connection.disconnected" in listed.text
+        assert SECRET not in listed.text
+        receiver.up()
+        replayed = admin.post(f"/admin/webhooks/{event.event_id}/replay")
+        assert replayed.status_code == 303
+        assert admin.post("/admin/webhooks/evt_00/replay").status_code == 404
+    wait_for(lambda: receiver.types() == ["connection.disconnected"])
+    with hooked.http() as anonymous:
+        assert anonymous.get("/admin/webhooks").status_code == 401
