@@ -240,3 +240,23 @@ def test_the_admin_page_lists_events_and_replays_one(hooked: RunningAuth,
     wait_for(lambda: receiver.types() == ["connection.disconnected"])
     with hooked.http() as anonymous:
         assert anonymous.get("/admin/webhooks").status_code == 401
+
+
+def test_the_readme_s_receiver_check_accepts_a_real_delivery_and_refuses_a_replay(
+        hooked: RunningAuth, receiver: Receiver) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Embedding xero-elt in your product"):]
+    snippet = section[section.index("```python\n") + 10:]
+    namespace: dict[str, Any] = {}
+    exec(snippet[:snippet.index("```")], namespace)  # noqa: S102 (our own README)
+    receiver.up()
+    conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h4",
+                                          invite_expires_at=datetime.now(UTC))
+    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    wait_for(lambda: len(receiver.received) == 1)
+    delivery = receiver.received[0]
+    assert namespace["is_genuine"](SECRET, delivery["headers"], delivery["body"])
+    assert not namespace["is_genuine"](SECRET, delivery["headers"], delivery["body"] + b" ")
+    old = {**delivery["headers"],
+           "X-Xero-Elt-Timestamp": str(int(delivery["headers"]["X-Xero-Elt-Timestamp"]) - 600)}
+    assert not namespace["is_genuine"](SECRET, old, delivery["body"])
