@@ -165,3 +165,31 @@ def test_wrong_keys_back_off_per_client_and_the_right_key_still_works(
     assert answers[-1].json()["error"]["code"] == "too_many_attempts"
     assert int(answers[-1].headers["retry-after"]) >= 1
     assert right.status_code == 200
+
+
+def test_purge_through_the_api_removes_the_data_and_the_grant(
+        auth_duckdb: tuple[RunningAuth, Path], spec: OpenAPI, org: dict[str, Any]) -> None:
+    from tests.auth_server.conftest import duckdb_counts
+
+    auth, database = auth_duckdb
+    _, key = auth.store.create_api_key("tests")
+    api = Api(auth, spec, key)
+    invite = api.call("POST", "/invites", {"company": "Acme", "email": "a@acme.test"}).json()
+    cid = invite["connection_id"]
+    auth.customer().connect(invite["link"], org["admin"], tenant_ids=[org["tenantId"]])
+    wait_for(lambda: auth.connection(cid).sync_state == "synced", timeout=180)
+    auth.server.app.first_sync.join(120)
+    assert duckdb_counts(database, org["tenantId"])["suppliers"] > 0
+
+    answer = api.call("POST", f"/connections/{cid}/purge")
+    assert answer.status_code == 202
+    wait_for(lambda: auth.connection(cid).status == "purged", timeout=180)
+
+    assert set(duckdb_counts(database, org["tenantId"]).values()) == {0}
+    assert auth.store.list_grants() == []  # revoked at Xero (nothing else used it), then deleted
+    record = api.call("GET", f"/connections/{cid}").json()["connection"]
+    assert (record["status"], record["tenant_id"]) == ("purged", org["tenantId"])
+    assert api.call("POST", f"/connections/{cid}/disconnect").status_code == 409
+    types = [e.type for e in auth.store.list_webhook_events(connection_id=cid)]
+    assert types[0] == "connection.purged"
+    api.http.close()
