@@ -80,7 +80,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", rf"/admin/connections/{ID}/disconnect", admin.disconnect_page),
     ("POST", rf"/admin/connections/{ID}/disconnect", admin.disconnect),
     ("GET", r"/admin/webhooks", admin_webhooks.webhooks_page),
-    ("POST", r"/admin/webhooks/(?P<event_id>evt_[0-9a-f]{1,64})/replay", admin_webhooks.replay),
+    ("POST", r"/admin/webhooks/(?P<event_id>[^/]{1,80})/replay", admin_webhooks.replay),
     *api.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
