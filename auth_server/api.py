@@ -99,7 +99,11 @@ def _body(request: Request, allowed: dict[str, type]) -> dict[str, Any]:
 
 
 def _connection(request: Request) -> Connection:
-    return invites.get_connection(request.app.store, request.params["connection_id"])
+    """The path's connection; a malformed id is simply not found (no such route target)."""
+    try:
+        return invites.get_connection(request.app.store, request.params["connection_id"])
+    except InvalidInput as exc:
+        raise NotFound(str(exc)) from None
 
 
 def _invite_answer(conn: Connection, link: str) -> dict[str, Any]:
@@ -120,10 +124,7 @@ def _answers(handler: ApiHandler) -> ApiHandler:
         except NotFound as exc:
             return error("not_found", str(exc))
         except InvalidInput as exc:
-            code = "invalid_field" if exc.field else "invalid_request"
-            if request.params.get("connection_id") and "connection id" in str(exc):
-                code = "not_found"
-            return error(code, str(exc))
+            return error("invalid_field" if exc.field else "invalid_request", str(exc))
         except InviteError as exc:
             return error("conflict", str(exc))
         except XeroCallFailed as exc:
