@@ -7,14 +7,12 @@ from auth_server.admin import ADMIN_PURPOSE, AdminAuth, _admin_form, _topbar, ad
 from auth_server.render import Markup, escape, tag
 from auth_server.web import Request, Response, message, page, redirect
 from connector.store import StoreError
+from connector.store.webhook_outbox import WebhookEvent
 
 LIMIT = 100
 
 
-def _row(request: Request, auth: AdminAuth, event: object) -> Markup:
-    from connector.store.webhook_outbox import WebhookEvent
-
-    assert isinstance(event, WebhookEvent)
+def _row(request: Request, auth: AdminAuth, event: WebhookEvent) -> Markup:
     csrf = request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE)
     replay = Markup(
         f'<form method="post" action="/admin/webhooks/{escape(event.event_id)}/replay">'
