@@ -234,10 +234,14 @@ def _actions(request: Request, auth: AdminAuth, conn: Connection) -> Markup:
     csrf = request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE)
     parts = []
     cid = escape(conn.connection_id)
+    if conn.status == ConnectionStatus.PURGED:
+        return Markup("")  # kept for the audit trail only
     if conn.status != ConnectionStatus.CONNECTED:
         label = "New invite" if conn.status == ConnectionStatus.DISCONNECTED else "Resend invite"
         if conn.status == ConnectionStatus.DISCONNECTED and not conn.tenant_id:
             label = "Resend invite"
+        if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
+            label = "Send reconnect link"  # the same record comes back connected
         parts.append(Markup(
             f'<form method="post" action="/admin/connections/{cid}/resend">'
             f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'

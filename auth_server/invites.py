@@ -59,8 +59,10 @@ def create_invite(
     email: str,
     *,
     now: datetime | None = None,
+    send_email: bool = True,
 ) -> tuple[Connection, str]:
-    """Create an invite and send its email.
+    """Create an invite and send its email (unless ``send_email`` is False: the platform sends
+    the link itself).
 
     Returns:
         The new connection record (status ``invited``) and the invite link.
@@ -78,7 +80,8 @@ def create_invite(
         invite_expires_at=now + timedelta(days=settings.invite_ttl_days), now=now,
     )
     link = invite_link(settings, token)
-    _send(store, settings, conn, link)
+    if send_email:
+        _send(store, settings, conn, link)
     return conn, link
 
 
@@ -97,8 +100,10 @@ def resend_invite(
     connection_id: str,
     *,
     now: datetime | None = None,
+    send_email: bool = True,
 ) -> tuple[Connection, str]:
-    """Issue a new link for an invite and email it; the previous link stops working.
+    """Issue a new link for an invite and email it (unless ``send_email`` is False); the
+    previous link stops working.
 
     An invite that has not connected yet keeps its id. One whose organisation was disconnected
     (e.g. the wrong organisation was chosen) gets a *new* record for the same company and email,
@@ -136,7 +141,8 @@ def resend_invite(
             invited_at=now, link_opened_at=None, disconnected_at=None, updated_at=now,
         )
     link = invite_link(settings, token)
-    _send(store, settings, target, link)
+    if send_email:
+        _send(store, settings, target, link)
     return target, link
 
 

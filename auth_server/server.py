@@ -28,12 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from auth_server import admin, flow, views
+from auth_server import admin, admin_webhooks, api, flow, views
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
 from auth_server.security import content_security_policy, origin_of, security_headers
 from auth_server.settings import AuthServerSettings
 from auth_server.web import App, Handler, Request, Response, csrf_signer, message
+from auth_server.webhook_delivery import WebhookWorker
 from connector.logs import setup_logging
 from connector.settings import XeroSettings
 from connector.store import Store, open_store
@@ -78,6 +79,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/admin/connections/{ID}/resend", admin.resend),
     ("GET", rf"/admin/connections/{ID}/disconnect", admin.disconnect_page),
     ("POST", rf"/admin/connections/{ID}/disconnect", admin.disconnect),
+    ("GET", r"/admin/webhooks", admin_webhooks.webhooks_page),
+    ("POST", r"/admin/webhooks/(?P<event_id>[^/]{1,80})/replay", admin_webhooks.replay),
+    *api.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
 
@@ -117,6 +121,7 @@ class AuthServer(ThreadingHTTPServer):
         self._open = 0  # client connections being served (not counting refused ones)
         self._refusing = 0  # over-capacity connections being answered 503
         self._count_lock = threading.Lock()
+        self.webhooks = WebhookWorker(app.store, app.settings)
         super().__init__(address, RequestHandler)
 
     @property
@@ -178,9 +183,16 @@ class AuthServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    def start_webhook_worker(self) -> WebhookWorker:
+        """Deliver the outbox's webhooks in the background (when ``webhook_url`` is set)."""
+        self.webhooks.settings = self.app.settings
+        self.webhooks.start()
+        return self.webhooks
+
     def server_close(self) -> None:
-        """Stop the sweeper and close the socket."""
+        """Stop the sweeper and the webhook worker, and close the socket."""
         self._stop.set()
+        self.webhooks.stop()
         super().server_close()
 
 
@@ -407,7 +419,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         method = "GET" if self.command == "HEAD" else self.command
         handler, params, allowed = route(method, request.path)
-        if handler is None:
+        is_api = request.path == "/api" or request.path.startswith("/api/")
+        if handler is None and is_api:
+            response = (api.method_not_allowed(request, allowed) if allowed
+                        else api.not_found(request))
+        elif handler is None:
             if allowed:
                 response = message(request, "Method not allowed", [
                     "This address does not accept that kind of request.",
@@ -424,9 +440,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                 response = handler(request)
             except Exception:
                 log.exception("error handling %s %s", self.command, redact(self.path))
-                response = message(request, "Something went wrong on our side", [
-                    "Nothing you did caused this. Please try again in a few minutes.",
-                ], status=500, tone="error")
+                if is_api:
+                    response = api.internal_error(request)
+                else:
+                    response = message(request, "Something went wrong on our side", [
+                        "Nothing you did caused this. Please try again in a few minutes.",
+                    ], status=500, tone="error")
         for value in request.new_cookies:
             response.headers.append(("Set-Cookie", value))
         self._write(response, head_only=head_only)
@@ -514,6 +533,7 @@ def serve_forever(
     log.info("public URL %s; OAuth redirect URI %s", server.app.settings.base_url,
              server.app.settings.redirect_uri)
     server.start_sweeper()
+    server.start_webhook_worker()
     if ready is not None:
         ready(server)
     try:

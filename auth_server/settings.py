@@ -62,6 +62,20 @@ class AuthServerSettings:
     slow client cannot hold a thread by trickling bytes); also the keep-alive idle limit."""
     max_open_connections: int = 100
     """Client connections served at once; beyond it a request gets a short 503 (try again)."""
+    webhook_url: str | None = None
+    """Where webhooks out are posted (``connection.connected``, ``sync.failed``, …); without it
+    events are kept in the outbox and not sent."""
+    webhook_secret: str | None = secret()
+    """The key of each webhook's ``X-Xero-Elt-Signature`` (HMAC-SHA256); needed with
+    ``webhook_url``."""
+    webhook_retry_scale: float = 1.0
+    """Multiplies the webhook retry delays (30 s doubling to 4 h, for over 24 h); tests shrink
+    it. 1 in production."""
+    webhook_poll_seconds: float = 2.0
+    """How often the delivery worker looks for due webhook events."""
+    success_next_url: str | None = None
+    """Where the success page's "Next" button leads (the platform's page); without it the page
+    says the window can be closed."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.invite_ttl_days <= 365:
@@ -91,6 +105,18 @@ class AuthServerSettings:
                 f"auth_server.max_open_connections must be at least 1, not "
                 f"{self.max_open_connections}"
             )
+        for name in ("webhook_url", "success_next_url"):
+            value = getattr(self, name)
+            if value is not None and urlsplit(value).scheme not in ("http", "https"):
+                raise ConfigError(f"auth_server.{name} must be an http(s) URL")
+        if self.webhook_url and len(self.webhook_secret or "") < MIN_ADMIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"auth_server.webhook_secret must be set, at least {MIN_ADMIN_TOKEN_LENGTH} "
+                "characters, when auth_server.webhook_url is"
+            )
+        if not 0 < self.webhook_retry_scale <= 1 or not 0 < self.webhook_poll_seconds <= 3600:
+            raise ConfigError("auth_server.webhook_retry_scale must be in (0, 1] and "
+                              "webhook_poll_seconds in (0, 3600]")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"auth_server.port must be 0..65535, not {self.port}")
         if self.public_url is not None:

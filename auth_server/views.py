@@ -28,7 +28,7 @@ from auth_server.web import (
     redirect,
     steps,
 )
-from connector.store import StoreError
+from connector.store import Connection, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,18 @@ def _guard(request: Request, action) -> Response:  # type: ignore[no-untyped-def
     try:
         return action()
     except LinkProblem as exc:
+        _note_organisation(request, exc.connection)
         return link_problem(request, exc)
     except FlowProblem as exc:
+        visit = flow.unfinished_visit(request.app.store, request.browser_id())
+        _note_organisation(request, visit.connection if visit else None)
         return flow_problem(request, exc)
+
+
+def _note_organisation(request: Request, conn: Connection | None) -> None:
+    """Name the organisation in the error page's support reference, when known."""
+    if conn is not None and request.organisation is None:
+        request.organisation = conn.organisation_name or conn.company
 
 
 def home(request: Request) -> Response:
@@ -463,12 +472,27 @@ def done(request: Request) -> Response:
             "success.html", organisation=conn.organisation_name or conn.company,
             product=request.app.settings.product_name, sync_class=sync_class,
             sync_text=sync_text,
-            closing="You can close this window now – the first sync carries on in the "
-                    "background." if head else "You can close this window now.",
+            closing=_closing(request, syncing=bool(head)), next=_next_button(request),
         )
         return page(request, "Connection Successful", content, head=head)
 
     return _guard(request, act)
+
+
+def _closing(request: Request, *, syncing: bool) -> str:
+    """The success page's last line: "close this window" unless the platform's "Next" follows."""
+    background = "the first sync carries on in the background." if syncing else ""
+    if request.app.settings.success_next_url:
+        return background.capitalize()
+    return "You can close this window now" + (f" – {background}" if syncing else ".")
+
+
+def _next_button(request: Request) -> Markup | str:
+    """"Next", to the page the platform set (``[auth_server] success_next_url``)."""
+    url = request.app.settings.success_next_url
+    if not url:
+        return ""
+    return tag("p", tag("a", "Next", href=url, class_="button primary"), class_="actions")
 
 
 def progress(request: Request) -> Response:

@@ -27,6 +27,7 @@ from auth_server.security import (
     parse_form,
 )
 from auth_server.settings import AuthServerSettings
+from auth_server.support_reference import log_reference, new_reference, reference_markup
 from auth_server.throttle import FailureThrottle
 from connector.settings import XeroSettings
 from connector.store import Store, utcnow
@@ -64,6 +65,9 @@ class Request:
     new_cookies: list[str] = field(default_factory=list)
     client: str = ""
     """The client's address (the trusted proxy's ``X-Forwarded-For`` entry when configured)."""
+    organisation: str | None = None
+    """The organisation (or invited company) this request is about, when known: error pages
+    name it in their support reference."""
 
     @classmethod
     def parse_cookies(cls, header: str | None) -> dict[str, str]:
@@ -186,8 +190,13 @@ def message(
     tone: str = "info",
     action: Markup | str = "",
 ) -> Response:
-    """A page that says one thing (errors, troubleshooting, notices)."""
+    """A page that says one thing (errors, troubleshooting, notices); an error page (status
+    400 or more) carries a support reference, logged with it."""
     body = Markup("".join(tag("p", p) for p in paragraphs))
+    if status >= 400:
+        ref = new_reference(request.organisation)
+        log_reference(ref, status=status, heading=heading, path=request.path)
+        body = Markup(body + reference_markup(ref, request.app.settings.product_name))
     content = render("message.html", heading=heading, body=body, action=action, tone=tone)
     return page(request, heading, content, status=status)
 

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="recent runs, freshness, warnings")
     status.add_argument("--json", action="store_true")
+
+    from pipelines import platform_commands, purge
+
+    platform_commands.add_parsers(sub)
+    purge.add_parser(sub)
     return parser
 
 
@@ -149,7 +154,22 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "disconnect": cmd_disconnect,
     "run": cmd_run,
     "status": cmd_status,
+    "apikey": lambda args: _platform("apikey", args),
+    "webhooks": lambda args: _platform("webhooks", args),
+    "purge": lambda args: _purge(args),
 }
+
+
+def _platform(command: str, args: argparse.Namespace) -> int:
+    from pipelines import platform_commands
+
+    return int(getattr(platform_commands, command)(args))
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from pipelines.purge import purge_from_cli
+
+    return purge_from_cli(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -313,7 +313,7 @@ connection_id | — | Our connection id (what `xero-elt connections` and `discon
 tenant_id | Connection.tenantId | The organisation, once the company is confirmed (NULL before).
 organisation_name | Connection.tenantName | The organisation's name at Xero (once confirmed).
 company | — | The company named in the invite.
-status | — | invited, link_opened, incomplete, connected, needs_reconnection, disconnected or expired.
+status | — | invited, link_opened, incomplete, connected, needs_reconnection, disconnected, expired or purged (its data removed on request; the record stays).
 status_reason | — | Why it has that status (e.g. the grant was revoked).
 invited_at | — | When the invite was created (UTC).
 connected_at | — | When the company was confirmed (UTC).

@@ -9,6 +9,7 @@ the PostgreSQL backend turns them into ``%s``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 from abc import ABCMeta, abstractmethod
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 
 from connector.store import migrations
+from connector.store.api_keys import ApiKeyQueries
 from connector.store.keys import KEY_ENV, KEY_FILE
 from connector.store.records import (
     CONNECTION_FIELDS,
@@ -34,6 +36,7 @@ from connector.store.records import (
     to_text,
     utcnow,
 )
+from connector.store.webhook_outbox import WebhookOutboxQueries, events_for_change, insert_events
 
 Row = Mapping[str, Any]
 
@@ -71,7 +74,7 @@ class _OpensConfiguredBackend(ABCMeta):
         return super().__call__(*args, **kwargs)
 
 
-class Store(metaclass=_OpensConfiguredBackend):
+class Store(ApiKeyQueries, WebhookOutboxQueries, metaclass=_OpensConfiguredBackend):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 
@@ -258,6 +261,13 @@ class Store(metaclass=_OpensConfiguredBackend):
             if changed != 1:
                 raise StoreError(f"no grant {grant_id!r} in the store")
 
+    def delete_grant_if_unused(self, grant_id: str) -> bool:
+        """Delete a grant (its tokens) when no connection record refers to it; True if deleted."""
+        with self._write() as tx:
+            return tx.execute(
+                "DELETE FROM grants WHERE grant_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM connections WHERE grant_id = ?)", (grant_id, grant_id)) == 1
+
     # -- connections ----------------------------------------------------------------------------
 
     @staticmethod
@@ -320,7 +330,13 @@ class Store(metaclass=_OpensConfiguredBackend):
         return [self._connection(r) for r in rows]
 
     def update_connection(self, connection_id: str, **fields: Any) -> Connection:
-        """Change some fields of a connection (``updated_at`` follows) and return it."""
+        """Change some fields of a connection (``updated_at`` follows) and return it.
+
+        A change worth a webhook (connected, needs reconnection, disconnected, purged, first
+        sync done, sync failed) puts its event in the outbox in the same transaction. The update
+        is a compare-and-set on ``updated_at``, retried, so the before/after that decides the
+        events is exact even with writers racing.
+        """
         unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
         if unknown:
             raise StoreError(f"unknown connection fields: {sorted(unknown)}")
@@ -331,14 +347,23 @@ class Store(metaclass=_OpensConfiguredBackend):
         values = [to_text(fields[n]) if n in DATETIME_FIELDS else fields[n] for n in names]
         # Column names come from UPDATABLE_CONNECTION_FIELDS, never from input.
         assignments = ", ".join(f"{n} = ?" for n in names)
-        with self._write() as tx:
-            changed = tx.execute(
-                f"UPDATE connections SET {assignments} WHERE connection_id = ?",  # noqa: S608
-                (*values, connection_id),
-            )
-            if changed != 1:
+        while True:
+            rows = self._read("SELECT * FROM connections WHERE connection_id = ?",
+                              (connection_id,))
+            if not rows:
                 raise StoreError(f"no connection {connection_id!r} in the store")
-        return self.get_connection(connection_id)
+            old = self._connection(rows[0])
+            new = dataclasses.replace(old, **fields)
+            with self._write() as tx:
+                changed = tx.execute(
+                    f"UPDATE connections SET {assignments}"  # noqa: S608
+                    " WHERE connection_id = ? AND updated_at = ?",
+                    (*values, connection_id, rows[0]["updated_at"]),
+                )
+                if changed == 1:
+                    insert_events(tx, new, events_for_change(old, new), utcnow())
+            if changed == 1:
+                return self.get_connection(connection_id)
 
     # -- OAuth flows, browser and admin sessions ------------------------------------------------
 

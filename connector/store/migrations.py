@@ -98,10 +98,45 @@ _API_USAGE = ("""CREATE TABLE IF NOT EXISTS api_usage (
     PRIMARY KEY (tenant_id, day)
 )""",)
 
+# API keys of the auth server's JSON API: only a SHA-256 of each key is kept (keys are 256-bit
+# random strings, so a fast hash is enough; nothing here lets anyone rebuild a key).
+_API_KEYS = ("""CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+)""",)
+
+# Webhooks out: each event is written in the same transaction as the connection change it
+# reports (connector/store/webhook_outbox.py), then delivered by the auth server's worker.
+_WEBHOOK_OUTBOX = (
+    """CREATE TABLE IF NOT EXISTS webhook_events (
+    event_id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_attempt_at TEXT,
+    last_status INTEGER,
+    last_error TEXT,
+    delivered_at TEXT,
+    claimed_until TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS webhook_events_due ON webhook_events(status, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_events_created ON webhook_events(created_at)",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
     Step(3, "API calls per organisation per day", _API_USAGE, _API_USAGE),
+    Step(4, "API keys (hashed)", _API_KEYS, _API_KEYS),
+    Step(5, "webhook outbox", _WEBHOOK_OUTBOX, _WEBHOOK_OUTBOX),
 )
 LATEST = STEPS[-1].version
 

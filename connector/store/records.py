@@ -47,6 +47,9 @@ class ConnectionStatus(StrEnum):
     NEEDS_RECONNECTION = "needs_reconnection"
     DISCONNECTED = "disconnected"
     EXPIRED = "expired"
+    PURGED = "purged"
+    """The organisation's data, state and tokens were removed on request; the row stays for the
+    audit trail."""
 
 
 class GrantStatus(StrEnum):

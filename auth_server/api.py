@@ -1,0 +1,261 @@
+"""The JSON API under ``/api/v1`` for the platform that embeds us (described in openapi.json).
+
+Authenticated by API keys (``Authorization: Bearer <key>``, keys from ``xero-elt apikey
+create``); a wrong key counts towards the same per-client back-off as the admin token
+(``throttle.py``). JSON in and out, errors ``{"error": {"code", "message"}}`` with the stable
+codes of ``ERROR_CODES``; no HTML, no cookies, no CSRF tokens (no browser session can reach
+this surface: only the header authenticates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from auth_server import connections, invites
+from auth_server.background import run_cli_in_background
+from auth_server.errors import InvalidInput, InviteError, MailError, NotFound, XeroCallFailed
+from auth_server.web import Request, Response, json_response
+from connector.store import Connection, ConnectionStatus
+from connector.store.webhook_outbox import connection_payload
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+ERROR_CODES = {
+    "unauthorized": 401,  # no key, a wrong key or a revoked one (never told apart)
+    "too_many_attempts": 429,  # wrong keys from this client: wait Retry-After seconds
+    "invalid_request": 400,  # the body is not JSON of the documented shape
+    "invalid_field": 422,  # a field's value is not acceptable (message says which)
+    "not_found": 404,  # no such connection, or no such route
+    "method_not_allowed": 405,
+    "conflict": 409,  # the connection's status does not allow this (message says why)
+    "xero_unavailable": 502,  # Xero could not be reached; nothing changed here
+    "mail_failed": 502,  # the invite email could be neither sent nor written
+    "internal_error": 500,
+}
+
+
+def error(code: str, message: str, *, headers: list[tuple[str, str]] | None = None) -> Response:
+    """An API error: ``{"error": {"code", "message"}}`` with the code's HTTP status."""
+    response = json_response({"error": {"code": code, "message": message}}, ERROR_CODES[code])
+    response.headers.extend(headers or [])
+    return response
+
+
+ApiHandler = Callable[[Request], Response]
+
+
+def api_key_required(handler: ApiHandler) -> ApiHandler:
+    """Wrap a handler: 401 (or 429 while backing off) without an active API key."""
+
+    def wrapped(request: Request) -> Response:
+        header = request.headers.get("Authorization") or ""
+        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if key and request.app.store.check_api_key(key) is not None:
+            request.app.admin_failures.success(request.client)
+            return handler(request)
+        if not key:
+            return error("unauthorized", "Send an API key: Authorization: Bearer <key>.",
+                         headers=[("WWW-Authenticate", 'Bearer realm="xero-elt api"')])
+        wait = request.app.admin_failures.failure(request.client)
+        log.warning("API: wrong or revoked API key from %s", request.client)
+        if wait:
+            return error("too_many_attempts", "Too many wrong API keys; wait and try again.",
+                         headers=[("Retry-After", str(max(1, round(wait))))])
+        return error("unauthorized", "That API key is not valid (wrong or revoked).",
+                     headers=[("WWW-Authenticate", 'Bearer realm="xero-elt api"')])
+
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _body(request: Request, allowed: dict[str, type]) -> dict[str, Any]:
+    """The JSON object sent, restricted to ``allowed`` fields of the given types."""
+    if not request.body:
+        return {}
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise InvalidInput("Send the body as application/json.")
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("The body must be a JSON object.")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(unknown)}.")
+    for name, kind in allowed.items():
+        if name in data and not isinstance(data[name], kind):
+            raise InvalidInput(f"{name} must be a {kind.__name__}.", field=name)
+    return data
+
+
+def _connection(request: Request) -> Connection:
+    """The path's connection; a malformed id is simply not found (no such route target)."""
+    try:
+        return invites.get_connection(request.app.store, request.params["connection_id"])
+    except InvalidInput as exc:
+        raise NotFound(str(exc)) from None
+
+
+def _invite_answer(conn: Connection, link: str) -> dict[str, Any]:
+    return {"connection_id": conn.connection_id, "invite_id": conn.connection_id, "link": link,
+            "expires_at": connection_payload(conn)["invite_expires_at"]}
+
+
+def _one(conn: Connection) -> dict[str, Any]:
+    return {"connection": connection_payload(conn)}
+
+
+def _answers(handler: ApiHandler) -> ApiHandler:
+    """Turn the auth server's exceptions into API errors with their stable codes."""
+
+    def wrapped(request: Request) -> Response:
+        try:
+            return handler(request)
+        except NotFound as exc:
+            return error("not_found", str(exc))
+        except InvalidInput as exc:
+            return error("invalid_field" if exc.field else "invalid_request", str(exc))
+        except InviteError as exc:
+            return error("conflict", str(exc))
+        except XeroCallFailed as exc:
+            return error("xero_unavailable", str(exc))
+        except MailError as exc:
+            return error("mail_failed", str(exc))
+
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def endpoint(handler: ApiHandler) -> ApiHandler:
+    """An authenticated API route."""
+    return api_key_required(_answers(handler))
+
+
+@endpoint
+def create_invite(request: Request) -> Response:
+    """``POST /api/v1/invites``: a new invite; its link, which the platform may send itself."""
+    data = _body(request, {"company": str, "email": str, "send_email": bool})
+    conn, link = invites.create_invite(request.app.store, request.app.settings,
+                                       data.get("company", ""), data.get("email", ""),
+                                       send_email=data.get("send_email", True))
+    return json_response(_invite_answer(conn, link), 201)
+
+
+@endpoint
+def list_connections(request: Request) -> Response:
+    """``GET /api/v1/connections``: every connection record."""
+    invites.expire_stale_invites(request.app.store)
+    conns = request.app.store.list_connections()
+    return json_response({"connections": [connection_payload(c) for c in conns]})
+
+
+@endpoint
+def get_connection(request: Request) -> Response:
+    """``GET /api/v1/connections/{id}``."""
+    return json_response(_one(_connection(request)))
+
+
+@endpoint
+def resend(request: Request) -> Response:
+    """``POST …/resend``: a new link (the reconnect link for one needing reconnection)."""
+    data = _body(request, {"send_email": bool})
+    conn, link = invites.resend_invite(request.app.store, request.app.settings,
+                                       _connection(request).connection_id,
+                                       send_email=data.get("send_email", True))
+    return json_response(_invite_answer(conn, link))
+
+
+@endpoint
+def withdraw(request: Request) -> Response:
+    """``POST …/withdraw``: an invite not connected yet stops working."""
+    conn = _connection(request)
+    if conn.status in (ConnectionStatus.CONNECTED, ConnectionStatus.NEEDS_RECONNECTION):
+        raise InviteError(f"{conn.connection_id} is {conn.status}: disconnect it instead")
+    if conn.status == ConnectionStatus.PURGED:
+        raise InviteError(f"{conn.connection_id} is purged")
+    conn = connections.disconnect(request.app.store, request.app.xero, conn.connection_id,
+                                  reason="invite withdrawn")
+    return json_response(_one(conn))
+
+
+@endpoint
+def disconnect(request: Request) -> Response:
+    """``POST …/disconnect``: at Xero, then here."""
+    conn = _connection(request)
+    if conn.status == ConnectionStatus.PURGED:
+        raise InviteError(f"{conn.connection_id} is purged")
+    conn = connections.disconnect(request.app.store, request.app.xero, conn.connection_id,
+                                  reason="disconnected through the API")
+    return json_response(_one(conn))
+
+
+@endpoint
+def sync(request: Request) -> Response:
+    """``POST …/sync``: start a sync of this organisation (202; watch ``sync_state``)."""
+    conn = _connection(request)
+    if conn.status != ConnectionStatus.CONNECTED or not conn.tenant_id:
+        raise InviteError(f"{conn.connection_id} is {conn.status}, not connected")
+    request.app.first_sync.start(conn)
+    return json_response(_one(request.app.store.get_connection(conn.connection_id)), 202)
+
+
+@endpoint
+def purge(request: Request) -> Response:
+    """``POST …/purge``: remove the organisation's data, state and tokens (202; the status
+    becomes ``purged`` when done, and ``connection.purged`` is sent)."""
+    conn = _connection(request)
+    if conn.status == ConnectionStatus.PURGED:
+        return json_response(_one(conn), 202)
+    run_cli_in_background(request.app.store, ["purge", "--connection", conn.connection_id,
+                                              "--yes"], name=f"purge-{conn.connection_id}")
+    return json_response(_one(conn), 202)
+
+
+@cache
+def _openapi() -> bytes:
+    return OPENAPI_FILE.read_bytes()
+
+
+def openapi(request: Request) -> Response:
+    """``GET /api/v1/openapi.json``: this API's description (no key needed)."""
+    return Response(body=_openapi(), content_type="application/json", no_store=False)
+
+
+def not_found(request: Request) -> Response:
+    """Unknown path under ``/api/``."""
+    return error("not_found", "There is no API route at this path.")
+
+
+def method_not_allowed(request: Request, allowed: list[str]) -> Response:
+    """Known path, wrong method."""
+    return error("method_not_allowed", "This route does not accept that method.",
+                 headers=[("Allow", ", ".join(sorted(set(allowed))))])
+
+
+def internal_error(request: Request) -> Response:
+    """An unexpected failure (logged with its traceback by the server)."""
+    return error("internal_error", "Something went wrong on our side; try again later.")
+
+
+ID = r"(?P<connection_id>[^/]{1,64})"
+ROUTES: list[tuple[str, str, ApiHandler]] = [
+    ("GET", rf"{PREFIX}/openapi\.json", openapi),
+    ("POST", rf"{PREFIX}/invites", create_invite),
+    ("GET", rf"{PREFIX}/connections", list_connections),
+    ("GET", rf"{PREFIX}/connections/{ID}", get_connection),
+    ("POST", rf"{PREFIX}/connections/{ID}/resend", resend),
+    ("POST", rf"{PREFIX}/connections/{ID}/withdraw", withdraw),
+    ("POST", rf"{PREFIX}/connections/{ID}/disconnect", disconnect),
+    ("POST", rf"{PREFIX}/connections/{ID}/sync", sync),
+    ("POST", rf"{PREFIX}/connections/{ID}/purge", purge),
+]

@@ -1,0 +1,34 @@
+"""`xero-elt apikey create|list|revoke`: the key is printed once and only its hash is kept."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from connector.store import Store
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipelines", "apikey", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_key_is_shown_once_listed_without_its_value_and_revoked(tmp_home: Path) -> None:
+    made = _cli("create", "--name", "platform backend")
+    assert made.returncode == 0, made.stderr
+    lines = dict(line.split(" ", 1) for line in made.stdout.splitlines())
+    key, key_id = lines["key"], lines["key_id"]
+    assert len(key) >= 32
+
+    listed = _cli("list", "--json")
+    assert [k["key_id"] for k in json.loads(listed.stdout)["api_keys"]] == [key_id]
+    assert key not in listed.stdout + _cli("list").stdout
+    for written in tmp_home.rglob("*"):  # the database, its WAL, logs: nowhere
+        assert not written.is_file() or key.encode() not in written.read_bytes()
+    assert Store(tmp_home).check_api_key(key) is not None
+
+    assert _cli("revoke", key_id).returncode == 0
+    assert Store(tmp_home).check_api_key(key) is None
+    assert _cli("revoke", "key_unknown").returncode == 2
