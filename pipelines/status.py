@@ -83,6 +83,8 @@ def status(as_json: bool = False) -> int:
         sys.stdout.write("\n")
     else:
         print("Organisations:")
+        if not doc["organisations"]:
+            print("  none yet: `xero-elt invite create --company … --email …`")
         for org in doc["organisations"]:
             print(f"  {org['connection_id']}  {org['status']:<18} "
                   f"{org['organisation_name'] or org['company']}  "
@@ -90,6 +92,8 @@ def status(as_json: bool = False) -> int:
             for entity, when in sorted(org["entities"].items()):
                 print(f"      {entity:<22} fresh as of {when}")
         print("Recent runs:")
+        if not doc["recent_runs"]:
+            print("  none yet: `xero-elt run`")
         for run in doc["recent_runs"]:
             print(f"  {run['run_id']}  {run['outcome']:<8} {run['duration_s']} s  "
                   f"{run['destination']}/{run['dataset']}")
