@@ -13,10 +13,10 @@ import dataclasses
 import json
 import secrets
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -36,18 +36,8 @@ from connector.store.records import (
     to_text,
     utcnow,
 )
+from connector.store.sql import Row, Transaction
 from connector.store.webhook_outbox import WebhookOutboxQueries, events_for_change, insert_events
-
-Row = Mapping[str, Any]
-
-
-class Transaction(Protocol):
-    """What a write transaction offers the shared queries."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; the number of rows it changed."""
-        ...
-
 
 # The factory ``Store(...)`` defers to; ``connector.store`` registers ``open_store`` on import
 # (the package is always imported before this module), so this module imports no backend.

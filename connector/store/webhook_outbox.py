@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from connector.store.records import Connection, StoreError, from_text, to_text, utcnow
 
 if TYPE_CHECKING:
-    from connector.store.base import Row, Transaction
+    from connector.store.sql import Row, Transaction
 
 
 class EventType(StrEnum):
