@@ -22,6 +22,9 @@ from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth, wait_for
 from tests.sandbox_handle import SandboxHandle
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 SECRET = "webhook-secret-for-tests-0123456789abcdef"
 
 

@@ -20,6 +20,9 @@ import pytest
 from connector.store import Store
 from sandbox.handle import REPO_ROOT, SandboxHandle, make_grant
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 EXAMPLE = REPO_ROOT / "examples" / "xero_pipeline.py"
 TABLES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")
 

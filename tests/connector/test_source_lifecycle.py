@@ -18,6 +18,9 @@ from connector.store import Store
 from connector.token_providers import StoreTokens
 from sandbox.handle import SandboxHandle, XeroGrant
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _ours() -> tuple[set[str], list[str]]:
     """Threads the connector starts, and files and sockets this process holds open."""

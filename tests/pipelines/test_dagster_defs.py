@@ -25,6 +25,9 @@ from tests.sandbox_handle import SandboxHandle
 defs_module = import_dagster_defs()
 import dagster as dg  # noqa: E402  (after the check that says why it is missing)
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def stack() -> Iterator[contextlib.ExitStack]:

@@ -12,6 +12,9 @@ from connector.store import Store
 from pipelines.purge import purge
 from tests.pipelines.conftest import Warehouse
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _tenant_tables(w: Warehouse) -> list[str]:
     rows = w.query("SELECT DISTINCT c.table_name FROM information_schema.columns c"

@@ -30,6 +30,9 @@ import yaml
 from sandbox.webhooks import retry_offsets
 from tests.sandbox_handle import SandboxError, SandboxHandle, XeroGrant
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 SPEC = Path("/work/shared/xero-api/openapi/xero-webhooks.yaml")
 KEY = "test-webhook-key-0123456789abcdef"
 FAST = {"webhook_batch_seconds": 0.2, "webhook_retry_base_seconds": 0.2,

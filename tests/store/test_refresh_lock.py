@@ -12,6 +12,9 @@ from connector.store import Store, StoreError, open_store
 from tests.connector.conftest import connect_tenants, sandbox_settings
 from tests.sandbox_handle import SandboxHandle, XeroGrant
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_the_lock_is_free_while_a_failed_refresh_backs_off(
     store: Store, store_url: str, tmp_path: Path, sandbox: SandboxHandle,

@@ -13,6 +13,9 @@ import pytest
 
 from connector.store import LockBusy, Store, open_store
 
+# Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 HOLDER = """
 import sys, time
 from connector.store import open_store
