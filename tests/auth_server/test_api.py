@@ -169,6 +169,7 @@ def test_wrong_keys_back_off_per_client_and_the_right_key_still_works(
     assert right.status_code == 200
 
 
+@pytest.mark.slow
 def test_purge_through_the_api_removes_the_data_and_the_grant(
         auth_duckdb: tuple[RunningAuth, Path], spec: OpenAPI, org: dict[str, Any]) -> None:
     from tests.auth_server.conftest import duckdb_counts

@@ -27,6 +27,7 @@ def suppliers_at_xero(sandbox: SandboxHandle, tenant_id: str) -> int:
     return next(t["counts"]["suppliers"] for t in sandbox.tenants() if t["tenantId"] == tenant_id)
 
 
+@pytest.mark.slow
 def test_a_429_storm_is_waited_out_and_nothing_is_lost(
     loader: Loader, sandbox: SandboxHandle
 ) -> None:

@@ -19,6 +19,9 @@ from tools.dictionary import (
 )
 from tools.reference_load import ReferenceLoad
 
+# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_the_document_matches_a_fresh_load(reference: ReferenceLoad) -> None:
     problems = drift(DOCUMENT.read_text(encoding="utf-8"), render(reference.schema))

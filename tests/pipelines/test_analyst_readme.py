@@ -12,6 +12,9 @@ from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse, needs_history, readme_queries
 from tools.reference_load import ReferenceLoad
 
+# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _may_be_empty(sql: str) -> bool:
     """The 'anything failing?' query has nothing to say after healthy runs."""

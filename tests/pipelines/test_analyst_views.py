@@ -17,6 +17,10 @@ from tests.pipelines.conftest import Warehouse
 ALL_VIEWS = [view.name for view in VIEWS]
 
 
+# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
+
 def _one(warehouse: Warehouse, sql: str, *args: Any) -> Any:
     rows = warehouse.query(sql, *args)
     assert len(rows) == 1, rows

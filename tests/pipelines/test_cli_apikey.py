@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from connector.store import Store
+
+# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
