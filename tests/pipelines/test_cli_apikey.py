@@ -11,7 +11,7 @@ import pytest
 
 from connector.store import Store
 
-# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+# CLI subprocesses: `make test` runs these, `make test-fast` does not.
 pytestmark = pytest.mark.slow
 
 
