@@ -52,11 +52,11 @@ def _evaluate_sensor(instance: dg.DagsterInstance) -> dg.SensorResult:
 
 def test_definitions_name_what_conventions_fix() -> None:
     defs = defs_module.defs
-    job = defs.get_job_def("xero_sync_job")
+    job = defs.resolve_job_def("xero_sync_job")
     assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
     assert job.partitions_def.name == "xero_organisations"
-    assert defs.get_sensor_def("xero_organisations_sensor")
-    assert defs.get_schedule_def("xero_hourly").cron_schedule == "0 * * * *"
+    assert defs.resolve_sensor_def("xero_organisations_sensor")
+    assert defs.resolve_schedule_def("xero_hourly").cron_schedule == "0 * * * *"
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert keys == {f"xero/{t}" for t in TABLES}
     assert defs_module.xero_organisation_tables.op.pool == "xero_organisations"
@@ -78,7 +78,7 @@ def test_sensor_partitions_follow_the_store_and_partitions_load_like_xero_elt_ru
 
     dagster_file = tmp_path / "dagster.duckdb"
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(dagster_file))
-    job = defs_module.defs.get_job_def("xero_sync_job")
+    job = defs_module.defs.resolve_job_def("xero_sync_job")
     for tenant in tenants:
         result = job.execute_in_process(partition_key=tenant, instance=instance)
         assert result.success
@@ -106,7 +106,7 @@ def test_sensor_partitions_follow_the_store_and_partitions_load_like_xero_elt_ru
     after = _evaluate_sensor(instance)
     assert after.run_requests == []
     assert instance.get_dynamic_partitions("xero_organisations") == [tenants[1]]
-    schedule = defs_module.defs.get_schedule_def("xero_hourly")
+    schedule = defs_module.defs.resolve_schedule_def("xero_hourly")
     ticks = schedule(dg.build_schedule_context(
         instance=instance, scheduled_execution_time=datetime(2026, 1, 1, tzinfo=UTC)))
     assert [r.partition_key for r in ticks] == [tenants[1]]
@@ -118,7 +118,7 @@ def test_a_partition_whose_organisation_is_locked_fails_without_loading(
     tenant = sandbox.tenant_ids()[0]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("xero_organisations", [tenant])
-    job = defs_module.defs.get_job_def("xero_sync_job")
+    job = defs_module.defs.resolve_job_def("xero_sync_job")
     with connected_store.exclusive([f"organisation:{tenant}"]):
         result = job.execute_in_process(partition_key=tenant, instance=instance,
                                         raise_on_error=False)

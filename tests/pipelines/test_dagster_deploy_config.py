@@ -1,0 +1,68 @@
+"""The `dagster.yaml` docs/deploy.md tells operators to use, taken from the doc itself: Dagster's
+own storage in PostgreSQL, the queued coordinator with one run per organisation, and a partition
+run recorded there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from connector.store import Store
+from tests.pipelines.dagster_support import import_dagster_defs
+from tests.sandbox_handle import SandboxHandle
+
+defs_module = import_dagster_defs()
+import dagster as dg  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+
+
+def _documented_yaml() -> str:
+    text = DEPLOY.read_text(encoding="utf-8")
+    found = re.search(r"`\$DAGSTER_HOME/dagster\.yaml`.*?```yaml\n(.*?)```", text, re.S)
+    assert found, "docs/deploy.md has no dagster.yaml block after `$DAGSTER_HOME/dagster.yaml`"
+    return found.group(1)
+
+
+def test_the_documented_dagster_yaml_keeps_runs_in_postgresql(
+    connected_store: Store, sandbox: SandboxHandle, postgres_database: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(_documented_yaml(), encoding="utf-8")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    # As docs/deploy.md says to write it: the psycopg2 driver named (SQLAlchemy 2.1's default
+    # for a bare postgresql:// is psycopg 3, which is not installed).
+    monkeypatch.setenv("DAGSTER_PG_URL",
+                       postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "dagster.duckdb"))
+
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        limits = instance.get_concurrency_config().run_queue_config
+        assert limits.max_concurrent_runs == 16
+        assert limits.tag_concurrency_limits == [{
+            "key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+
+        tenant = sandbox.tenant_ids()[0]
+        instance.add_dynamic_partitions("xero_organisations", [tenant])
+        job = defs_module.defs.resolve_job_def("xero_sync_job")
+        result = job.execute_in_process(partition_key=tenant, instance=instance)
+        assert result.success
+        run_id = result.run_id
+
+    # Read back from PostgreSQL itself, not through the instance that wrote it.
+    with psycopg2.connect(postgres_database) as db, db.cursor() as cur:
+        cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        assert cur.fetchone() == ("SUCCESS",)
+        cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s "
+                    "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id,))
+        (materialised,) = cur.fetchone()
+    assert materialised == len(defs_module.xero_organisation_tables.keys)
