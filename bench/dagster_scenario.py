@@ -26,6 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ORGANISATIONS = 200
 SUPPLIERS = 20
 NO_CHANGE_FLOOR_PER_ORG = 4
+# Dagster's own storage in PostgreSQL, as docs/deploy.md sets it up for many machines (SQLite
+# storage serialises the event log writes of runs side by side); SQLite when there is none.
+POSTGRES_STORAGE = """\
+storage:
+  postgres:
+    postgres_url: "{url}"
+"""
 DAGSTER_YAML = """\
 run_coordinator:
   module: dagster.core.run_coordinator
@@ -82,7 +89,8 @@ def _dagster_no_change(bench: Bench, sb: BenchSandbox, home: Home) -> dict[str, 
     run_dir = home.path.parent
     dagster_home = run_dir / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.format(runs=DAGSTER_RUNS))
+    storage, database = _storage(bench)
+    (dagster_home / "dagster.yaml").write_text(storage + DAGSTER_YAML.format(runs=DAGSTER_RUNS))
     env = {
         **os.environ, **sb.dlt_env(), "XERO_ELT_HOME": str(home.path),
         "DLT_DATA_DIR": str(run_dir / "dlt"), "DAGSTER_HOME": str(dagster_home),
@@ -91,13 +99,43 @@ def _dagster_no_change(bench: Bench, sb: BenchSandbox, home: Home) -> dict[str, 
         "PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS": "5",
     }
     orgs = len(home.tenant_ids)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    # Create the storage before the daemon starts: two processes creating it at once can leave
+    # SQLite's alembic table with two heads, after which neither opens it.
+    try:
+        dg.DagsterInstance.get().dispose()
+        return _measure(bench, sb, home, env, run_dir, orgs, storage_kind="PostgreSQL"
+                        if database else "SQLite")
+    finally:
+        if database:
+            from bench import postgres
+
+            postgres.drop_database(database)
+
+
+def _storage(bench: Bench) -> tuple[str, str | None]:
+    """The dagster.yaml storage section and the throwaway database it uses (None: SQLite)."""
+    from bench import postgres
+
+    if postgres.unavailable():
+        bench.say("  dagster: no PostgreSQL, so Dagster keeps its storage in SQLite")
+        return "", None
+    database = f"xero_elt_bench_dagster_{os.getpid()}"
+    postgres.create_database(database)
+    url = postgres.dsn(database).replace("postgresql://", "postgresql+psycopg2://", 1)
+    return POSTGRES_STORAGE.format(url=url), database
+
+
+def _measure(bench: Bench, sb: BenchSandbox, home: Home, env: dict[str, str], run_dir: Path,
+             orgs: int, storage_kind: str) -> dict[str, Any]:
+    import dagster as dg
+
     with (run_dir / "daemon.log").open("w") as log:
         daemon = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
              "pipelines.dagster_defs"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=log, start_new_session=True)
         try:
-            os.environ["DAGSTER_HOME"] = str(dagster_home)
             with dg.DagsterInstance.get() as instance:
                 _wait_runs(instance, orgs)  # the sensor's first loads: state for every org
                 _start_counting(bench, sb)
@@ -114,7 +152,8 @@ def _dagster_no_change(bench: Bench, sb: BenchSandbox, home: Home) -> dict[str, 
     bench.say(f"  dagster-no-change: {ended - started:.1f}s wall, {calls['api']} API calls, "
               f"{failed} failed runs")
     return {"wall_s": ended - started, "calls": calls, "runs": len(runs), "failed_runs": failed,
-            "mean_run_s": sum(r.end_time - r.start_time for r in runs) / len(runs)}
+            "mean_run_s": sum(r.end_time - r.start_time for r in runs) / len(runs),
+            "storage": storage_kind}
 
 
 def _start_counting(bench: Bench, sb: BenchSandbox) -> None:
@@ -157,6 +196,7 @@ def render(results: dict[str, Any]) -> str:
         ("runs", "1 process", f"{dagster['runs']} ({dagster['failed_runs']} failed), "
                               f"mean {dagster['mean_run_s']:.1f} s, "
                               f"{data['dagster_runs_at_once']} at once"),
+        ("Dagster's own storage", "—", dagster.get("storage", "SQLite")),
     ]
     table = ["| | `xero-elt run` | Dagster |", "|---|---|---|"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]

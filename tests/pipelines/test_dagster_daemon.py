@@ -82,6 +82,10 @@ def test_schedule_and_sensor_drive_organisations_one_run_each_at_a_time(
     }
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     sandbox.clear_requests()
+    # The instance (and its SQLite tables) exists before the daemon starts: two processes
+    # creating Dagster's SQLite storage at once can leave two alembic heads, and then neither
+    # opens it.
+    dg.DagsterInstance.get().dispose()
     daemon_log = (tmp_path / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.dagster_defs"],
