@@ -105,6 +105,12 @@ def test_signatures_decide_200_or_401_and_the_answers_are_empty(
     missing = post(auth, handshake, None)
     assert (missing.status_code, missing.content) == (401, b"")
     assert auth.store.xero_webhook_health().last_handshake_at is not None
+    with auth.admin() as admin:
+        listed = admin.get("/admin/webhooks").text
+    assert "Xero webhooks in" in listed
+    handshake_row = listed.split("Last intent-to-receive", 1)[1].split("</dd>", 1)[0]
+    assert "UTC" in handshake_row  # a time, not "never"
+    assert "Last event received</dt><dd>never" in listed
 
 
 def test_without_a_key_everything_is_refused(sandbox: SandboxHandle, tmp_home: Path) -> None:

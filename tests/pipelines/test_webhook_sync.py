@@ -25,6 +25,7 @@ from connector.store import Store
 from connector.store.xero_events import parse_event
 from pipelines import exitcodes
 from pipelines.runlocks import organisation_locks
+from pipelines.status import collect
 from sandbox.handle import SandboxHandle
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import wait_for
@@ -110,11 +111,13 @@ def test_events_wait_for_a_scheduled_run_holding_the_lock(
         store_events(store, tenant, [supplier])
         busy = duckdb_warehouse.run(tenants=[tenant], webhook_events=True)
         assert busy.exit_code == exitcodes.LOCKED
-        assert store.xero_webhook_health().pending == 1  # not lost, not processed
+        assert collect(store)["webhooks"]["pending"] == 1  # not lost, not processed
     report = duckdb_warehouse.run_ok(tenants=[tenant], webhook_events=True)
     assert report.summary["webhook_events"] == 1
     assert supplier_row(duckdb_warehouse, supplier) == [("Arrived During A Run", True)]
-    assert store.xero_webhook_health().pending == 0
+    hooks = collect(store)["webhooks"]
+    assert hooks["pending"] == 0
+    assert hooks["last_lag_s"] is not None  # received -> loaded, shown by `xero-elt status`
 
 
 def test_a_failed_targeted_read_leaves_the_events_pending(
