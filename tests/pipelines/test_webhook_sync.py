@@ -31,6 +31,10 @@ from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import wait_for
 from tests.pipelines.conftest import Warehouse
 
+# Loads through dlt (and, end to end, subprocesses): `make test` runs these, `make test-fast`
+# does not.
+pytestmark = pytest.mark.slow
+
 KEY = "xero-webhook-key-for-tests-0123456789"
 
 
@@ -175,13 +179,11 @@ def _end_to_end(warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path) ->
     assert suppliers_loaded(scheduled, tenant) == 0
 
 
-@pytest.mark.slow
 def test_end_to_end_a_new_supplier_reaches_duckdb_within_a_minute(
         duckdb_warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path) -> None:
     _end_to_end(duckdb_warehouse, sandbox, tmp_home)
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 def test_end_to_end_a_new_supplier_reaches_postgres_within_a_minute(
         postgres_warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path,
