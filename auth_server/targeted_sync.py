@@ -23,10 +23,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from auth_server.settings import AuthServerSettings
-from connector.store import ConnectionStatus, Store, StoreError
+from connector.store import ConnectionStatus, Store, StoreError, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ RunTargeted = Callable[[str], int]
 """Runs the targeted sync of one organisation (a tenant id); returns its exit code."""
 
 WAIT_SECONDS = 600
+# Finished events are kept this long (Xero retries a delivery for about a day: a retry after
+# the row is gone would be read once more, harmlessly) and pruned about hourly.
+KEEP_FINISHED = timedelta(days=7)
+PRUNE_EVERY_SECONDS = 3600.0
 FIRST_BACKOFF_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 600.0
 
@@ -59,6 +64,7 @@ class TargetedSync:
         self._running: dict[str, threading.Thread] = {}
         self._retry_at: dict[str, float] = {}  # tenant -> monotonic time of the next try
         self._backoff: dict[str, float] = {}
+        self._pruned_at = 0.0  # monotonic; 0: prune on the first round
 
     def wake(self) -> None:
         """New events were stored: look soon (after the coalescing window). Starts the
@@ -111,6 +117,9 @@ class TargetedSync:
         started."""
         started = []
         now = time.monotonic()
+        if now - self._pruned_at >= PRUNE_EVERY_SECONDS or not self._pruned_at:
+            self._pruned_at = now
+            self.store.prune_xero_events(utcnow() - KEEP_FINISHED)
         for tenant_id in self.store.pending_xero_event_tenants():
             statuses = {c.status for c in self.store.connections_for_tenant(tenant_id)}
             if ConnectionStatus.CONNECTED.value not in statuses:

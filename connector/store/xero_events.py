@@ -193,6 +193,14 @@ class XeroEventQueries:
                 (XeroEventStatus.IGNORED.value, to_text(now or utcnow()), tenant_id,
                  XeroEventStatus.PENDING.value)))
 
+    def prune_xero_events(self, before: datetime) -> int:
+        """Forget finished events received before ``before`` (keep them longer than Xero
+        retries a delivery, about a day, or a late retry would count as new)."""
+        with self._write() as tx:
+            return int(tx.execute(
+                "DELETE FROM xero_events WHERE status <> ? AND received_at < ?",
+                (XeroEventStatus.PENDING.value, to_text(before))))
+
     def list_xero_events(self, tenant_id: str | None = None,
                          limit: int = 1000) -> list[XeroEvent]:
         """Events, the latest received first (tests, troubleshooting)."""

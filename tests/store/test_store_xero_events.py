@@ -46,6 +46,10 @@ def test_events_are_deduplicated_finished_once_and_counted(store: Store) -> None
     health = store.xero_webhook_health()
     assert (health.pending, health.last_processed_at, health.last_lag_seconds) == (0, done, 4.0)
     assert store.pending_xero_event_tenants() == []
+    store.receive_xero_events([parsed(raw(str(uuid.uuid4()), done), done)], handshake=False,
+                              now=done)
+    assert store.prune_xero_events(done) == 3  # the finished ones; the new pending one stays
+    assert [e.status for e in store.list_xero_events()] == ["pending"]
 
 
 def test_unknown_organisations_are_ignored_and_handshakes_noted(store: Store) -> None:
