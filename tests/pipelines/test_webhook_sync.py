@@ -105,6 +105,20 @@ def test_a_targeted_run_reads_exactly_the_named_contacts(
     assert suppliers_loaded(scheduled, tenant) == 0  # the targeted read already loaded them
 
 
+def test_many_events_are_read_in_calls_of_ids_per_call(
+        duckdb_warehouse: Warehouse, sandbox: SandboxHandle) -> None:
+    store, tenant = duckdb_warehouse.store, sandbox.tenant_ids()[0]
+    duckdb_warehouse.run_ok(tenants=[tenant])
+    held = [r[0] for r in duckdb_warehouse.query(
+        "SELECT contact_id FROM {ds}.suppliers WHERE tenant_id = %s LIMIT 120", tenant)]
+    store_events(store, tenant, held)
+    sandbox.clear_requests()
+    duckdb_warehouse.run_ok(tenants=[tenant], webhook_events=True)
+    calls = contacts_calls(sandbox, tenant)
+    assert sorted(len(c["query"]["IDs"].split(",")) for c in calls) == [20, 50, 50]
+    assert store.xero_webhook_health().pending == 0
+
+
 def test_events_wait_for_a_scheduled_run_holding_the_lock(
         duckdb_warehouse: Warehouse, sandbox: SandboxHandle) -> None:
     store, tenant = duckdb_warehouse.store, sandbox.tenant_ids()[0]
