@@ -225,3 +225,18 @@ def test_a_failed_run_leaves_its_events_pending_for_the_next(
     assert post(auth, body, signature(body, KEY)).status_code == 200
     wait_for(lambda: runs.ids() == {contact}, timeout=15)
     assert auth.store.xero_webhook_health().pending == 0
+
+
+def test_payloads_over_the_webhook_limit_are_refused_unread(sandbox: SandboxHandle,
+                                                            tmp_home: Path) -> None:
+    auth = start_auth(sandbox, tmp_home, xero_webhook_key=KEY, xero_webhook_max_body_bytes=4096)
+    try:
+        now = datetime.now(UTC)
+        big = body_of([event(str(uuid.uuid4()), now) for _ in range(20)])  # ~6 KB
+        assert len(big) > 4096
+        assert post(auth, big, signature(big, KEY)).status_code == 413
+        small = body_of([event(str(uuid.uuid4()), now)])
+        assert post(auth, small, signature(small, KEY)).status_code == 200
+        assert len(auth.store.list_xero_events()) == 1
+    finally:
+        stop_auth(auth)
