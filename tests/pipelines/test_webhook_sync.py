@@ -198,6 +198,39 @@ def test_end_to_end_a_new_supplier_reaches_duckdb_within_a_minute(
     _end_to_end(duckdb_warehouse, sandbox, tmp_home)
 
 
+def test_end_to_end_a_flood_of_1000_new_suppliers_is_loaded_whole_in_few_reads(
+        duckdb_warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path) -> None:
+    warehouse, tenant = duckdb_warehouse, sandbox.tenant_ids()[0]
+    warehouse.run_ok(tenants=[tenant])
+    auth = start_auth(sandbox, tmp_home, xero_webhook_key=KEY, xero_webhook_coalesce_seconds=1)
+    try:
+        sandbox.settings(webhook_batch_seconds=0.3)
+        sandbox._call("POST", "/webhooks", {"url": auth.url + PATH, "key": KEY})
+        wait_for(lambda: sandbox._call("GET", "/webhooks")["status"] == "ok", timeout=20)
+        sandbox.clear_requests()
+        started = time.monotonic()
+        created = {sandbox.mutate(tenant_id=tenant, entity="contacts", op="create",
+                                  fields={"Name": f"Flood {i}", "IsSupplier": True})["id"].lower()
+                   for i in range(1000)}
+        print(f"1000 contacts created in {time.monotonic() - started:.1f} s")
+        wait_for(lambda: len(warehouse.store.list_xero_events(tenant, limit=5000)) == 1000,
+                 timeout=60)
+        wait_for(lambda: warehouse.store.xero_webhook_health().pending == 0, timeout=120)
+        auth.server.app.targeted_sync.join(60)  # type: ignore[union-attr]
+        print(f"all 1000 loaded after {time.monotonic() - started:.1f} s")
+    finally:
+        stop_auth(auth)
+    loaded = {r[0] for r in warehouse.query(
+        "SELECT contact_id FROM {ds}.suppliers WHERE name LIKE 'Flood %%'")}
+    assert loaded == created
+    calls = contacts_calls(sandbox, tenant)
+    runs = warehouse.query("SELECT DISTINCT run_id FROM {ds}.sync_runs WHERE entity = 'suppliers'"
+                           " AND tenant_id = %s", tenant)
+    print(f"{len(calls)} Contacts calls in {len(runs) - 1} targeted run(s)")
+    assert len(calls) <= 20 + 4, len(calls)  # 20 is the floor at 50 IDs a call
+    assert len(runs) - 1 <= 5  # the first full run, then a few targeted ones
+
+
 @pytest.mark.postgres
 def test_end_to_end_a_new_supplier_reaches_postgres_within_a_minute(
         postgres_warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path,
