@@ -192,11 +192,10 @@ def test_a_flood_of_1000_events_is_stored_whole_and_coalesced(
     now = datetime.now(UTC)
     bodies = [body_of([event(c, now) for c in contacts[i:i + 100]])
               for i in range(0, 1000, 100)]
-    started = time.monotonic()
     with ThreadPoolExecutor(5) as pool:
         answers = list(pool.map(lambda b: post(auth, b, signature(b, KEY)), bodies))
     assert [a.status_code for a in answers] == [200] * 10
-    assert time.monotonic() - started < 5
+    assert max(a.elapsed.total_seconds() for a in answers) < 5  # Xero's limit per delivery
     assert len(auth.store.list_xero_events(TENANT, limit=5000)) == 1000
     wait_for(lambda: auth.store.xero_webhook_health().pending == 0, timeout=30)
     assert runs.ids() == set(contacts)
