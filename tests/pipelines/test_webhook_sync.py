@@ -12,13 +12,16 @@ subprocess loads the new supplier into DuckDB (and PostgreSQL) within 60 seconds
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from auth_server.xero_webhooks import PATH
 from connector.store import Store
@@ -231,10 +234,34 @@ def test_end_to_end_a_flood_of_1000_new_suppliers_is_loaded_whole_in_few_reads(
     assert len(runs) - 1 <= 5  # the first full run, then a few targeted ones
 
 
+@pytest.fixture
+def postgres_store(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The store on PostgreSQL (a database of its own) for this test and its subprocesses."""
+    import psycopg2
+
+    name = f"xero_elt_hooks_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(postgres_database, connect_timeout=3)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = f"{postgres_database.rsplit('/', 1)[0]}/{name}"
+    monkeypatch.setenv("XERO_ELT_STORE_URL", url)
+    monkeypatch.setenv("XERO_ELT_SECRET_KEY", Fernet.generate_key().decode())
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 @pytest.mark.postgres
 def test_end_to_end_a_new_supplier_reaches_postgres_within_a_minute(
-        postgres_warehouse: Warehouse, sandbox: SandboxHandle, tmp_home: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        postgres_store: str, postgres_warehouse: Warehouse, sandbox: SandboxHandle,
+        tmp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store and destination on PostgreSQL (`postgres_store` comes first: the store is opened
+    with its URL)."""
+    assert postgres_warehouse.store.backend == "postgres"
     # The subprocess the auth server starts reads its destination from the environment.
     monkeypatch.setenv("PIPELINES__DESTINATION", "postgres")
     monkeypatch.setenv("PIPELINES__DATASET_NAME", postgres_warehouse.dataset)
