@@ -379,6 +379,7 @@ class SupplierRead:
         overlap (the cursor does not move here) does not load them a second time.
         """
         self._load_ids({i.lower() for i in ids}, targeted=True)
+        self._prune_recent()  # as every read does: hashes older than the overlap go
 
     def _load_ids(self, ids: Iterable[str], *, targeted: bool = False) -> None:
         """Read contacts by id (Xero's optimised ``IDs``, archived included) and load them."""
