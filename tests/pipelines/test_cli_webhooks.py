@@ -1,5 +1,6 @@
-"""`xero-elt status` shows the health of Xero's webhooks in: last handshake, last event, pending
-events and lag, and warns when events wait too long."""
+"""The command line of Xero's webhooks in: `xero-elt status` shows their health (last handshake,
+last event, pending events and lag) and warns when events wait too long; `run --webhook-events`
+reads suppliers only."""
 
 from __future__ import annotations
 
@@ -42,3 +43,10 @@ def test_status_shows_webhook_health_and_warns_on_a_stuck_event(
     doc = json.loads(capsys.readouterr().out)
     assert doc["webhooks"]["oldest_pending_age_s"] >= 1200
     assert any("Xero webhooks: 1 event(s) pending" in w for w in doc["warnings"])
+
+
+def test_webhook_events_runs_take_no_other_entities_or_modes(
+        tmp_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in (["--entities", "accounts"], ["--reconcile"], ["--full-refresh"]):
+        assert main(["run", "--webhook-events", *extra]) == 2
+        assert "--webhook-events reads suppliers only" in capsys.readouterr().err
