@@ -1,5 +1,6 @@
-"""The admin page's view of webhooks out: ``/admin/webhooks`` lists recent events with their
-delivery state, and each can be replayed (the same event id and body, sent again now)."""
+"""The admin page's view of webhooks: ``/admin/webhooks`` shows the health of Xero's webhooks
+in (last handshake, last event, pending events and lag) and lists recent events out with their
+delivery state, each of which can be replayed (the same event id and body, sent again now)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from auth_server.render import Markup, escape, tag
 from auth_server.web import Request, Response, message, page, redirect
 from connector.store import StoreError
 from connector.store.webhook_outbox import WebhookEvent
+from connector.store.xero_events import WebhookHealth
 
 LIMIT = 100
 
@@ -31,6 +33,27 @@ def _row(request: Request, auth: AdminAuth, event: WebhookEvent) -> Markup:
     return Markup("<tr>" + "".join(cells) + "</tr>")
 
 
+def _when(value: str | None) -> str:
+    return value.replace("T", " ")[:19] + " UTC" if value else "never"
+
+
+def xero_health_panel(health: WebhookHealth, key_set: bool) -> Markup:
+    """Xero's webhooks in, as a small definition list."""
+    data = health.summary()
+    age = data["oldest_pending_age_s"]
+    lag = data["last_lag_s"]
+    items = [
+        ("Webhook key", "set" if key_set else "not set: /webhooks/xero refuses every delivery"),
+        ("Last intent-to-receive", _when(data["last_handshake_at"])),
+        ("Last event received", _when(data["last_event_at"])),
+        ("Pending events", f"{data['pending']}" + (f" (oldest {age:.0f} s)" if age else "")),
+        ("Last event loaded", "–" if lag is None else f"{lag:.1f} s after it arrived"),
+    ]
+    rows = "".join(tag("dt", name) + tag("dd", value) for name, value in items)
+    return Markup('<div class="panel"><h2>Xero webhooks in</h2><dl class="facts">' + rows
+                  + "</dl></div>")
+
+
 @admin_only
 def webhooks_page(request: Request, auth: AdminAuth) -> Response:
     """``GET /admin/webhooks``: the outbox, newest first."""
@@ -44,7 +67,11 @@ def webhooks_page(request: Request, auth: AdminAuth) -> Response:
         '<section class="wide"><div class="admin-head"><h1>Webhooks</h1>'
         + tag("p", Markup(escape(where) + " · " + tag("a", "Connections", href="/admin")),
               class_="muted")
-        + '</div><div class="panel"><table class="connections"><thead><tr><th>Event</th>'
+        + "</div>"
+        + xero_health_panel(request.app.store.xero_webhook_health(),
+                            bool(request.app.settings.xero_webhook_key))
+        + '<div class="panel"><h2>Webhooks out</h2>'
+        '<table class="connections"><thead><tr><th>Event</th>'
         "<th>Connection</th><th>Delivery</th><th>Attempts · last answer</th><th>Created</th>"
         '<th><span class="visually-hidden">Actions</span></th></tr></thead><tbody>'
         + rows + "</tbody></table></div></section>")

@@ -28,11 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from auth_server import admin, admin_webhooks, api, flow, views
+from auth_server import admin, admin_webhooks, api, flow, views, xero_webhooks
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
 from auth_server.security import content_security_policy, origin_of, security_headers
 from auth_server.settings import AuthServerSettings
+from auth_server.targeted_sync import RunTargeted, TargetedSync
 from auth_server.web import App, Handler, Request, Response, csrf_signer, message
 from auth_server.webhook_delivery import WebhookWorker
 from connector.logs import setup_logging
@@ -81,6 +82,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/admin/connections/{ID}/disconnect", admin.disconnect),
     ("GET", r"/admin/webhooks", admin_webhooks.webhooks_page),
     ("POST", r"/admin/webhooks/(?P<event_id>[^/]{1,80})/replay", admin_webhooks.replay),
+    ("POST", xero_webhooks.PATH, xero_webhooks.receive),
     *api.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
@@ -189,10 +191,20 @@ class AuthServer(ThreadingHTTPServer):
         self.webhooks.start()
         return self.webhooks
 
+    def start_targeted_sync(self) -> TargetedSync:
+        """Turn Xero's webhook events into targeted supplier reads in the background."""
+        dispatcher = self.app.targeted_sync
+        assert dispatcher is not None
+        dispatcher.settings = self.app.settings
+        dispatcher.start()
+        return dispatcher
+
     def server_close(self) -> None:
-        """Stop the sweeper and the webhook worker, and close the socket."""
+        """Stop the sweeper, the webhook worker and the dispatcher, and close the socket."""
         self._stop.set()
         self.webhooks.stop()
+        if self.app.targeted_sync is not None:
+            self.app.targeted_sync.stop()
         super().server_close()
 
 
@@ -389,7 +401,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._reject(411, "Send the body with a Content-Length.")
             return None
         length = int(length_text)
-        if length > self.app.settings.max_body_bytes:
+        # Xero batches events into one payload: its path has a limit of its own.
+        limit = (self.app.settings.xero_webhook_max_body_bytes
+                 if urlsplit(self.path).path == xero_webhooks.PATH
+                 else self.app.settings.max_body_bytes)
+        if length > limit:
             self._reject(413, "The request is too large.")
             return None
         body = self.rfile.read(length)
@@ -476,6 +492,7 @@ def make_server(
     settings: AuthServerSettings,
     xero_settings: XeroSettings,
     on_connected: OnConnected | None = None,
+    run_targeted: RunTargeted | None = None,
 ) -> AuthServer:
     """Bind the auth server (port 0 = a free one); call ``serve_forever()`` on the result.
 
@@ -485,10 +502,14 @@ def make_server(
     Args:
         on_connected: run in a background thread after a company is confirmed, instead of the
             default subprocess ``python -m pipelines run --tenant ID --wait 600``.
+        run_targeted: runs the targeted supplier sync of one organisation (Xero's webhook
+            events) and returns its exit code, instead of the default subprocess
+            ``python -m pipelines run --tenant ID --webhook-events --wait 600``.
     """
     app = App(
         store=store, settings=settings, xero=xero_settings,
         first_sync=FirstSync(store, on_connected), csrf=csrf_signer(store),
+        targeted_sync=TargetedSync(store, settings, run_targeted),
     )
     server = AuthServer((host, port), app)
     bound_host, bound_port = server.server_address[:2]
@@ -534,6 +555,7 @@ def serve_forever(
              server.app.settings.redirect_uri)
     server.start_sweeper()
     server.start_webhook_worker()
+    server.start_targeted_sync()
     if ready is not None:
         ready(server)
     try:

@@ -73,6 +73,18 @@ class AuthServerSettings:
     it. 1 in production."""
     webhook_poll_seconds: float = 2.0
     """How often the delivery worker looks for due webhook events."""
+    xero_webhook_key: str | None = secret()
+    """The webhook key Xero shows for this app's webhook (``x-xero-signature`` is an HMAC of the
+    body with it); without it ``/webhooks/xero`` answers 401 to everything."""
+    xero_webhook_max_body_bytes: int = 1024 * 1024
+    """Largest webhook payload accepted from Xero (a batch of events; forms keep
+    ``max_body_bytes``)."""
+    xero_webhook_coalesce_seconds: float = 2.0
+    """How long events are gathered after one arrives before the targeted supplier read starts
+    (one read for a burst of events)."""
+    xero_webhook_poll_seconds: float = 10.0
+    """How often the auth server looks for pending Xero events it was not woken for (stored by
+    another replica, or left while a scheduled run held the organisation)."""
     success_next_url: str | None = None
     """Where the success page's "Next" button leads (the platform's page); without it the page
     says the window can be closed."""
@@ -117,6 +129,12 @@ class AuthServerSettings:
         if not 0 < self.webhook_retry_scale <= 1 or not 0 < self.webhook_poll_seconds <= 3600:
             raise ConfigError("auth_server.webhook_retry_scale must be in (0, 1] and "
                               "webhook_poll_seconds in (0, 3600]")
+        if not 1024 <= self.xero_webhook_max_body_bytes <= 64 * 1024 * 1024:
+            raise ConfigError("auth_server.xero_webhook_max_body_bytes must be 1 KiB..64 MiB")
+        if not 0 <= self.xero_webhook_coalesce_seconds <= 60 \
+                or not 0 < self.xero_webhook_poll_seconds <= 3600:
+            raise ConfigError("auth_server.xero_webhook_coalesce_seconds must be in [0, 60] and "
+                              "xero_webhook_poll_seconds in (0, 3600]")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"auth_server.port must be 0..65535, not {self.port}")
         if self.public_url is not None:

@@ -28,6 +28,7 @@ from auth_server.security import (
 )
 from auth_server.settings import AuthServerSettings
 from auth_server.support_reference import log_reference, new_reference, reference_markup
+from auth_server.targeted_sync import TargetedSync
 from auth_server.throttle import FailureThrottle
 from connector.settings import XeroSettings
 from connector.store import Store, utcnow
@@ -46,6 +47,7 @@ class App:
     first_sync: FirstSync
     csrf: CsrfSigner
     admin_failures: FailureThrottle = field(default_factory=FailureThrottle)
+    targeted_sync: TargetedSync | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -31,8 +31,9 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -129,11 +130,13 @@ class _Run:
         *,
         reconcile: bool,
         full_refresh: bool,
+        contact_ids: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.settings = settings
         self.stats = stats
         self.reconcile = reconcile
         self.full_refresh = full_refresh
+        self.contact_ids = contact_ids
         self._make_tokens = tokens
         self._tenant_ids = tenant_ids
         self._entities = list(entities)
@@ -401,8 +404,10 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
         def emit(rows: list[dict], progress: dict[str, Any] | None) -> bool:
             return put((org, rows, progress))
 
+        mine = options if run.contact_ids is None else replace(
+            options, contact_ids=tuple(run.contact_ids.get(org.tenant_id, ())))
         reader = SupplierRead(
-            run.client.session(org), state, options,
+            run.client.session(org), state, mine,
             build_row=lambda raw: run.build_row(org, entity, raw),
             digest=lambda raw: _digest(_canonical(raw)),
             warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
@@ -489,6 +494,7 @@ def xero_source(
     tokens: Any = None,
     settings: Any = None,
     stats: Any = None,
+    contact_ids: Any = None,
 ) -> list[DltResource]:
     """Suppliers, accounts, tax rates and tracking categories/options of Xero organisations.
 
@@ -512,6 +518,9 @@ def xero_source(
         settings: ``XeroSettings`` (default ``load_settings()``).
         stats: a ``SyncStats`` to fill with rows, API calls, outcome and error per
             (tenant, entity) and what access Xero took away (``access_lost()``).
+        contact_ids: a targeted supplier read (Xero's webhook events): per tenant id, the
+            ContactIDs to read by ``IDs=`` instead of the usual read; organisations not in it
+            read nothing. Snapshot entities ignore it (name only ``suppliers`` then).
 
     Returns:
         One resource per selected entity.
@@ -528,7 +537,7 @@ def xero_source(
         return tokens if tokens is not None else default_provider(settings)
 
     run = _Run(settings, provider, stats, tenant_ids, names, reconcile=reconcile,
-               full_refresh=full_refresh)
+               full_refresh=full_refresh, contact_ids=contact_ids)
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
@@ -568,6 +577,7 @@ def make_source(
     tokens: TokenProvider | None = None,
     settings: XeroSettings | None = None,
     stats: SyncStats | None = None,
+    contact_ids: Mapping[str, Sequence[str]] | None = None,
 ) -> Any:
     """``xero_source(...)`` for the app: ``store`` (the app's store) becomes a ``StoreTokens``
     provider, and ``source.stats`` is the ``SyncStats`` it fills."""
@@ -577,7 +587,7 @@ def make_source(
         tokens = StoreTokens(store, settings)
     source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
                          full_refresh=full_refresh, tokens=tokens, settings=settings,
-                         stats=stats)
+                         stats=stats, contact_ids=contact_ids)
     source.stats = stats
     return source
 

@@ -49,6 +49,7 @@ ENTITY = "suppliers"
 ORDER = "ContactID ASC"
 SUPPLIER_FILTER = "IsSupplier==true"
 BASE_PARAMS = {"includeArchived": "true", "order": ORDER}
+TARGETED = "t"  # marks a recent hash a targeted (webhook) read recorded
 
 
 # --- the remembered state ------------------------------------------------------------------------
@@ -84,7 +85,8 @@ class SupplierState:
     """
 
     cursor: datetime | None = None  # Xero's time when the last complete read began
-    recent: dict[str, list[str]] = field(default_factory=dict)  # id -> [hash, updated iso]
+    # id -> [hash, updated iso] (+ TARGETED when a webhook-driven read loaded it)
+    recent: dict[str, list[str]] = field(default_factory=dict)
     reconciled_at: datetime | None = None
     members: set[str] | None = None  # ContactIDs we hold as suppliers
     high_volume: bool = False  # read without the IsSupplier filter
@@ -136,6 +138,9 @@ class ReadOptions:
     page_size: int
     reconcile: bool = False
     full_refresh: bool = False
+    contact_ids: tuple[str, ...] | None = None
+    """A targeted read (Xero's webhook events): exactly these contacts by ``IDs=``, nothing
+    else (no full, incremental or reconciliation read)."""
 
 
 Emit = Callable[[list[dict], "dict[str, Any] | None"], bool]
@@ -187,6 +192,9 @@ class SupplierRead:
     def run(self) -> SupplierState:
         """Read what this run needs; returns the state to remember."""
         state, o = self.state, self.options
+        if o.contact_ids is not None:
+            self._targeted(o.contact_ids)
+            return state
         if o.full_refresh:
             state.full_read, state.cursor, state.recent = None, None, {}
         due = (o.reconcile or state.reconciled_at is None
@@ -361,7 +369,19 @@ class SupplierRead:
             self._load_ids(changed)
         self.state.members = xero
 
-    def _load_ids(self, ids: Iterable[str]) -> None:
+    # -- targeted read (webhook events) ----------------------------------------------------------
+
+    def _targeted(self, ids: Iterable[str]) -> None:
+        """Read exactly these contacts and load the suppliers among them, plus those that stopped
+        being one (``is_supplier`` false); other contacts are read and ignored.
+
+        Their hashes are kept marked, so the incremental read that meets them again within its
+        overlap (the cursor does not move here) does not load them a second time.
+        """
+        self._load_ids({i.lower() for i in ids}, targeted=True)
+        self._prune_recent()  # as every read does: hashes older than the overlap go
+
+    def _load_ids(self, ids: Iterable[str], *, targeted: bool = False) -> None:
         """Read contacts by id (Xero's optimised ``IDs``, archived included) and load them."""
         wanted = sorted(ids)
         step = max(1, self.options.ids_per_call)
@@ -371,8 +391,15 @@ class SupplierRead:
                 PATH, COLLECTION, entity=ENTITY,
                 params={"IDs": ",".join(chunk), "includeArchived": "true", "page": "1",
                         "pageSize": str(self.options.page_size)})
-            rows = self._rows(page.records, self.state.cursor, [])
-            missing = set(chunk) - {_key(r) for r in rows}
+            records = page.records
+            if targeted:
+                records = [r for r in records if r.get("IsSupplier") is not False
+                           or str(r.get("ContactID")).lower() in (self.old.members or set())]
+            rows = self._rows(records, self.state.cursor, [], dedupe=targeted,
+                              mark=targeted)
+            if targeted:
+                self._track_members(rows)
+            missing = set(chunk) - {str(r.get("ContactID")).lower() for r in page.records}
             if missing:
                 log.info("%d contacts not returned by id (gone at Xero)", len(missing))
             if not self._emit(rows, None):
@@ -381,12 +408,13 @@ class SupplierRead:
     # -- rows -----------------------------------------------------------------------------------
 
     def _rows(self, records: list[dict], bound: datetime | None, newest: list[datetime],
-              *, dedupe: bool = False) -> list[dict]:
+              *, dedupe: bool = False, mark: bool = False) -> list[dict]:
         """Rows of one page: validated, filtered to suppliers (or ex-suppliers we hold), masked
         values restored, and (``dedupe``) without the unchanged ones of the overlap window.
 
         Hashes are kept only for records a later run may meet again: those updated within the
-        overlap of ``bound`` (the cursor to be).
+        overlap of ``bound`` (the cursor to be). A ``mark``ed hash (a targeted read's) also
+        stands for a record updated after ``bound``: the cursor did not move past it.
         """
         horizon = self.options.overlap + timedelta(seconds=2)
         members = self.old.members or set()
@@ -407,11 +435,12 @@ class SupplierRead:
             newest.append(updated)
             if text is not None:
                 seen = self.state.recent.get(row["ContactID"])
-                if dedupe and seen is not None and seen[0] == text and bound is not None \
-                        and updated <= bound:
+                if dedupe and seen is not None and seen[0] == text and (
+                        (bound is not None and updated <= bound) or seen[2:] == [TARGETED]):
                     continue
                 if near:
-                    self.state.recent[row["ContactID"]] = [text, updated.isoformat()]
+                    self.state.recent[row["ContactID"]] = [text, updated.isoformat(),
+                                                           *([TARGETED] if mark else [])]
             rows.append(row)
         masking.restore(rows, self.stored, self.warn)
         self.yielded.update(_key(r) for r in rows)

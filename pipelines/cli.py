@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reload from scratch what the run names")
     run.add_argument("--wait", type=float, metavar="SECONDS",
                      help="wait this long for another run's lock instead of exiting 75")
+    run.add_argument("--webhook-events", action="store_true",
+                     help="read only the suppliers named by pending Xero webhook events")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
     status = sub.add_parser("status", help="recent runs, freshness, warnings")
@@ -136,7 +138,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         wait=args.wait,
         as_json=args.json,
+        webhook_events=args.webhook_events,
     )
+    if args.webhook_events and (args.entities not in (None, ["suppliers"]) or args.reconcile
+                                or args.full_refresh):
+        raise UsageError("--webhook-events reads suppliers only; it takes no --entities, "
+                         "--reconcile or --full-refresh")
     return run_from_cli(options)
 
 

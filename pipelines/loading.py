@@ -107,8 +107,13 @@ def load_organisations(
     entities: list[str],
     options: Any,
     outcomes: RunOutcomes,
+    *,
+    contact_ids: dict[str, list[str]] | None = None,
 ) -> None:
-    """Extract and load the organisations' entities, recording an outcome per (tenant, entity)."""
+    """Extract and load the organisations' entities, recording an outcome per (tenant, entity).
+
+    ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events).
+    """
     from connector import make_source
     from connector.stats import SyncStats
 
@@ -121,6 +126,7 @@ def load_organisations(
         full_refresh=options.full_refresh,
         store=store,
         stats=stats,
+        contact_ids=contact_ids,
     )
     try:
         _extract_normalize_load(pipeline, source, stats, target)

@@ -18,6 +18,9 @@ from pipelines.run import read_history
 REFRESH_IDLE_DAYS = 60
 REFRESH_WARN_DAYS = 45
 STALE_AFTER = timedelta(days=2)
+# Webhook events should be loaded within a minute; this long pending means the targeted runs
+# are failing or blocked (a scheduled run holding the organisation, a dead grant).
+WEBHOOK_LAG_WARN = timedelta(minutes=15)
 
 
 def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
@@ -64,7 +67,13 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
                 warnings.append(f"{name}: not synced since "
                                 f"{conn.last_synced_at or 'it was connected'}")
         organisations.append(row)
+    webhooks = store.xero_webhook_health()
+    oldest = webhooks.oldest_pending_at
+    if oldest is not None and now - oldest > WEBHOOK_LAG_WARN:
+        warnings.append(f"Xero webhooks: {webhooks.pending} event(s) pending, the oldest since "
+                        f"{oldest:%Y-%m-%d %H:%M} UTC; see XERO_ELT_HOME/logs/targeted-sync-*.log")
     return {
+        "webhooks": webhooks.summary(now),
         "organisations": organisations,
         "recent_runs": [
             {k: run.get(k) for k in ("run_id", "started_at", "outcome", "duration_s",
@@ -97,6 +106,14 @@ def status(as_json: bool = False) -> int:
         for run in doc["recent_runs"]:
             print(f"  {run['run_id']}  {run['outcome']:<8} {run['duration_s']} s  "
                   f"{run['destination']}/{run['dataset']}")
+        hooks = doc["webhooks"]
+        if hooks["last_handshake_at"] or hooks["last_event_at"]:
+            print("Xero webhooks:")
+            print(f"  last handshake {hooks['last_handshake_at'] or '-'}, last event "
+                  f"{hooks['last_event_at'] or '-'}")
+            lag = "-" if hooks["last_lag_s"] is None else hooks["last_lag_s"]
+            print(f"  {hooks['pending']} pending (oldest {hooks['oldest_pending_age_s'] or 0} s),"
+                  f" last event loaded {lag} s after it arrived")
         for warning in doc["warnings"]:
             print(f"WARNING: {warning}")
     return exitcodes.FAILURE if doc["warnings"] else exitcodes.OK

@@ -38,6 +38,7 @@ from connector.store.records import (
 )
 from connector.store.sql import Row, Transaction
 from connector.store.webhook_outbox import WebhookOutboxQueries, events_for_change, insert_events
+from connector.store.xero_events import XeroEventQueries
 
 # The factory ``Store(...)`` defers to; ``connector.store`` registers ``open_store`` on import
 # (the package is always imported before this module), so this module imports no backend.
@@ -64,7 +65,8 @@ class _OpensConfiguredBackend(ABCMeta):
         return super().__call__(*args, **kwargs)
 
 
-class Store(ApiKeyQueries, WebhookOutboxQueries, metaclass=_OpensConfiguredBackend):
+class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries,
+            metaclass=_OpensConfiguredBackend):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 

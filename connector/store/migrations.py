@@ -131,12 +131,34 @@ _WEBHOOK_OUTBOX = (
     "CREATE INDEX IF NOT EXISTS webhook_events_created ON webhook_events(created_at)",
 )
 
+# Xero's webhooks in (connector/store/xero_events.py): one row per event, keyed so that a
+# delivery Xero retries adds nothing; the health marks (last handshake, last event) beside it.
+_XERO_EVENTS = (
+    """CREATE TABLE IF NOT EXISTS xero_events (
+    tenant_id TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    event_date TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    processed_at TEXT,
+    PRIMARY KEY (tenant_id, resource_id, event_date, event_type)
+)""",
+    "CREATE INDEX IF NOT EXISTS xero_events_pending ON xero_events(status, tenant_id, received_at)",
+    """CREATE TABLE IF NOT EXISTS xero_webhook_health (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)""",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
     Step(3, "API calls per organisation per day", _API_USAGE, _API_USAGE),
     Step(4, "API keys (hashed)", _API_KEYS, _API_KEYS),
     Step(5, "webhook outbox", _WEBHOOK_OUTBOX, _WEBHOOK_OUTBOX),
+    Step(6, "Xero's webhook events in", _XERO_EVENTS, _XERO_EVENTS),
 )
 LATEST = STEPS[-1].version
 
