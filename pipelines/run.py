@@ -189,6 +189,10 @@ def _run_locked(
         pipelines_dir=str(store.home / "pipelines"),
         progress=_progress(),
     )
+    # Every touch of the destination takes the dataset's turn, the pre-flight too: DuckDB lets
+    # one process at a time open its file, so runs side by side (Dagster's) would otherwise
+    # fail it while another run loads.
+    pipeline = TurnTakingPipeline(pipeline, store, target)
     try:
         check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
     except DestinationError as exc:
@@ -199,7 +203,6 @@ def _run_locked(
         print(f"xero-elt run: {exc}", file=sys.stderr)
         return RunReport(exitcodes.FAILURE, {"run_id": run_id, "outcome": "failed",
                                              "error": str(exc), "organisations": []})
-    pipeline = TurnTakingPipeline(pipeline, store, target)
     entities = ["suppliers"] if options.webhook_events else select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()

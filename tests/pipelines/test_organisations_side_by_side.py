@@ -10,12 +10,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines import exitcodes
+from pipelines.destinations import resolve_target
+from pipelines.runlocks import load_lock
 from tests.pipelines.conftest import Warehouse, _datasets
 from tests.pipelines.dagster_support import table_rows
 from tests.sandbox_handle import SandboxHandle
@@ -77,3 +80,41 @@ def test_a_cron_run_exits_75_while_another_run_holds_one_of_its_organisations(
     assert report.exit_code == exitcodes.LOCKED
     assert sandbox.tenant_ids()[1] in report.summary["error"]
     assert duckdb_warehouse.run_ok().summary["outcome"] == "ok"
+
+
+HOLDER = """\
+import sys, duckdb
+from connector.store import Store
+store = Store(sys.argv[1])
+with store.exclusive([sys.argv[2]]), duckdb.connect(sys.argv[3]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_a_run_waits_its_turn_while_another_process_has_the_duckdb_file_open(
+    duckdb_warehouse: Warehouse, sandbox: SandboxHandle
+) -> None:
+    """DuckDB lets one process at a time open its file: a run side by side with another's load
+    (Dagster's runs) waits for the dataset's turn, even for its pre-flight check, rather than
+    failing on the file lock."""
+    wh = duckdb_warehouse
+    wh.run_ok()  # the file and its tables exist
+    lock = load_lock(resolve_target("duckdb", wh.dataset))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(wh.store.home), lock,
+         os.environ["DESTINATION__DUCKDB__CREDENTIALS"]],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reports: list[Any] = []
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        run = threading.Thread(target=lambda: reports.append(wh.run()))
+        run.start()
+        run.join(15)
+        assert run.is_alive(), f"it did not wait for its turn: {reports[0].summary}"
+    finally:
+        holder.communicate("", timeout=30)
+    run.join(240)
+    assert reports[0].exit_code == 0, reports[0].summary
