@@ -191,11 +191,25 @@ def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
 
 @dg.schedule(job=xero_sync_job, cron_schedule=SETTINGS.schedule_cron, name="xero_hourly",
              default_status=dg.DefaultScheduleStatus.RUNNING)
-def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    """A run per organisation (partition) every hour (``schedule_cron``)."""
+def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    """A run per organisation (partition) every hour (``schedule_cron``), except where one is
+    still queued: it has not started, so it will read everything this tick would. Without this
+    a pass that takes longer than the interval would pile up a queue without end."""
     tick = context.scheduled_execution_time.isoformat()
-    return [_run_request(t, f"hourly:{tick}:{t}")
-            for t in context.instance.get_dynamic_partitions(PARTITIONS)]
+    waiting = _queued_partitions(context.instance)
+    wanted = [t for t in context.instance.get_dynamic_partitions(PARTITIONS) if t not in waiting]
+    if not wanted and waiting:
+        return dg.SkipReason(f"every organisation already has a run queued ({len(waiting)})")
+    return [_run_request(t, f"hourly:{tick}:{t}") for t in wanted]
+
+
+def _queued_partitions(instance: dg.DagsterInstance) -> set[str]:
+    """Organisations with a run of the job that has not started yet."""
+    records = instance.get_run_records(dg.RunsFilter(
+        job_name=xero_sync_job.name,
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]))
+    return {r.dagster_run.tags[ORGANISATION_TAG] for r in records
+            if ORGANISATION_TAG in r.dagster_run.tags}
 
 
 defs = dg.Definitions(

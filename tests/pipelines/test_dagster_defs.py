@@ -125,3 +125,26 @@ def test_a_partition_whose_organisation_is_locked_fails_without_loading(
     assert not result.success
     assert result.get_asset_materialization_events() == []
     assert "held by another run" in str(result.get_step_failure_events()[0].event_specific_data)
+
+
+def test_the_schedule_skips_organisations_whose_run_is_still_queued(
+    stack: contextlib.ExitStack,
+) -> None:
+    """A pass longer than the schedule's interval must not pile up runs without end (a run
+    the daemon has queued but not started; NOT_STARTED here: a QUEUED one needs a code origin)."""
+    instance = stack.enter_context(dg.instance_for_test())  # a schedule needs its reference
+    instance.add_dynamic_partitions("xero_organisations", ["t-queued", "t-idle"])
+    instance.add_run(dg.DagsterRun(
+        job_name="xero_sync_job", run_id="queued-run", status=dg.DagsterRunStatus.NOT_STARTED,
+        tags={defs_module.ORGANISATION_TAG: "t-queued", "dagster/partition": "t-queued"}))
+    schedule = defs_module.defs.resolve_schedule_def("xero_hourly")
+
+    def tick() -> Any:
+        return schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 1, tzinfo=UTC)))
+
+    assert [r.partition_key for r in tick()] == ["t-idle"]
+    instance.add_run(dg.DagsterRun(
+        job_name="xero_sync_job", run_id="queued-too", status=dg.DagsterRunStatus.NOT_STARTED,
+        tags={defs_module.ORGANISATION_TAG: "t-idle", "dagster/partition": "t-idle"}))
+    assert isinstance(tick(), dg.SkipReason)
