@@ -19,13 +19,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     ValidationInfo,
 )
@@ -80,8 +84,19 @@ def _lenient(expected: str, convert: Any, accepts: tuple[type, ...]) -> Any:
     return BeforeValidator(validate)
 
 
-def _as_is(value: Any) -> Any:
-    return value
+def _kept(expected: str, strict: Any) -> Any:
+    """A documented field kept as it came: a value of its type is checked in pydantic's core
+    (no Python call per value, which the lenient validator costs); any other is noted and
+    passed on, like ``_lenient``."""
+
+    def other(value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            _note(info, expected, value)
+        return value
+
+    # pydantic checks None (a nullable schema) before the union: no Python call for it either.
+    kind = strict | Annotated[Any, BeforeValidator(other)] | None
+    return Annotated[kind, Field(union_mode="left_to_right")]
 
 
 def _unloadable_amount(value: Any) -> bool:
@@ -121,12 +136,15 @@ Guid = Annotated[str, BeforeValidator(_guid)]
 Key = Annotated[str, BeforeValidator(_non_empty_text)]
 Timestamp = Annotated[datetime, BeforeValidator(_datetime), AfterValidator(wire.to_utc)]
 # Documented, lenient: converted when possible, else passed on (dlt variant column) and reported.
-Text = Annotated[Any, _lenient("text", _as_is, (str,))]
-Flag = Annotated[Any, _lenient("boolean", _as_is, (bool,))]
+# Fields whose value the model never changes: a row takes them from the record as they came.
+_CHECKS_ONLY = (_guid, _non_empty_text)
+Text = _kept("text", StrictStr)
+Flag = _kept("boolean", StrictBool)
 Amount = Annotated[Any, BeforeValidator(_amount)]
 Moment = Annotated[Any, _lenient("timestamp", lambda v: wire.to_utc(_datetime(v)),
                                  (str, datetime))]
-Count = Annotated[Any, _lenient("integer", _as_is, (int,))]
+Count = _kept("integer", StrictInt)
+_KEPT_AS_IS = tuple(get_args(kind)[0] for kind in (Text, Flag, Count))
 
 
 class XeroModel(BaseModel):
@@ -250,16 +268,20 @@ class TrackingCategory(XeroModel):
     Options: list[TrackingOption] | None = None
 
 
-def validate_record(model: type[XeroModel], record: dict) -> tuple[dict, list[str]]:
+def validate_record(model: type[XeroModel], record: dict,
+                    tenant_id: str | None = None) -> tuple[dict, list[str]]:
     """Check a record against its model and return (row, type-change notes).
 
-    The row is the record with dates and amounts converted and every unknown field kept.
-    ``record`` itself is changed in place (its ``/Date()/`` strings become datetimes).
+    The row is the record with dates and amounts converted and every unknown field kept, as
+    ``model_dump(exclude_unset=True)`` would give it (nested models: their fields, then the
+    unknown ones), built without that second walk. ``record`` itself is changed in place: its
+    ``/Date()/`` strings become datetimes and, with ``tenant_id``, every dict inside a list (a
+    child-table row) gets ``tenant_id``, in the same walk.
 
     Raises:
         ValueError: the record lacks a field we rely on (the message names the fields).
     """
-    wire.decode_dates(record)
+    _prepare(record, tenant_id)
     context: dict[str, Any] = {}
     try:
         parsed = model.model_validate(record, context=context)
@@ -269,9 +291,96 @@ def validate_record(model: type[XeroModel], record: dict) -> tuple[dict, list[st
             for err in exc.errors()[:5]
         )
         raise ValueError(problems) from None
-    dumped = parsed.model_dump(exclude_unset=True)
-    row = {name: dumped[name] for name in record if name in dumped}  # keep Xero's field order
+    converted = _converted(type(parsed))
+    row = {name: getattr(parsed, name) if name in converted else value
+           for name, value in record.items()}  # Xero's field order
+    for name, sub in _nested(type(parsed)).items():
+        items = row.get(name)
+        if items is not None:
+            row[name] = [_sub_row(sub, item, raw) for item, raw in zip(items, record[name],
+                                                                         strict=True)]
     return row, context.get("type_changes", [])
+
+
+def _prepare(record: dict, tenant_id: str | None) -> None:
+    """One walk: ``/Date()/`` strings → UTC datetimes, ``tenant_id`` on dicts inside lists."""
+    for key, item in record.items():
+        kind = type(item)
+        if kind is str:
+            if item.startswith("/Date(") and wire.is_net_date(item):
+                record[key] = wire.parse_net_date(item)
+        elif kind is list:
+            _prepare_list(item, tenant_id)
+        elif kind is dict:
+            _prepare(item, tenant_id)
+
+
+def _prepare_list(items: list, tenant_id: str | None) -> None:
+    for index, item in enumerate(items):
+        kind = type(item)
+        if kind is dict:
+            if tenant_id is not None:
+                item["tenant_id"] = tenant_id
+            _prepare(item, tenant_id)
+        elif kind is str:
+            if item.startswith("/Date(") and wire.is_net_date(item):
+                items[index] = wire.parse_net_date(item)
+        elif kind is list:
+            _prepare_list(item, tenant_id)
+
+
+def _sub_row(model: type[XeroModel], item: XeroModel, raw: dict) -> dict:
+    """A nested model as ``model_dump(exclude_unset=True)`` orders it: its fields, then the
+    unknown ones; values the model converts from ``item``, the others as they came."""
+    fields, converted = _fields(model), _converted(model)
+    row = {name: getattr(item, name) if name in converted else raw[name]
+           for name in fields if name in raw}
+    for name, sub in _nested(model).items():
+        if row.get(name) is not None:
+            row[name] = [_sub_row(sub, each, part) for each, part in zip(row[name], raw[name],
+                                                                           strict=True)]
+    if len(row) < len(raw):
+        row.update((name, value) for name, value in raw.items() if name not in row)
+    return row
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_CONVERTED: dict[type, frozenset[str]] = {}
+_NESTED: dict[type, dict[str, type[XeroModel]]] = {}
+
+
+def _fields(model: type[XeroModel]) -> tuple[str, ...]:
+    """A model's declared fields, in declaration order (``model_dump``'s order)."""
+    names = _FIELDS.get(model)
+    if names is None:
+        names = _FIELDS[model] = tuple(model.model_fields)
+    return names
+
+
+def _converted(model: type[XeroModel]) -> frozenset[str]:
+    """A model's declared fields whose value the model may change (dates, amounts, nested
+    models): the row takes those from the model, every other field as it came."""
+    names = _CONVERTED.get(model)
+    if names is None:
+        names = _CONVERTED[model] = frozenset(
+            name for name, info in model.model_fields.items()
+            if info.annotation not in _KEPT_AS_IS
+            and not any(getattr(m, "func", None) in _CHECKS_ONLY for m in info.metadata))
+    return names
+
+
+def _nested(model: type[XeroModel]) -> dict[str, type[XeroModel]]:
+    """A model's fields that hold a list of models (``list[Address] | None``)."""
+    found = _NESTED.get(model)
+    if found is None:
+        found = {}
+        for name, info in model.model_fields.items():
+            for arg in get_args(info.annotation):
+                inner = get_args(arg)
+                if inner and isinstance(inner[0], type) and issubclass(inner[0], XeroModel):
+                    found[name] = inner[0]
+        _NESTED[model] = found
+    return found
 
 
 __all__ = [

@@ -87,18 +87,6 @@ def _from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _stamp_children(row: dict, tenant_id: str) -> None:
-    """Put ``tenant_id`` on every dict inside a list (they become child-table rows)."""
-    for value in row.values():
-        if isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    item[TENANT_ID] = tenant_id
-                    _stamp_children(item, tenant_id)
-        elif isinstance(value, dict):
-            _stamp_children(value, tenant_id)
-
-
 def _contract(mode: str) -> Any:
     """dlt schema contract for the ``schema_contract`` setting (new tables always allowed)."""
     if mode == "evolve":
@@ -265,7 +253,8 @@ class _Run:
     def build_row(self, org: Organisation, entity: Entity, raw: dict) -> dict | None:
         """Validate a raw record and turn it into a row with ``tenant_id``; None if bad."""
         try:
-            row, notes = validate_record(entity.model, raw)
+            # One walk decodes the dates and stamps tenant_id on every child row.
+            row, notes = validate_record(entity.model, raw, org.tenant_id)
         except ValueError as exc:
             self.bad_record(org, entity, raw, str(exc))
             return None
@@ -275,7 +264,6 @@ class _Run:
                 f"{entity.name}: field {note} in organisation {org.name or org.tenant_id}; "
                 "loaded as it came (dlt adds a variant column for a changed type)",
             )
-        _stamp_children(row, org.tenant_id)
         return {TENANT_ID: org.tenant_id, **row}
 
 

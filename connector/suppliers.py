@@ -432,7 +432,8 @@ class SupplierRead:
             if row is None:
                 continue
             updated = row["UpdatedDateUTC"]
-            newest.append(updated)
+            if not newest or updated > newest[0]:
+                newest[:] = [updated]  # only the newest is needed: memory must not grow with N
             if text is not None:
                 seen = self.state.recent.get(row["ContactID"])
                 if dedupe and seen is not None and seen[0] == text and (
@@ -458,8 +459,11 @@ class SupplierRead:
 
 
 def _key(row: dict) -> str:
-    """A row's ContactID as members and ``IDs=`` hold it (lower case)."""
-    return str(row["ContactID"]).lower()
+    """A row's ContactID as members and ``IDs=`` hold it (lower case); the row's own string when
+    it already is, so the run's id sets share one copy of each id."""
+    text = str(row["ContactID"])
+    lower = text.lower()
+    return text if lower == text else lower
 
 
 def _updated_hint(raw: dict) -> datetime | None:

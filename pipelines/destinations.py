@@ -27,6 +27,14 @@ log = logging.getLogger("xero_elt.run")
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DATASET = "xero"
 DEFAULT_DUCKDB_FILE = "xero_elt.duckdb"
+# DuckDB's buffer pool may otherwise take most of the machine's RAM, so a full load's merge grew
+# with the organisation (637 MB at 100,000 suppliers, 846 MB at 200,000). Bounded, it spills to
+# its temp directory instead (408 MB at 100,000; see docs/benchmarks.md). One thread and no
+# insertion order keep the merge's working memory within that bound. A configured
+# `destination.duckdb.credentials.global_config` replaces these.
+DUCKDB_GLOBAL_CONFIG: dict[str, Any] = {
+    "memory_limit": "100MB", "threads": 1, "preserve_insertion_order": False,
+}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
@@ -92,7 +100,7 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             _discard_empty_database(Path(path).expanduser())
             _make_private(Path(path).expanduser())
-        dest: Any = dlt.destinations.duckdb(credentials=path)
+        dest: Any = dlt.destinations.duckdb(credentials=_duckdb_credentials(path))
         description = f"duckdb file {Path(path).resolve()}"
     elif name == "postgres":
         dest = dlt.destinations.postgres(credentials=_postgres_credentials())
@@ -110,6 +118,16 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
         loader_file_format=_preferred_format(dest),
         description=description,
     )
+
+
+def _duckdb_credentials(path: str) -> Any:
+    """The DuckDB file with xero-elt's memory bounds, unless the configuration sets its own."""
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    if os.environ.get("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG") or _secret(
+            "destination.duckdb.credentials.global_config"):
+        return path
+    return DuckDbCredentials(path, global_config=dict(DUCKDB_GLOBAL_CONFIG))
 
 
 def _make_private(path: Path) -> None:

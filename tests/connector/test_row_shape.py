@@ -1,0 +1,130 @@
+"""The rows handed to dlt keep their shape: the same tables, columns, types and content as the
+reference row building (validate, ``model_dump``, stamp ``tenant_id`` on every child row) that
+the faster one replaced.
+
+Two loads of the same sandbox organisations, one with the connector's ``_Run.build_row`` and one
+with the reference below, must leave identical destination tables, row for row (child rows
+compared with their parent's key, since dlt's ``_dlt_id`` hashes are per load); the column names
+and types are also pinned in a committed fixture (``row_shape_columns.json``), written by the
+reference path before the change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector import source as source_module
+from connector import wire
+from connector.models import XeroModel
+from tests.connector.conftest import Loader
+
+FIXTURE = Path(__file__).with_name("row_shape_columns.json")
+_DLT_VALUES = {"_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id"}
+
+
+def _reference_validate(model: type[XeroModel], record: dict) -> tuple[dict, list[str]]:
+    """The row building before issue 14: decode dates, validate, dump the model."""
+    wire.decode_dates(record)
+    context: dict[str, Any] = {}
+    parsed = model.model_validate(record, context=context)
+    dumped = parsed.model_dump(exclude_unset=True)
+    return {name: dumped[name] for name in record if name in dumped}, \
+        context.get("type_changes", [])
+
+
+def _reference_stamp(row: dict, tenant_id: str) -> None:
+    for value in row.values():
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    item["tenant_id"] = tenant_id
+                    _reference_stamp(item, tenant_id)
+        elif isinstance(value, dict):
+            _reference_stamp(value, tenant_id)
+
+
+def _reference_build_row(self: Any, org: Any, entity: Any, raw: dict) -> dict | None:
+    try:
+        row, _ = _reference_validate(entity.model, raw)
+    except ValueError as exc:
+        self.bad_record(org, entity, raw, str(exc))
+        return None
+    _reference_stamp(row, org.tenant_id)
+    return {"tenant_id": org.tenant_id, **row}
+
+
+def _columns(loader: Loader) -> dict[str, dict[str, str]]:
+    """Every table's columns with DuckDB's type (their order follows whichever organisation's
+    page dlt met first, so it is not compared)."""
+    rows = loader.query(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'xero' and table_name not like '\\_dlt%' escape '\\' "
+        "order by table_name, ordinal_position")
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, kind in rows:
+        tables.setdefault(table, {})[column] = kind
+    return tables
+
+
+def _hints(loader: Loader) -> dict[str, dict[str, tuple]]:
+    """dlt's own column hints (type, precision, keys, nullability) per table."""
+    wanted = ("data_type", "nullable", "primary_key", "precision", "scale", "timezone",
+              "variant")
+    return {
+        table["name"]: {col: tuple(spec.get(k) for k in wanted)
+                        for col, spec in table["columns"].items()}
+        for table in loader.pipeline.default_schema.data_tables()
+    }
+
+
+def _content(loader: Loader, columns: dict[str, dict[str, str]]) -> dict[str, list[tuple]]:
+    """Every table's rows, sorted, without dlt's per-load ids; a child row carries its
+    parent's primary key instead of ``_dlt_parent_id``."""
+    schema = loader.pipeline.default_schema
+    content: dict[str, list[tuple]] = {}
+    for table, cols in columns.items():
+        names = sorted(c for c in cols if c not in _DLT_VALUES)
+        select = ", ".join(f't."{c}"' for c in names)
+        parent = schema.tables[table].get("parent")
+        if parent:
+            keys = [c for c, spec in schema.tables[parent]["columns"].items()
+                    if spec.get("primary_key")]
+            select += ", " + ", ".join(f'p."{k}"' for k in keys)
+            sql = (f'select {select} from "{table}" t join "{parent}" p '  # noqa: S608
+                   "on t._dlt_parent_id = p._dlt_id")
+        else:
+            sql = f'select {select} from "{table}" t'  # noqa: S608
+        rows = loader.query(sql)
+        assert len(rows) == loader.count(f'"{table}"'), f"{table}: a child row lost its parent"
+        content[table] = sorted(tuple(repr(v) for v in row) for row in rows)
+    return content
+
+
+def test_rows_keep_their_tables_columns_types_and_content(
+    loader: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loader.run()
+    columns, hints, content = _columns(loader), _hints(loader), _content(loader, _columns(loader))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(source_module._Run, "build_row", _reference_build_row)
+        reference = Loader(tmp_path / "reference", loader.store, loader.settings)
+        reference.run()
+    ref_columns = _columns(reference)
+
+    assert columns == ref_columns
+    assert columns == json.loads(FIXTURE.read_text())
+    assert hints == _hints(reference)
+    ref_content = _content(reference, ref_columns)
+    for table in ref_content:
+        assert len(content[table]) == len(ref_content[table]), table
+        for mine, theirs in zip(content[table], ref_content[table], strict=True):
+            assert mine == theirs, table
+    # the sample has money, dates and child rows to compare
+    assert any("Decimal" in v for row in content["tax_rates__tax_components"] for v in row)
+    assert any("datetime" in v for row in content["suppliers"] for v in row)
+    assert all("tenant_id" in cols for cols in columns.values())
