@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 _WINDOW_SECONDS = 60.5
 # Minute 429s we sit out per call before giving the organisation up for this run.
 _MAX_THROTTLED = 8
+# How often the run writes its daily call counts (connector/usage.py: not a commit per call).
+_USAGE_FLUSH_SECONDS = 1.0
 
 
 class _Pacer:
@@ -225,7 +227,8 @@ class XeroClient:
             if self._usage is None:
                 # In the provider's store when it has one: shared by every machine on PostgreSQL.
                 store = getattr(self.tokens, "store", None)
-                self._usage = DailyUsage(store if store is not None else self.tokens.home)
+                self._usage = DailyUsage(store if store is not None else self.tokens.home,
+                                         flush_every=_USAGE_FLUSH_SECONDS)
             return self._usage
 
     def session(self, org: Organisation) -> OrganisationSession:
