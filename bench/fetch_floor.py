@@ -38,6 +38,10 @@ IN_FLIGHT = 5
 WINDOW = 60.5  # the connector's window: a little longer than Xero's 60 s
 SUPPLIER_PARAMS = {"where": "IsSupplier==true", "includeArchived": "true",
                    "order": "ContactID ASC", "pageSize": "1000"}
+# Requests handed to httpx at once, across organisations (main() sets it to `connections`):
+# httpx's own queue of waiting requests grows quadratic in cost with thousands waiting, which
+# the connector avoids the same way (connector/client.py MAX_CONNECTIONS).
+GATE = threading.BoundedSemaphore(64)
 SMALL = (("Accounts", {}), ("TaxRates", {}), ("TrackingCategories", {"includeArchived": "true"}))
 
 
@@ -80,8 +84,9 @@ def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
         while True:
             with slots:
                 window.wait()
-                response = client.get(f"{api}/{path}", params=params,
-                                      headers={**headers, **(extra or {})})
+                with GATE:
+                    response = client.get(f"{api}/{path}", params=params,
+                                          headers={**headers, **(extra or {})})
             with lock:
                 counts["calls"] += 1
             if response.status_code == 429:
@@ -114,9 +119,10 @@ def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
 
 def refresh(client: httpx.Client, spec: dict[str, Any], tokens: dict[str, str]) -> None:
     """One refresh-token grant at the token endpoint; `tokens` takes the rotated pair."""
-    response = client.post(spec["token_url"], data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        auth=(spec["client_id"], os.environ.get("BENCH_CLIENT_SECRET", "")))
+    with GATE:
+        response = client.post(spec["token_url"], data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            auth=(spec["client_id"], os.environ.get("BENCH_CLIENT_SECRET", "")))
     response.raise_for_status()
     body = json.loads(response.content)
     tokens.update(access_token=body["access_token"], refresh_token=body["refresh_token"])
@@ -140,6 +146,8 @@ def main(argv: list[str]) -> int:
     grants = json.loads(grants_file.read_text()) if grants_file else {}
     started = time.monotonic()
     connections = int(spec.get("connections") or 64)
+    global GATE
+    GATE = threading.BoundedSemaphore(connections)
     limits = httpx.Limits(max_connections=connections,
                           max_keepalive_connections=max(32, connections // 2))
     with httpx.Client(timeout=120, limits=limits) as client, \

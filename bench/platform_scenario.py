@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.measure import run_child
 from bench.world import BenchSandbox, Home
+from connector.client import MAX_CONNECTIONS
 
 if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
     from bench.scenarios import Bench, LoadFigures
@@ -35,9 +36,9 @@ NO_CHANGE_CALLS_PER_ORG = 4  # one per entity: Contacts since the cursor, Accoun
 TOKEN_LIFE = timedelta(minutes=30)  # Xero's access tokens
 HOURLY_AGE = timedelta(minutes=31)  # what an hourly run finds: every access token expired
 RUNS_PER_DAY = 24
-# Requests in flight across all organisations: the connector's HTTP client allows this many
-# connections (connector/client.py), and the floor is held to the same.
-CONNECTIONS = 64
+# Requests in flight across all organisations: the connector's one HTTP client allows this
+# many, and the floor is held to the same.
+CONNECTIONS = MAX_CONNECTIONS
 
 
 def platform(bench: Bench) -> None:

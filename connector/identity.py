@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,10 +76,30 @@ class TokenSet:
         )
 
 
-def http_client(settings: XeroSettings, **kwargs: Any) -> httpx.Client:
-    """An httpx client with our timeouts, User-Agent and ``Accept: application/json``."""
+class _BoundedClient(httpx.Client):
+    """An httpx client that hands at most ``in_flight`` requests to its pool at once (for
+    whole-body sends, not streams). httpx rescans its queue of waiting requests on every
+    request and answer: a thousand refreshes queued at once made that quadratic."""
+
+    def __init__(self, *, in_flight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._slots = threading.BoundedSemaphore(in_flight)
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        with self._slots:
+            return super().send(request, **kwargs)
+
+
+def http_client(settings: XeroSettings, *, in_flight: int | None = None,
+                **kwargs: Any) -> httpx.Client:
+    """An httpx client with our timeouts, User-Agent and ``Accept: application/json``;
+    with ``in_flight``, at most that many requests at once (and as many connections)."""
     timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
     headers = {"User-Agent": settings.user_agent, "Accept": "application/json"}
+    if in_flight is not None:
+        kwargs.setdefault("limits", httpx.Limits(max_connections=in_flight,
+                                                 max_keepalive_connections=in_flight))
+        return _BoundedClient(in_flight=in_flight, timeout=timeout, headers=headers, **kwargs)
     return httpx.Client(timeout=timeout, headers=headers, **kwargs)
 
 

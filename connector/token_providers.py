@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from connector.store import Store
 
 
+# Refreshes a provider sends at once: concurrent (a run's 1,000 grants are not refreshed one
+# after another) but bounded (never 1,000 requests at Xero's token endpoint at once).
+REFRESHES_IN_FLIGHT = 16
+
+
 @dataclass(frozen=True)
 class Organisation:
     """An organisation to read: its tenant id, the grant that reaches it, its name."""
@@ -100,7 +105,7 @@ class StoreTokens:
     def _token_http(self) -> httpx.Client:
         with self._http_lock:
             if self._http is None:
-                self._http = http_client(self.settings)
+                self._http = http_client(self.settings, in_flight=REFRESHES_IN_FLIGHT)
             return self._http
 
     def organisations(self) -> list[Organisation]:
