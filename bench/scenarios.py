@@ -75,7 +75,7 @@ class Plan:
         """A few seconds a scenario: proves the machinery, measures nothing worth quoting."""
         return cls(smoke=True, suppliers=2_000, rss_sizes=(1_000, 2_000), orgs=3,
                    org_suppliers=500, latency_ms=50,
-                   platform_orgs=20, platform_suppliers=20, postgres=False, profile=False,
+                   platform_orgs=4, platform_suppliers=10, postgres=False, profile=False,
                    levers=False)
 
 

@@ -17,12 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(340)
 def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     out, results = tmp_path / "benchmarks.md", tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--results", str(results)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=230,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=330,
     )
 
     assert done.returncode == 0, done.stderr[-3000:]
@@ -45,5 +45,5 @@ def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
                     "## 2. Full load with Xero's rate limits on", "## 3. Incremental runs",
                     "## 4. 3 organisations side by side", "## Peak memory",
-                    "## Platform: 20 organisations, each its own grant"):
+                    "## Platform: 4 organisations, each its own grant"):
         assert heading in report
