@@ -17,12 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(340)
+@pytest.mark.timeout(240)
 def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     out, results = tmp_path / "benchmarks.md", tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--results", str(results)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=330,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=230,
     )
 
     assert done.returncode == 0, done.stderr[-3000:]
