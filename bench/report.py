@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import dagster_scenario
+from bench import dagster_scenario, platform_scenario
 from bench.findings import closing_notes
 
 TARGET_FULL_LOAD_S = 30.0
@@ -17,6 +17,7 @@ TARGET_FLOOR_MULTIPLE = 2.0
 TARGET_RSS_MB = 400.0
 TARGET_NO_CHANGE_S = 5.0
 TARGET_SIDE_BY_SIDE = 1.5
+TARGET_PLATFORM_FLOOR_MULTIPLE = 1.5  # issue 14: the platform run within 1.5× its floor
 RSS_FLAT_TOLERANCE = 0.10  # "not growing": the largest N within 10% of the smallest N
 
 
@@ -241,6 +242,7 @@ def _targets(results: dict[str, Any]) -> str:
         rows.append([f"{s4['orgs']} organisations within {TARGET_SIDE_BY_SIDE}× of one",
                      f"{x(multiple)} ({s(s4['all']['wall_s'])} vs {s(s4['one']['wall_s'])})",
                      _verdict(multiple is not None and multiple <= TARGET_SIDE_BY_SIDE)])
+    rows += platform_scenario.verdicts(results, TARGET_PLATFORM_FLOOR_MULTIPLE)
     if s2:
         rows.append(["zero 429s with limits on (scenario 2)",
                      str(s2["load"]["calls"]["rate_limited"]),
@@ -546,5 +548,5 @@ def render(results: dict[str, Any]) -> str:
     """The whole document."""
     sections = [_intro(results), _targets(results), _errors(results), closing_notes(results),
                 _s1(results), _s2(results), _s3(results), _s4(results), _s5(results),
-                _rss(results), dagster_scenario.render(results)]
+                _rss(results), platform_scenario.render(results), dagster_scenario.render(results)]
     return "\n".join(part for part in sections if part)

@@ -6,6 +6,7 @@
 3. Incremental runs after 2: nothing changed, then 1% of suppliers changed.
 4. Ten organisations side by side against one, limits on, 300 ms latency.
 5. Scenario 1 into PostgreSQL.
+"platform": 1,000 organisations each on its own grant, no-change runs (bench/platform_scenario).
 And the peak RSS of full loads at several sizes.
 
 Every load is `bench.loader` in a child process: the product's own `xero-elt run` path into a
@@ -57,6 +58,8 @@ class Plan:
     orgs: int = 10
     org_suppliers: int = 5_000
     latency_ms: int = 300
+    platform_orgs: int = 1000  # scenario "platform": organisations, each on its own grant
+    platform_suppliers: int = 200
     changed_fraction: float = 0.01
     postgres: bool = True
     profile: bool = True
@@ -71,7 +74,8 @@ class Plan:
     def tiny(cls) -> Plan:
         """A few seconds a scenario: proves the machinery, measures nothing worth quoting."""
         return cls(smoke=True, suppliers=2_000, rss_sizes=(1_000, 2_000), orgs=3,
-                   org_suppliers=500, latency_ms=50, postgres=False, profile=False,
+                   org_suppliers=500, latency_ms=50,
+                   platform_orgs=4, platform_suppliers=10, postgres=False, profile=False,
                    levers=False)
 
 
@@ -457,6 +461,7 @@ def _rss_point(load: LoadFigures, floor: LoadFigures) -> dict[str, Any]:
 
 
 from bench.dagster_scenario import many_organisations  # noqa: E402  (it needs Bench above)
+from bench.platform_scenario import platform  # noqa: E402  (it needs Bench above)
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "1": full_load_limits_off,
@@ -465,5 +470,6 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "5": into_postgres,
     "hv": high_volume,
     "rss": memory_series,
+    "platform": platform,
     "dagster": many_organisations,
 }

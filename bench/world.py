@@ -10,8 +10,8 @@ behind after a customer connects.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ from sandbox.handle import (
     SandboxHandle,
     SandboxProcess,
     XeroGrant,
+    make_grant,
     start_sandbox_process,
 )
-from tools.sandbox_setup import connect_organisations
+from tools.sandbox_setup import connect_organisations, store_grant
 
 PAGE_SIZE = 1000
 # Calls a limits-off run may make per minute: high enough never to pace (the connector's
@@ -37,6 +38,24 @@ class Home:
     path: Path
     grant: XeroGrant
     tenant_ids: list[str]
+    # Per organisation its own grant, when each connected on their own (the platform case).
+    grants: dict[str, XeroGrant] = field(default_factory=dict)
+
+    def expire_access_tokens(self, age: timedelta) -> int:
+        """Make every stored access token look `age` old (the same tokens, refreshed `age`
+        ago), as the next hourly run finds them; how many grants were changed."""
+        store = Store(self.path)
+        try:
+            grants = store.list_grants()
+            for grant in grants:
+                store.save_rotated_tokens(grant.grant_id, {
+                    "access_token": grant.access_token, "refresh_token": grant.refresh_token,
+                    "expires_in": int((grant.access_expires_at - grant.refreshed_at)
+                                      .total_seconds()),
+                }, now=datetime.now(UTC) - age)
+        finally:
+            store.close()
+        return len(grants)
 
 
 class BenchSandbox:
@@ -114,6 +133,27 @@ class BenchSandbox:
         finally:
             store.close()
         return Home(path, grant, list(tenant_ids))
+
+    def connect_home_per_organisation(self, path: Path, tenant_ids: list[str]) -> Home:
+        """A fresh XERO_ELT_HOME with one grant per organisation, as when every customer
+        connects their own organisation through the auth server."""
+        path.mkdir(parents=True, exist_ok=True)
+        names = {t["tenantId"]: t["name"] for t in self.tenant_info}
+        admins: dict[str, str] = {}  # each organisation's own admin (its customer) consents
+        for user in self.handle.users():
+            if user["role"] == "admin" and len(user["tenant_ids"]) == 1:
+                admins.setdefault(user["tenant_ids"][0], user["email"])
+        store = Store(path)
+        grants: dict[str, XeroGrant] = {}
+        try:
+            for tenant_id in tenant_ids:
+                grant = make_grant(self.handle, self.app, user=admins.get(tenant_id),
+                                   tenant_ids=[tenant_id])
+                store_grant(store, grant, names, [tenant_id], email="bench@example.test")
+                grants[tenant_id] = grant
+        finally:
+            store.close()
+        return Home(path, grants[tenant_ids[0]], list(tenant_ids), grants)
 
     def dlt_env(self) -> dict[str, str]:
         """`SOURCES__XERO__*` pointing the connector at this sandbox and app."""

@@ -29,6 +29,8 @@ from connector.identity import refresh_tokens
 from connector.settings import XeroSettings
 
 if TYPE_CHECKING:
+    import httpx
+
     from connector.store import Grant, Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def access_token_for(
     rejected: str | None = None,
     now: datetime | None = None,
     on_refresh: Callable[[], None] | None = None,
+    http: httpx.Client | None = None,
 ) -> str:
     """A valid access token for the grant, refreshing it when needed.
 
@@ -70,6 +73,8 @@ def access_token_for(
         rejected: an access token Xero just answered 401 to; never returned again.
         now: the current time (tests); defaults to the clock.
         on_refresh: called when a refresh request is sent to Xero (call counting).
+        http: the client to send a refresh with (one shared by a run's many grants); default
+            a client of its own.
 
     Raises:
         GrantInvalid: the grant is dead (``invalid_grant``); the grant is marked ``invalid`` and
@@ -89,7 +94,7 @@ def access_token_for(
             time.sleep(delay * random.uniform(0.5, 1.5))
         try:
             return _refresh_once(store, settings, grant_id, rejected=rejected, now=now,
-                                 on_refresh=on_refresh)
+                                 on_refresh=on_refresh, http=http)
         except XeroUnavailable as exc:
             last = exc
     assert last is not None
@@ -104,6 +109,7 @@ def _refresh_once(
     rejected: str | None,
     now: datetime | None,
     on_refresh: Callable[[], None] | None,
+    http: httpx.Client | None = None,
 ) -> str:
     """Under the grant lock: use a token someone else just saved, or make one token call."""
     margin = settings.refresh_margin_seconds
@@ -115,7 +121,7 @@ def _refresh_once(
         if on_refresh is not None:
             on_refresh()
         try:
-            token_set = refresh_tokens(settings, grant.refresh_token, attempts=1)
+            token_set = refresh_tokens(settings, grant.refresh_token, attempts=1, http=http)
         except GrantInvalid as exc:
             mark_grant_invalid(store, grant_id, reason=exc.cause or "invalid_grant")
             raise

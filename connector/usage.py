@@ -5,6 +5,13 @@ destination they load, so the count lives beside the credential store, not in dl
 per pipeline): ``DailyUsage(store)`` counts in the store's ``api_usage`` table, shared by every
 machine on a PostgreSQL store; ``DailyUsage(home)`` in ``XERO_ELT_HOME/usage.sqlite3``, this
 machine only.
+
+A run's client counts with ``flush_every`` set: calls are added up in memory and written at
+most that often (and on ``flush``/``close``), all organisations in one transaction. A write per
+call is a synced commit each (~5 ms), taken one at a time: at 4,000 calls a run (1,000
+organisations, no change) that alone was ~20 s. A killed run loses at most the last
+``flush_every`` seconds of its count; an organisation is read by one run at a time (its run
+lock), and a session reads the count once, when it starts, so no run decides on a stale one.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connector.store.sqlite import connect_wal
+from connector.store.sqlite import connect_wal, retry_locked
 
 if TYPE_CHECKING:
     from connector.store import Store
@@ -37,13 +46,24 @@ def today() -> str:
 
 
 class DailyUsage:
-    """A counter of API calls per (tenant, UTC day); safe across threads and processes."""
+    """A counter of API calls per (tenant, UTC day); safe across threads and processes.
 
-    def __init__(self, where: Path | str | Store) -> None:
+    Args:
+        where: the store (its ``api_usage`` table) or a folder for ``usage.sqlite3``.
+        flush_every: seconds between writes of the counts recorded meanwhile (0: each
+            ``record`` writes at once).
+    """
+
+    def __init__(self, where: Path | str | Store, *, flush_every: float = 0.0) -> None:
         self._store: Store | None = None
         self._local = threading.local()
         self._handles: list[sqlite3.Connection] = []
         self._handles_lock = threading.Lock()
+        self._flush_every = flush_every
+        self._pending: dict[tuple[str, str], int] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._flushed_at = time.monotonic()
         if isinstance(where, Path | str):
             self.path: Path | None = Path(where) / "usage.sqlite3"
             self._db().execute(_SCHEMA)
@@ -62,29 +82,80 @@ class DailyUsage:
         return db
 
     def used(self, tenant_id: str, day: str | None = None) -> int:
-        """Calls counted for the organisation on ``day`` (default today)."""
+        """Calls counted for the organisation on ``day`` (default today), unwritten ones too."""
+        day = day or today()
+        with self._pending_lock:
+            pending = self._pending.get((tenant_id, day), 0)
+        return self._stored(tenant_id, day) + pending
+
+    def _stored(self, tenant_id: str, day: str) -> int:
         if self._store is not None:
-            return self._store.api_calls(tenant_id, day or today())
+            return self._store.api_calls(tenant_id, day)
         row = self._db().execute(
-            "SELECT calls FROM api_usage WHERE tenant_id=? AND day=?", (tenant_id, day or today())
+            "SELECT calls FROM api_usage WHERE tenant_id=? AND day=?", (tenant_id, day)
         ).fetchone()
         return int(row[0]) if row else 0
 
     def record(self, tenant_id: str, calls: int = 1) -> int:
         """Add calls for today; returns today's total."""
         day = today()
+        if not self._flush_every:
+            self._write({(tenant_id, day): calls})
+            return self._stored(tenant_id, day)
+        with self._pending_lock:
+            key = (tenant_id, day)
+            self._pending[key] = self._pending.get(key, 0) + calls
+            total = self._pending[key]
+            due = time.monotonic() - self._flushed_at >= self._flush_every
+        if due:
+            self.flush(wait=False)
+        return total  # this run's unwritten calls: the exact total would cost a read per call
+
+    def flush(self, *, wait: bool = True) -> None:
+        """Write the counts recorded since the last flush (``wait=False``: unless another
+        thread is writing them right now)."""
+        if not self._flush_lock.acquire(blocking=wait):
+            return
+        try:
+            with self._pending_lock:
+                batch = dict(self._pending)
+            if batch:
+                self._write(batch)
+            with self._pending_lock:
+                # Counted twice (stored and pending) for a moment rather than not at all.
+                for key, calls in batch.items():
+                    left = self._pending.get(key, 0) - calls
+                    if left > 0:
+                        self._pending[key] = left
+                    else:
+                        self._pending.pop(key, None)
+                self._flushed_at = time.monotonic()
+        finally:
+            self._flush_lock.release()
+
+    def _write(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add ``counts`` per (tenant, day), in one transaction."""
         if self._store is not None:
-            return self._store.count_api_calls(tenant_id, day, calls)
+            self._store.count_api_calls_many(counts)
+            return
         db = self._db()
-        db.execute(
-            "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?) "
-            "ON CONFLICT (tenant_id, day) DO UPDATE SET calls = calls + excluded.calls",
-            (tenant_id, day, calls),
-        )
-        return self.used(tenant_id, day)
+        retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+        try:
+            db.executemany(
+                "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant_id, day) DO UPDATE SET calls = calls + excluded.calls",
+                [(tenant, day, calls) for (tenant, day), calls in sorted(counts.items())],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
-        """Close every thread's handle (call it once the threads using the counter are done)."""
+        """Write what is pending, then close every thread's handle (call it once the threads
+        using the counter are done)."""
+        self.flush()
         with self._handles_lock:
             handles, self._handles = self._handles, []
         for db in handles:

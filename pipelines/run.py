@@ -211,8 +211,8 @@ def _run_locked(
         if finished:
             log.info("finished %d load package(s) left by an interrupted run", finished)
         if connections:
-            for conn in connections:
-                store.update_connection(conn.connection_id, sync_state="syncing")
+            store.update_connections({c.connection_id: {"sync_state": "syncing"}
+                                      for c in connections})
             load_organisations(pipeline, target, store, connections, entities, options, outcomes,
                                contact_ids=_contact_ids(events) if events else None)
             _finish_events(store, events, outcomes)
@@ -300,13 +300,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{prefix}{type(root).__name__}: {cause}"
 
 
+def _by_tenant(outcomes: RunOutcomes) -> dict[str, list[EntityOutcome]]:
+    """The run's outcomes per tenant (one pass: a run may cover 1,000 organisations)."""
+    grouped: dict[str, list[EntityOutcome]] = {}
+    for item in outcomes.entities:
+        grouped.setdefault(item.tenant_id, []).append(item)
+    return grouped
+
+
 def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
     """Each connection's sync state, last sync time and rows, from this run's outcomes."""
     finished = _now()
+    by_tenant = _by_tenant(outcomes)
+    changes: dict[str, dict[str, Any]] = {}
     for conn in connections:
-        mine = [o for o in outcomes.entities if o.tenant_id == conn.tenant_id]
+        mine = by_tenant.get(conn.tenant_id, [])
         if not mine:
-            store.update_connection(conn.connection_id, sync_state=None)
+            changes[conn.connection_id] = {"sync_state": None}
             continue
         failed = [o for o in mine if o.outcome != "ok"]
         fields: dict[str, Any] = {
@@ -317,7 +327,8 @@ def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any]) -
         if not failed or len(failed) < len(mine):
             fields["last_synced_at"] = finished
             fields["last_sync_rows"] = sum(o.rows_loaded for o in mine)
-        store.update_connection(conn.connection_id, **fields)
+        changes[conn.connection_id] = fields
+    store.update_connections(changes)  # one transaction, not one per organisation
 
 
 def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
@@ -357,8 +368,9 @@ def _report(
 ) -> RunReport:
     organisations = []
     failed_orgs = ok_orgs = 0
+    by_tenant = _by_tenant(outcomes)
     for conn in connections:
-        mine = [o for o in outcomes.entities if o.tenant_id == conn.tenant_id]
+        mine = by_tenant.get(conn.tenant_id, [])
         bad = [o for o in mine if o.outcome not in ("ok", "skipped")]
         outcome = "ok" if not bad else ("deferred" if all(
             o.outcome == "deferred" for o in bad) else "failed")

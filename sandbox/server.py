@@ -542,6 +542,10 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up shutdown
     allow_reuse_address = True
+    # socketserver listens with a backlog of 5: a client opening dozens of connections at once
+    # (a run over many organisations) overflowed it, and each dropped SYN cost a 1 s
+    # retransmit or a reset. Xero's servers take them; so must the sandbox.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
         self.sandbox = sandbox

@@ -34,9 +34,16 @@ def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert figures["s3"]["no_change"]["load"]["outcome"] == "ok"
     assert figures["s4"]["all"]["records"] > figures["s4"]["one"]["records"]
     assert len(figures["rss"]) == 2
+    platform = figures["platform"]
+    assert platform["grants"] == platform["orgs"] > 1  # each organisation its own grant
+    assert platform["hourly"]["calls"]["token"] == platform["orgs"]  # every token had expired
+    assert platform["reused"]["calls"]["token"] == 0  # ...and was then reused
+    assert platform["hourly"]["calls"]["api"] == platform["call_floor"]
+    assert platform["floor_hourly"]["calls"]["token"] == platform["orgs"]
     assert all(point["load"]["peak_rss_mb"] > 0 for point in figures["rss"].values())
     report = out.read_text()
     for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
                     "## 2. Full load with Xero's rate limits on", "## 3. Incremental runs",
-                    "## 4. 3 organisations side by side", "## Peak memory"):
+                    "## 4. 3 organisations side by side", "## Peak memory",
+                    "## Platform: 4 organisations, each its own grant"):
         assert heading in report

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import secrets
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -329,33 +329,68 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries,
         is a compare-and-set on ``updated_at``, retried, so the before/after that decides the
         events is exact even with writers racing.
         """
+        fields = self._connection_fields(fields)
+        while True:
+            rows = self._read("SELECT * FROM connections WHERE connection_id = ?",
+                              (connection_id,))
+            if not rows:
+                raise StoreError(f"no connection {connection_id!r} in the store")
+            with self._write() as tx:
+                changed = self._set_connection(tx, rows[0], fields)
+            if changed:
+                return self.get_connection(connection_id)
+
+    def update_connections(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """``update_connection`` for many connections (connection id -> fields) in one
+        transaction: a run over 1,000 organisations otherwise commits (and syncs) 1,000 times
+        to mark them syncing and again to record the outcome. Same compare-and-set and events;
+        one that another writer changed meanwhile is then updated on its own."""
+        prepared = {cid: self._connection_fields(dict(f)) for cid, f in changes.items()}
+        ids = sorted(prepared)
+        rows: dict[str, Row] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(
+                    f"SELECT * FROM connections WHERE connection_id IN ({marks})",  # noqa: S608
+                    chunk):
+                rows[row["connection_id"]] = row
+        again = [cid for cid in ids if cid not in rows]  # raises StoreError below
+        if rows:
+            with self._write() as tx:
+                again += [cid for cid in ids if cid in rows
+                          and not self._set_connection(tx, rows[cid], prepared[cid])]
+        for cid in again:
+            self.update_connection(cid, **prepared[cid])
+
+    @staticmethod
+    def _connection_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        """Checked fields of a connection update, ``updated_at`` set."""
         unknown = set(fields) - UPDATABLE_CONNECTION_FIELDS
         if unknown:
             raise StoreError(f"unknown connection fields: {sorted(unknown)}")
         if "status" in fields:
             fields["status"] = ConnectionStatus(fields["status"]).value
         fields.setdefault("updated_at", utcnow())
+        return fields
+
+    def _set_connection(self, tx: Transaction, row: Row, fields: dict[str, Any]) -> bool:
+        """Compare-and-set one connection from ``row`` (as read) to ``fields``, with its
+        events; False if it changed since it was read."""
+        old = self._connection(row)
+        new = dataclasses.replace(old, **fields)
         names = sorted(fields)
         values = [to_text(fields[n]) if n in DATETIME_FIELDS else fields[n] for n in names]
         # Column names come from UPDATABLE_CONNECTION_FIELDS, never from input.
         assignments = ", ".join(f"{n} = ?" for n in names)
-        while True:
-            rows = self._read("SELECT * FROM connections WHERE connection_id = ?",
-                              (connection_id,))
-            if not rows:
-                raise StoreError(f"no connection {connection_id!r} in the store")
-            old = self._connection(rows[0])
-            new = dataclasses.replace(old, **fields)
-            with self._write() as tx:
-                changed = tx.execute(
-                    f"UPDATE connections SET {assignments}"  # noqa: S608
-                    " WHERE connection_id = ? AND updated_at = ?",
-                    (*values, connection_id, rows[0]["updated_at"]),
-                )
-                if changed == 1:
-                    insert_events(tx, new, events_for_change(old, new), utcnow())
-            if changed == 1:
-                return self.get_connection(connection_id)
+        changed = tx.execute(
+            f"UPDATE connections SET {assignments}"  # noqa: S608
+            " WHERE connection_id = ? AND updated_at = ?",
+            (*values, row["connection_id"], row["updated_at"]),
+        )
+        if changed == 1:
+            insert_events(tx, new, events_for_change(old, new), utcnow())
+        return changed == 1
 
     # -- OAuth flows, browser and admin sessions ------------------------------------------------
 
@@ -459,11 +494,17 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries,
 
     def count_api_calls(self, tenant_id: str, day: str, calls: int = 1) -> int:
         """Add calls to the organisation's count for ``day``; returns the new total."""
-        with self._write() as tx:
-            tx.execute(
-                "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?)"
-                " ON CONFLICT (tenant_id, day) DO UPDATE"
-                " SET calls = api_usage.calls + excluded.calls",
-                (tenant_id, day, calls),
-            )
+        self.count_api_calls_many({(tenant_id, day): calls})
         return self.api_calls(tenant_id, day)
+
+    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add calls per (tenant id, day), all in one transaction (one commit for a run's
+        organisations, not one per call)."""
+        with self._write() as tx:
+            for (tenant_id, day), calls in sorted(counts.items()):  # one lock order for all
+                tx.execute(
+                    "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?)"
+                    " ON CONFLICT (tenant_id, day) DO UPDATE"
+                    " SET calls = api_usage.calls + excluded.calls",
+                    (tenant_id, day, calls),
+                )
