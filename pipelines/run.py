@@ -140,11 +140,9 @@ def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[A
 
 # dlt settings a run defaults to (the environment or dlt's config still win): gzip of dlt's own
 # intermediate files cost ~20% of a 100k-supplier load's wall time in the benchmarks, and those
-# files live only until the load finishes; files of at most 50,000 rows let a large load
-# normalize in parallel (see loading.py).
+# files live only until the load finishes. (Their size in rows: loading.WRITER_DEFAULTS.)
 DLT_DEFAULTS = {
     "DATA_WRITER__DISABLE_COMPRESSION": "true",
-    "DATA_WRITER__FILE_MAX_ITEMS": "50000",
     # A loaded package's job files are a copy of the data (bank details, tax numbers, of
     # organisations since disconnected too): dlt deletes them once the package is loaded.
     "LOAD__DELETE_COMPLETED_JOBS": "true",
