@@ -129,7 +129,7 @@ class StoreTokens:
     ) -> str:
         """Through ``connector.tokens.access_token_for`` (single-flight, rotation saved first)."""
         return access_token_for(self.store, self.settings, grant_id, rejected=rejected,
-                                on_refresh=on_refresh, http=self._token_http())
+                                on_refresh=on_refresh, http=self._token_http)
 
     def close(self) -> None:
         """Close the token client, and the store if it is the provider's own (otherwise it is

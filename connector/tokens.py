@@ -62,7 +62,7 @@ def access_token_for(
     rejected: str | None = None,
     now: datetime | None = None,
     on_refresh: Callable[[], None] | None = None,
-    http: httpx.Client | None = None,
+    http: Callable[[], httpx.Client] | None = None,
 ) -> str:
     """A valid access token for the grant, refreshing it when needed.
 
@@ -73,8 +73,9 @@ def access_token_for(
         rejected: an access token Xero just answered 401 to; never returned again.
         now: the current time (tests); defaults to the clock.
         on_refresh: called when a refresh request is sent to Xero (call counting).
-        http: the client to send a refresh with (one shared by a run's many grants); default
-            a client of its own.
+        http: gives the client to send a refresh with (one shared by a run's many grants),
+            called only when a refresh is sent (a client costs ~60 ms of CPU, mostly its TLS
+            context); default a client of its own.
 
     Raises:
         GrantInvalid: the grant is dead (``invalid_grant``); the grant is marked ``invalid`` and
@@ -109,7 +110,7 @@ def _refresh_once(
     rejected: str | None,
     now: datetime | None,
     on_refresh: Callable[[], None] | None,
-    http: httpx.Client | None = None,
+    http: Callable[[], httpx.Client] | None = None,
 ) -> str:
     """Under the grant lock: use a token someone else just saved, or make one token call."""
     margin = settings.refresh_margin_seconds
@@ -121,7 +122,8 @@ def _refresh_once(
         if on_refresh is not None:
             on_refresh()
         try:
-            token_set = refresh_tokens(settings, grant.refresh_token, attempts=1, http=http)
+            token_set = refresh_tokens(settings, grant.refresh_token, attempts=1,
+                                       http=http() if http else None)
         except GrantInvalid as exc:
             mark_grant_invalid(store, grant_id, reason=exc.cause or "invalid_grant")
             raise
