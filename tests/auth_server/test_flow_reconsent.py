@@ -15,6 +15,9 @@ from auth_server.oauth import consent_organisations, grant_organisations
 from connector import identity
 from tests.auth_server.helpers import RunningAuth
 
+# Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 MODES = ["keep", "new"]
 
 

@@ -12,6 +12,9 @@ from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
+# Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 API = "/api.xro/2.0"
 
 

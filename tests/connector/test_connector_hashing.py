@@ -11,6 +11,9 @@ from connector import source
 from sandbox.handle import SandboxHandle
 from tests.connector.conftest import Loader
 
+# Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_a_full_read_hashes_only_the_records_near_the_newest(
     loader: Loader, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch

@@ -16,6 +16,9 @@ from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
+# Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 API = "/api.xro/2.0/"
 TABLES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")
 COUNT_KEYS = {"suppliers": "suppliers", "accounts": "accounts", "tax_rates": "tax_rates",

@@ -39,7 +39,8 @@ _MISSING = f"Xero's OpenAPI spec not found at {SPEC} (set XERO_API_REFERENCE)"
 
 if not SPEC.exists() and os.environ.get("CI", "").lower() == "true":
     pytest.fail(_MISSING, pytrace=False)
-pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=_MISSING)
+# Every page of every entity validated against the spec (~10 s): `make test` runs it.
+pytestmark = [pytest.mark.skipif(not SPEC.exists(), reason=_MISSING), pytest.mark.slow]
 
 COLLECTIONS = {
     "Contacts": "Contacts",
