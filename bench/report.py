@@ -49,11 +49,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _cpu(measured: dict[str, Any]) -> float:
-    """A measured process's CPU-seconds, user and system."""
-    return float(measured["cpu_user_s"]) + float(measured["cpu_system_s"])
-
-
 def _rows_total(load: dict[str, Any]) -> int:
     return sum(load.get("rows_written", {}).values())
 
@@ -227,7 +222,7 @@ def _targets(results: dict[str, Any]) -> str:
                      + (" (stretch met too)" if stretch else "")
                      + ("" if multiple is None or multiple <= TARGET_FLOOR_MULTIPLE
                         else f" by {multiple / TARGET_FLOOR_MULTIPLE:.1f}×")])
-        cpu, floor_cpu = _cpu(s1["load"]), _cpu(s1["floor"])
+        cpu, floor_cpu = float(s1["load"]["cpu_s"]), float(s1["floor"]["cpu_s"])
         cpu_multiple = _ratio(cpu, floor_cpu)
         rows.append([f"loading process's CPU within {TARGET_CPU_MULTIPLE:.0f}× the floor's CPU",
                      f"{x(cpu_multiple)} ({cpu:.1f} vs {floor_cpu:.1f} CPU-seconds)",
