@@ -17,6 +17,9 @@ from sandbox.handle import SandboxHandle, XeroGrant, make_grant
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
+# Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _world(sandbox_factory: SandboxFactory, tmp_path: Path, tmp_home: Path, *,
            suppliers: int, tenants: int = 1, **settings: Any
