@@ -47,6 +47,7 @@ from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entit
 from connector.errors import XeroError
 from connector.models import validate_record
 from connector.settings import XeroSettings, load_settings
+from connector.snapshot_state import SnapshotState
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
 from connector.suppliers import ReadOptions, SupplierRead, SupplierState
 from connector.token_providers import (
@@ -286,12 +287,12 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[di
             log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
-        previous = {} if run.full_refresh else tenants_state.get(org.tenant_id, {})
-        rows, known = _diff_snapshot(run, org, entity, records, previous.get("rows", {}),
-                                     history)
+        before = SnapshotState() if run.full_refresh else SnapshotState.from_state(
+            tenants_state.get(org.tenant_id))
+        rows, after = _diff_snapshot(run, org, entity, records, before, history)
         if rows:
             yield rows
-        tenants_state[org.tenant_id] = {"rows": known}
+        tenants_state[org.tenant_id] = after.to_state()
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
 
@@ -311,42 +312,48 @@ def _diff_snapshot(
     org: Organisation,
     entity: Entity,
     records: list[dict],
-    known: dict[str, dict],
+    before: SnapshotState,
     history: bool,
-) -> tuple[list[dict], dict[str, dict]]:
-    """Rows to yield and the new per-key state for one organisation's snapshot.
-
-    State per key: ``h`` (content hash), ``raw`` (canonical JSON, to mark a deletion with the
-    last values), ``deleted_at`` (when it was found missing, if it is).
-    """
+) -> tuple[list[dict], SnapshotState]:
+    """Rows to yield and the new state for one organisation's snapshot."""
     rows: list[dict] = []
-    new_known: dict[str, dict] = {}
+    hashes: dict[str, str] = {}
+    deleted: dict[str, str] = {}
+    texts: dict[str, str] = {}
     for raw in records:
         key = raw.get(entity.key)
         text = _canonical(raw)
         digest = _digest(text)
+        unchanged = isinstance(key, str) and before.hashes.get(key) == digest
+        if unchanged and not history and key not in before.deleted:
+            # the same content passed its model when it was first loaded
+            hashes[key] = digest
+            texts[key] = text
+            continue
         row = run.build_row(org, entity, raw)
         if row is None:
-            if isinstance(key, str) and key in known:
-                new_known[key] = known[key]  # a bad record is not a deleted one
+            if isinstance(key, str) and key in before.hashes:  # a bad record is not a deleted one
+                hashes[key] = before.hashes[key]
+                if key in before.deleted:
+                    deleted[key] = before.deleted[key]
             continue
-        before = known.get(key)
-        if history or before is None or before["h"] != digest or before.get("deleted_at"):
-            rows.append(_listed(row))
-        new_known[key] = {"h": digest, "raw": text}
-    for key, before in known.items():
-        if key in new_known:
+        rows.append(_listed(row))
+        hashes[key] = digest
+        texts[key] = text
+    for key, digest in before.hashes.items():
+        if key in hashes:
             continue
-        deleted_at = before.get("deleted_at") or _iso(run.started_at)
-        new_known[key] = {**before, "deleted_at": deleted_at}
-        if before.get("deleted_at") and not history:
+        was_deleted = before.deleted.get(key)
+        hashes[key] = digest
+        deleted[key] = was_deleted or _iso(run.started_at)
+        if was_deleted and not history:
             continue  # already marked in an earlier run
-        raw = json.loads(before["raw"], parse_float=Decimal)
+        raw = json.loads(before.last_text(key), parse_float=Decimal)
         row = run.build_row(org, entity, raw)
         if row is not None:
             row.pop("IsDeleted", None)
-            rows.append({**row, "is_deleted": True, "deleted_at": _from_iso(deleted_at)})
-    return rows, new_known
+            rows.append({**row, "is_deleted": True, "deleted_at": _from_iso(deleted[key])})
+    return rows, before.after(hashes, deleted, texts)
 
 
 # --- suppliers (incremental; the read strategy is in connector.suppliers) -----------------------
