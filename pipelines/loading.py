@@ -16,6 +16,7 @@ from connector.errors import XeroError
 from connector.settings import load_settings
 from connector.store import Store
 from connector.tokens import access_token_for
+from pipelines import state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes
 from pipelines.destinations import Target
 
@@ -177,7 +178,11 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
     costs about a second, which small incremental runs should not pay.
     """
     if pipeline.config.restore_from_destination:
-        pipeline.sync_destination()  # a fresh machine takes cursors back from the warehouse
+        # A fresh machine takes cursors back from the warehouse; a machine whose own state is
+        # the newest skips reading the whole state back (see pipelines.state_rows).
+        if not state_rows.local_state_is_current(pipeline):
+            pipeline.sync_destination()
+        state_rows.mark_restored(pipeline)
     _bounded_slices()
     pipeline.extract(source, loader_file_format=target.loader_file_format)
     _release_memory()

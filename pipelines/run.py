@@ -24,7 +24,7 @@ from typing import Any
 from connector.entities import ENTITIES, select_entities
 from connector.errors import ConfigurationError
 from connector.store import ConnectionStatus, LockBusy, Store, StoreError, open_store
-from pipelines import exitcodes
+from pipelines import exitcodes, state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
 from pipelines.destinations import (
     DestinationError,
@@ -216,17 +216,17 @@ def _run_locked(
             _finish_events(store, events, outcomes)
     except Exception as exc:  # a destination or pipeline failure: everything failed
         log.error("run %s failed: %s", run_id, _one_line(exc))
+        seen = {(o.tenant_id, o.entity) for o in outcomes.entities}  # one pass: 1,000s of orgs
         for conn in connections:
             for entity in entities:
-                if not any(o.tenant_id == conn.tenant_id and o.entity == entity
-                           for o in outcomes.entities):
+                if (conn.tenant_id, entity) not in seen:
                     outcomes.entities.append(EntityOutcome(
                         tenant_id=conn.tenant_id, entity=entity,
                         organisation_name=conn.organisation_name, started_at=started,
                         finished_at=_now(), outcome="failed", error=_one_line(exc)))
-            for o in outcomes.entities:
-                if o.tenant_id == conn.tenant_id and o.outcome == "ok":
-                    o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
+        for o in outcomes.entities:
+            if o.outcome == "ok":
+                o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
     finally:
         _record(pipeline, store, outcomes, connections)
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
@@ -348,6 +348,10 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
     except Exception as exc:
         log.error("could not write sync_runs/connections: %s", _one_line(exc))
         return
+    try:
+        state_rows.prune(pipeline)
+    except Exception as exc:  # the next run prunes again; nothing is lost meanwhile
+        log.warning("could not prune dlt's older state copies: %s", _one_line(exc))
     from pipelines.analyst import create_views
 
     try:

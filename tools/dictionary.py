@@ -327,8 +327,9 @@ last_sync_outcome | — | ok, partial or failed.
 
 DLT_TABLES = {
     "_dlt_loads": "One row per load (`load_id`, `inserted_at`, `status` 0 = done).",
-    "_dlt_pipeline_state": "The pipeline's state (incremental cursors, snapshot hashes), "
-                           "restored from here when the local state is lost.",
+    "_dlt_pipeline_state": "The pipeline's state (incremental cursors, snapshot hashes and "
+                           "last values); runs keep the newest two copies, and a machine whose "
+                           "own copy is older or lost restores from here.",
     "_dlt_version": "Every version of the dlt schema the dataset went through.",
 }
 
