@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class Target:
     destination: Any
     loader_file_format: str | None
     description: str
+    duckdb_file: str | None = None  # a local DuckDB file, for `held_open`
 
     @property
     def pipeline_name(self) -> str:
@@ -102,10 +104,13 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
             _make_private(Path(path).expanduser())
         dest: Any = dlt.destinations.duckdb(credentials=_duckdb_credentials(path))
         description = f"duckdb file {Path(path).resolve()}"
+        local_file = None if path.startswith(("md:", ":")) else str(Path(path).expanduser())
     elif name == "postgres":
+        local_file = None
         dest = dlt.destinations.postgres(credentials=_postgres_credentials())
         description = f"postgres (dataset {dataset})"
     else:
+        local_file = None
         try:
             dest = Destination.from_reference(name, destination_name=name)
         except Exception as exc:
@@ -117,7 +122,31 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
         destination=dest,
         loader_file_format=_preferred_format(dest),
         description=description,
+        duckdb_file=local_file,
     )
+
+
+@contextlib.contextmanager
+def held_open(target: Target) -> Iterator[None]:
+    """A local DuckDB file kept open for the whole of a load step (other destinations: nothing).
+
+    dlt opens the database for each load job and closes it after. The last close checkpoints
+    the file and drops DuckDB's caches, so a load of many files paid that once per file (6.8%
+    of a 100,000-supplier load's samples were dlt's ``_close_conn``). DuckDB shares one database
+    among a process's connections to the same file, so one connection held here makes each
+    job's close cheap and leaves a single checkpoint, at the end. dlt connects with an empty
+    config and sets its own with SET GLOBAL, so this plain connect matches it.
+    """
+    if target.duckdb_file is None:
+        yield
+        return
+    import duckdb
+
+    connection = duckdb.connect(target.duckdb_file)
+    try:
+        yield
+    finally:
+        connection.close()
 
 
 def _duckdb_credentials(path: str) -> Any:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from connector.store import Store
-from pipelines.destinations import Target
+from pipelines.destinations import Target, held_open
 
 # How long a run waits for its turn to load: other runs hold it for one load each (seconds,
 # for the incremental runs that are the norm), so a long wait means something is stuck.
@@ -52,6 +52,7 @@ class TurnTakingPipeline:
         self._pipeline = pipeline
         self._store = store
         self._lock = load_lock(target)
+        self._target = target
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipeline, name)
@@ -62,8 +63,8 @@ class TurnTakingPipeline:
             yield
 
     def load(self, *args: Any, **kwargs: Any) -> Any:
-        """``pipeline.load``, in the dataset's turn."""
-        with self._turn():
+        """``pipeline.load``, in the dataset's turn, with a DuckDB file held open throughout."""
+        with self._turn(), held_open(self._target):
             return self._pipeline.load(*args, **kwargs)
 
     def sync_destination(self, *args: Any, **kwargs: Any) -> Any:
