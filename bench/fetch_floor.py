@@ -126,27 +126,39 @@ def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
     return counts
 
 
-def refresh(client: httpx.Client, spec: dict[str, Any], tokens: dict[str, str]) -> None:
-    """One refresh-token grant at the token endpoint; `tokens` takes the rotated pair."""
-    with GATE:
-        response = client.post(spec["token_url"], data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-            auth=(spec["client_id"], os.environ.get("BENCH_CLIENT_SECRET", "")))
+def refresh(client: httpx.Client, spec: dict[str, Any], tokens: dict[str, str]) -> int:
+    """One refresh-token grant at the token endpoint; `tokens` takes the rotated pair.
+    Returns how many dropped requests were retried.
+
+    A dropped connection is retried, as the connector does: Xero's 30-minute refresh grace
+    accepts the same refresh token again if the lost response had rotated it."""
+    for attempt in range(4):
+        try:
+            with GATE:
+                response = client.post(spec["token_url"], data={
+                    "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                    auth=(spec["client_id"], os.environ.get("BENCH_CLIENT_SECRET", "")))
+            break
+        except httpx.TransportError:
+            if attempt == 3:
+                raise
     response.raise_for_status()
     body = json.loads(response.content)
     tokens.update(access_token=body["access_token"], refresh_token=body["refresh_token"])
+    return attempt
 
 
 def platform_org(client: httpx.Client, spec: dict[str, Any], tenant: str,
                  tokens: dict[str, str]) -> dict[str, Any]:
     """One organisation on its own grant: refresh it if asked, then the no-change calls."""
-    token_calls = 0
+    token_calls = retried = 0
     if spec.get("refresh"):
-        refresh(client, spec, tokens)
+        retried = refresh(client, spec, tokens)
         token_calls = 1
     counts = fetch_org(client, spec["api_url"], tenant, tokens["access_token"],
                        spec.get("per_minute"), if_modified_since=spec["if_modified_since"])
-    return {**counts, "token_calls": token_calls}
+    return {**counts, "token_calls": token_calls,
+            "retried": counts.get("retried", 0) + retried}
 
 
 def main(argv: list[str]) -> int:
@@ -159,7 +171,9 @@ def main(argv: list[str]) -> int:
     GATE = threading.BoundedSemaphore(connections)
     limits = httpx.Limits(max_connections=connections,
                           max_keepalive_connections=max(32, connections // 2))
-    with httpx.Client(timeout=120, limits=limits) as client, \
+    # The connector's own timeouts (connector/settings.py), so a stalled request costs both alike.
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    with httpx.Client(timeout=timeout, limits=limits) as client, \
             ThreadPoolExecutor(max(1, len(spec["tenants"]))) as orgs:
         if grants_file:
             futures = [orgs.submit(platform_org, client, spec, tenant, grants[tenant])
@@ -176,6 +190,7 @@ def main(argv: list[str]) -> int:
         "calls": sum(r["calls"] for r in results),
         "token_calls": sum(r.get("token_calls", 0) for r in results),
         "rate_limited": sum(r["rate_limited"] for r in results),
+        "retried": sum(r.get("retried", 0) for r in results),
         "records": sum(r["records"] for r in results),
         "seconds": {"fetch": finished - started, "in_process": finished - _T0},
     }))

@@ -70,6 +70,7 @@ def platform(bench: Bench) -> None:
         figures["first"] = asdict(first)
         figures["hourly"] = asdict(bench.load(sb, home, "platform-hourly"))
         figures["reused"] = asdict(bench.load(sb, home, "platform-within-half-hour"))
+        figures["state_copies"] = _state_copies(home.path.parent / "xero_elt.duckdb")
         grants_file = _grants_file(floor_home)
         figures["floor_hourly"] = asdict(_floor(
             bench, sb, floor_home, grants_file, "platform-floor-hourly", refresh=True,
@@ -80,6 +81,18 @@ def platform(bench: Bench) -> None:
         bench.results["platform"] = figures
     finally:
         sb.stop()
+
+
+def _state_copies(database: Path) -> list[int]:
+    """Sizes (bytes, compressed) of the state copies dlt keeps in the destination."""
+    import duckdb
+
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return [int(r[0]) for r in con.execute(
+            "select length(state) from xero._dlt_pipeline_state order by created_at").fetchall()]
+    finally:
+        con.close()
 
 
 def _grants_file(home: Home) -> Path:
@@ -113,8 +126,9 @@ def _floor(bench: Bench, sb: BenchSandbox, home: Home, grants_file: Path, name: 
         execute_s=measured.result["seconds"]["fetch"],
         records=int(measured.result["records"]),
     )
+    retried = int(measured.result.get("retried") or 0)
     bench.say(f"  {name}: {figures.wall_s:.1f}s wall, {figures.calls['api']} API calls, "
-              f"{figures.calls['token']} token calls")
+              f"{figures.calls['token']} token calls, {retried} dropped requests retried")
     return figures
 
 
@@ -195,11 +209,18 @@ def render(results: dict[str, Any]) -> str:
             f"normalize {_s(steps.get('normalize'))}, load {_s(steps.get('load'))}, and the "
             f"rest of the run (the bookkeeping run of sync_runs and connections, the views, "
             f"the store) {_s(rest)}")
-    state = (f" The pipeline's dlt state after the first load is {pf['state_mb']:.0f} MB — per "
-             "organisation and snapshot entity, each key's hash and last values (kept to mark "
-             "a deletion with them) — and dlt hashes, serialises and stores it in every run "
-             "that changes it, the bookkeeping run included."
+    state = (f" The pipeline's dlt state after the first load is {pf['state_mb']:.1f} MB — per "
+             "organisation: the supplier ids it holds, and per snapshot entity each key's hash "
+             "and the last values, compressed (kept to mark a deletion with them) — and dlt "
+             "serialises, compresses and stores it in every run that changes it (every run: "
+             "the cursors move)."
              if pf.get("state_mb") is not None else "")
+    copies = pf.get("state_copies")
+    if copies is not None:
+        state += (f" After the three runs the destination holds {len(copies)} copies of it "
+                  f"({', '.join(f'{c / 2**20:.1f}' for c in copies)} MB compressed): runs keep "
+                  "the newest two, and read a copy back only when it is newer than their own "
+                  "(`pipelines/state_rows.py`).")
     table = ["|  | first load (sets state) | no change, hourly | no change, within 30 min |",
              "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join([
