@@ -359,10 +359,6 @@ def _diff_snapshot(
 # --- suppliers (incremental; the read strategy is in connector.suppliers) -----------------------
 
 _DONE = object()
-# Pages of built rows waiting for dlt, across all organisations: a bound that does not grow with
-# the number of organisations (4 per organisation let 1,000 organisations' first load peak at
-# 2,093 MB). A page is at most 1,000 suppliers.
-MAX_QUEUED_PAGES = 16
 
 
 def _read_options(run: _Run) -> ReadOptions:
@@ -387,7 +383,7 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
     pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
     options = _read_options(run)
     pages: queue.Queue[tuple[Organisation, Any, dict[str, Any] | None]] = queue.Queue(
-        maxsize=min(4 * max(1, len(run.orgs)), MAX_QUEUED_PAGES))
+        maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
 
     def put(item: tuple[Organisation, Any, dict[str, Any] | None]) -> bool:
