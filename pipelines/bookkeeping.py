@@ -42,6 +42,7 @@ CONNECTIONS_COLUMNS: dict[str, dict[str, Any]] = {
     "last_synced_at": {"data_type": "timestamp"},
     "last_sync_rows": {"data_type": "bigint"},
     "last_sync_outcome": {"data_type": "text"},
+    "purged_at": {"data_type": "timestamp"},
 }
 
 
@@ -82,9 +83,18 @@ class RunOutcomes:
         return grouped
 
 
+# A connection being purged is already shown without its organisation: a run of other
+# organisations may write this table while the purge is under way.
+_FORGOTTEN = {"tenant_id": None, "organisation_name": None, "company": None,
+              "status_reason": None}
+
+
 def connection_row(conn: Connection) -> dict[str, Any]:
     """A `connections` row: the public fields of a store record, never a token or hash."""
-    return {name: getattr(conn, name) for name in CONNECTIONS_COLUMNS}
+    row = {name: getattr(conn, name) for name in CONNECTIONS_COLUMNS}
+    if conn.status in ("purging", "purged"):
+        row.update(_FORGOTTEN)
+    return row
 
 
 def bookkeeping_resources(

@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +64,18 @@ def finish_pending(pipeline: Any, target: Target) -> int:
                       "be read from Xero again): %s", _job_message(exc))
             pipeline.abort_packages()
             return pending
-        pipeline.load()
+        try:
+            pipeline.load()
+        except Exception as exc:
+            if not _load_failed_for_good(exc):
+                raise
+            # A package the destination refuses for good (a job it rejects, a table dropped
+            # under it, a purge that died halfway in an older release) would otherwise fail
+            # every run of every organisation from now on. Abort it: dlt rolls the state back
+            # and this run reads that data from Xero again.
+            log.error("a pending load package cannot be loaded, dropping it (its data will be "
+                      "read from Xero again): %s", _job_message(exc))
+            pipeline.abort_packages()
     return pending
 
 
@@ -83,6 +95,15 @@ def _normalize_failed_for_good(exc: BaseException) -> bool:
 
     return (isinstance(exc, PipelineStepFailed) and exc.step == "normalize"
             and isinstance(exc.exception, NormalizeJobFailed))
+
+
+def _load_failed_for_good(exc: BaseException) -> bool:
+    """A load step that failed for a reason retrying the same package cannot fix."""
+    from dlt.common.exceptions import TerminalException
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    return (isinstance(exc, PipelineStepFailed) and exc.step == "load"
+            and isinstance(exc.exception, TerminalException))
 
 
 def _job_message(exc: BaseException) -> str:
@@ -119,30 +140,56 @@ def load_organisations(
     outcomes: RunOutcomes,
     *,
     contact_ids: dict[str, list[str]] | None = None,
-) -> None:
+) -> set[str]:
     """Extract and load the organisations' entities, recording an outcome per (tenant, entity).
 
     ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events).
+    Returns the tenants left out because they stopped being connected while the run extracted
+    them (a purge or a disconnect meanwhile): their rows were never loaded.
     """
     from connector import make_source
     from connector.stats import SyncStats
 
     keep_grants_alive(store, connections, outcomes)
-    stats = SyncStats()
-    source = make_source(
-        tenants=[c.tenant_id for c in connections],
-        entities=entities,
-        reconcile=options.reconcile,
-        full_refresh=options.full_refresh,
-        store=store,
-        stats=stats,
-        contact_ids=contact_ids,
-    )
-    try:
-        _extract_normalize_load(pipeline, source, stats, target)
-    finally:
-        record_access_lost(store, stats)
-        _collect(stats, connections, outcomes)
+    remaining = list(connections)
+    withdrawn: set[str] = set()
+    while remaining:
+        stats = SyncStats()
+        source = make_source(
+            tenants=[c.tenant_id for c in remaining],
+            entities=entities,
+            reconcile=options.reconcile,
+            full_refresh=options.full_refresh,
+            store=store,
+            stats=stats,
+            contact_ids=contact_ids,
+        )
+        tenants = {c.tenant_id for c in remaining}
+        gone: set[str] = set()
+        try:
+            gone = _extract_normalize_load(pipeline, source, stats, target,
+                                           lambda t=tenants: no_longer_connected(store, t))
+        finally:
+            record_access_lost(store, stats)
+            if not gone:
+                _collect(stats, remaining, outcomes)
+        if not gone:
+            break
+        # Extracted but not loaded: dlt rolled its state back, so the others are read again.
+        log.warning("%d organisation(s) stopped being connected during this run (purged or "
+                    "disconnected); nothing of theirs was loaded, the others are extracted "
+                    "again", len(gone))
+        withdrawn |= gone
+        remaining = [c for c in remaining if c.tenant_id not in gone]
+    return withdrawn
+
+
+def no_longer_connected(store: Store, tenants: set[str]) -> set[str]:
+    """Those of ``tenants`` that no connected connection names any more."""
+    from connector.store import ConnectionStatus
+
+    connected = {c.tenant_id for c in store.list_connections([ConnectionStatus.CONNECTED])}
+    return tenants - connected
 
 
 def record_access_lost(store: Store, stats: Any) -> None:
@@ -171,8 +218,11 @@ def record_access_lost(store: Store, stats: Any) -> None:
             store.update_connection(connection.connection_id, **fields)
 
 
-def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target) -> None:
-    """What `pipeline.run(source)` does, with normalize's workers chosen by the size extracted.
+def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target,
+                            withdrawn: Callable[[], set[str]]) -> set[str]:
+    """What `pipeline.run(source)` does, with normalize's workers chosen by the size extracted,
+    and a last look at the store before loading: when ``withdrawn()`` names organisations (a
+    purge began meanwhile), the package is aborted instead and they are returned.
 
     Two normalize processes cut a 100k-supplier load by ~40% (benchmarks), but starting them
     costs about a second, which small incremental runs should not pay.
@@ -188,7 +238,12 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
     _release_memory()
     rows = sum(item.rows for item in stats.entries())
     pipeline.normalize(workers=NORMALIZE_WORKERS if rows >= PARALLEL_NORMALIZE_ROWS else 1)
+    gone = withdrawn()
+    if gone:
+        pipeline.abort_packages()
+        return gone
     pipeline.load()
+    return set()
 
 
 def _bounded_slices() -> None:

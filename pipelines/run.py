@@ -170,6 +170,9 @@ def _run_locked(
                                            "error": str(exc)})
     held.enter_context(store.exclusive(
         organisation_locks([c.tenant_id for c in connections]), options.wait))
+    # Read again now that the organisations are ours: a purge (or a disconnect) may have begun
+    # while this run waited for them, and a purging organisation is never loaded.
+    connections = _still_connected(store, connections)
     events: dict[str, list[Any]] = {}
     if options.webhook_events:
         # Read only now, under the organisations' locks: events that came while a scheduled
@@ -204,6 +207,7 @@ def _run_locked(
     entities = ["suppliers"] if options.webhook_events else select_entities(options.entities)
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
+    withdrawn = 0
     try:
         finished = finish_pending(pipeline, target)
         if finished:
@@ -211,8 +215,12 @@ def _run_locked(
         if connections:
             store.update_connections({c.connection_id: {"sync_state": "syncing"}
                                       for c in connections})
-            load_organisations(pipeline, target, store, connections, entities, options, outcomes,
-                               contact_ids=_contact_ids(events) if events else None)
+            gone = load_organisations(pipeline, target, store, connections, entities, options,
+                                      outcomes,
+                                      contact_ids=_contact_ids(events) if events else None)
+            if gone:  # purging or disconnected since: no sync_runs, no store update for them
+                connections = [c for c in connections if c.tenant_id not in gone]
+                withdrawn = len(gone)
             _finish_events(store, events, outcomes)
     except Exception as exc:  # a destination or pipeline failure: everything failed
         log.error("run %s failed: %s", run_id, _one_line(exc))
@@ -231,10 +239,21 @@ def _run_locked(
         _record(pipeline, store, outcomes, connections)
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
     report.summary["pipeline"] = name
+    report.summary["withdrawn"] = withdrawn
     if options.webhook_events:
         report.summary["webhook_events"] = sum(len(v) for v in events.values())
     append_history(store.home, report.summary)
     return report
+
+
+def _still_connected(store: Store, connections: list[Any]) -> list[Any]:
+    """Those of ``connections`` still connected in the store."""
+    connected = {c.connection_id for c in store.list_connections([ConnectionStatus.CONNECTED])}
+    left = [c for c in connections if c.connection_id in connected]
+    if len(left) < len(connections):
+        log.info("%d organisation(s) stopped being connected while this run waited for them "
+                 "(purged or disconnected); they are left out", len(connections) - len(left))
+    return left
 
 
 def _pending_events(store: Store, connections: list[Any]) -> dict[str, list[Any]]:

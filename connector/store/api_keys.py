@@ -19,6 +19,11 @@ from connector.store.records import StoreError, from_text, to_text, utcnow
 
 KEY_PREFIX = "xelt_"
 MIN_API_KEY_LENGTH = 32  # the admin token's floor (docs/reliability.md, Security)
+# What a key may do, each scope including the ones before it: ``read`` (GETs), ``write``
+# (invites, resend, withdraw, sync), ``admin`` (disconnect, purge). Keys from before scopes
+# existed are ``admin``: they keep every right they had.
+SCOPES: tuple[str, ...] = ("read", "write", "admin")
+DEFAULT_SCOPE = "admin"
 
 
 def api_key_hash(key: str) -> str:
@@ -35,24 +40,30 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scope: str = DEFAULT_SCOPE
 
     @property
     def active(self) -> bool:
         """Not revoked."""
         return self.revoked_at is None
 
+    def allows(self, needed: str) -> bool:
+        """True when this key's scope covers ``needed`` (``admin`` covers everything)."""
+        return SCOPES.index(self.scope) >= SCOPES.index(needed)
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready (``xero-elt apikey list --json``)."""
         return {"key_id": self.key_id, "name": self.name, "created_at": to_text(self.created_at),
                 "last_used_at": to_text(self.last_used_at),
-                "revoked_at": to_text(self.revoked_at)}
+                "revoked_at": to_text(self.revoked_at), "scope": self.scope}
 
 
 def _key(row: Mapping[str, Any]) -> ApiKey:
     return ApiKey(key_id=row["key_id"], name=row["name"],
                   created_at=from_text(row["created_at"]),  # type: ignore[arg-type]
                   last_used_at=from_text(row["last_used_at"]),
-                  revoked_at=from_text(row["revoked_at"]))
+                  revoked_at=from_text(row["revoked_at"]),
+                  scope=row["scope"] or DEFAULT_SCOPE)
 
 
 class ApiKeyQueries:
@@ -64,17 +75,20 @@ class ApiKeyQueries:
     def _write(self) -> Any:
         raise NotImplementedError
 
-    def create_api_key(self, name: str) -> tuple[ApiKey, str]:
-        """A new key named ``name``; returns its record and the key (the only time it exists)."""
+    def create_api_key(self, name: str, scope: str = DEFAULT_SCOPE) -> tuple[ApiKey, str]:
+        """A new key named ``name`` with ``scope``; returns its record and the key (the only
+        time it exists)."""
         name = " ".join(name.split())
         if not name or len(name) > 100:
             raise StoreError("an API key needs a name of 1..100 characters")
+        if scope not in SCOPES:
+            raise StoreError(f"an API key's scope is one of {', '.join(SCOPES)}, not {scope!r}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = "key_" + secrets.token_hex(6)
         with self._write() as tx:
             tx.execute(
-                "INSERT INTO api_keys (key_id, name, key_hash, created_at) VALUES (?,?,?,?)",
-                (key_id, name, api_key_hash(key), to_text(utcnow())))
+                "INSERT INTO api_keys (key_id, name, key_hash, created_at, scope)"
+                " VALUES (?,?,?,?,?)", (key_id, name, api_key_hash(key), to_text(utcnow()), scope))
         return self.get_api_key(key_id), key
 
     def get_api_key(self, key_id: str) -> ApiKey:

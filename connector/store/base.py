@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from connector.store import migrations
 from connector.store.api_keys import ApiKeyQueries
+from connector.store.jobs import JobQueries
 from connector.store.keys import KEY_ENV, KEY_FILE
 from connector.store.records import (
     CONNECTION_FIELDS,
@@ -65,7 +66,7 @@ class _OpensConfiguredBackend(ABCMeta):
         return super().__call__(*args, **kwargs)
 
 
-class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries,
+class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
             metaclass=_OpensConfiguredBackend):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
@@ -391,6 +392,27 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries,
         if changed == 1:
             insert_events(tx, new, events_for_change(old, new), utcnow())
         return changed == 1
+
+    def forget_organisation(self, connection_id: str, tenant_id: str | None) -> None:
+        """Remove what the store holds about a purged organisation, except the connection's
+        audit record (see ``pipelines/purge.py``): Xero's events and the call counts of the
+        tenant, and, in every webhook event of the connection, the organisation's fields
+        (the events stay, so their delivery history does)."""
+        from connector.store.webhook_outbox import forget_connection_in_events
+
+        rows = self._read("SELECT event_id, body FROM webhook_events WHERE connection_id = ?",
+                          (connection_id,))
+        with self._write() as tx:
+            if tenant_id:
+                tx.execute("DELETE FROM xero_events WHERE tenant_id = ?", (tenant_id,))
+                tx.execute("DELETE FROM api_usage WHERE tenant_id = ?", (tenant_id,))
+            for event_id, body in forget_connection_in_events(rows):
+                tx.execute("UPDATE webhook_events SET body = ? WHERE event_id = ?",
+                           (body, event_id))
+
+    def reclaim_space(self) -> None:
+        """Make deleted rows unreadable where the backend keeps old pages in a local file
+        (SQLite's write-ahead log); PostgreSQL's own VACUUM does this for its files."""
 
     # -- OAuth flows, browser and admin sessions ------------------------------------------------
 

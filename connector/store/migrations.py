@@ -152,6 +152,31 @@ _XERO_EVENTS = (
 )""",
 )
 
+# Background work the auth server starts (a sync or a purge of one connection), so a repeated
+# request finds the job already running and anyone can read its outcome; API keys gain a scope
+# (what they had before is ``admin``); a purged connection keeps when and by whom.
+_JOBS_SCOPES_PURGE = (
+    """CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_by TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    heartbeat_at TEXT,
+    outcome TEXT
+)""",
+    # At most one queued or running job of a kind per connection, even with servers racing.
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_open ON jobs(kind, connection_id)"
+    " WHERE state IN ('queued', 'running')",
+    "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state)",
+    "ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'",
+    "ALTER TABLE connections ADD COLUMN purged_at TEXT",
+    "ALTER TABLE connections ADD COLUMN purged_by TEXT",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
@@ -159,6 +184,8 @@ STEPS: tuple[Step, ...] = (
     Step(4, "API keys (hashed)", _API_KEYS, _API_KEYS),
     Step(5, "webhook outbox", _WEBHOOK_OUTBOX, _WEBHOOK_OUTBOX),
     Step(6, "Xero's webhook events in", _XERO_EVENTS, _XERO_EVENTS),
+    Step(7, "background jobs, API key scopes, purge audit", _JOBS_SCOPES_PURGE,
+         _JOBS_SCOPES_PURGE),
 )
 LATEST = STEPS[-1].version
 

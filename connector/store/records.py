@@ -47,9 +47,11 @@ class ConnectionStatus(StrEnum):
     NEEDS_RECONNECTION = "needs_reconnection"
     DISCONNECTED = "disconnected"
     EXPIRED = "expired"
+    PURGING = "purging"
+    """A purge was asked for and has not finished: no run loads the organisation any more."""
     PURGED = "purged"
     """The organisation's data, state and tokens were removed on request; the row stays for the
-    audit trail."""
+    audit trail (when, by whom), with nothing else about the organisation."""
 
 
 class GrantStatus(StrEnum):
@@ -116,11 +118,14 @@ class Connection:
     last_sync_outcome: str | None
     sync_state: str | None
     updated_at: datetime
+    purged_at: datetime | None = None
+    purged_by: str | None = None
 
 
 DATETIME_FIELDS = frozenset({
     "access_expires_at", "refreshed_at", "created_at", "invite_expires_at", "invited_at",
     "link_opened_at", "connected_at", "disconnected_at", "last_synced_at", "updated_at",
+    "purged_at",
 })
 CONNECTION_FIELDS = tuple(f.name for f in dataclasses.fields(Connection))
 UPDATABLE_CONNECTION_FIELDS = frozenset(CONNECTION_FIELDS) - {"connection_id"}

@@ -113,6 +113,9 @@ class SqliteStore(Store):
             db = connect_wal(self.path, synchronous="FULL")
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys=ON")
+            # Deleted and overwritten rows are zeroed in the file, not left in free space: a
+            # purge must not leave an organisation's name readable in store.sqlite3.
+            db.execute("PRAGMA secure_delete=ON")
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)
             self._local.db = db
@@ -161,6 +164,14 @@ class SqliteStore(Store):
             return self._db().execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"could not read the store {self.where}: {exc}") from None
+
+    def reclaim_space(self) -> None:
+        """Copy the write-ahead log into the file and empty it, so the old page images it
+        holds (with a purged organisation's rows) are gone too."""
+        try:
+            retry_locked(lambda: self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not checkpoint the store {self.where}: {exc}") from None
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

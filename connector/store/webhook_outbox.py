@@ -36,6 +36,7 @@ class EventType(StrEnum):
     PURGED = "connection.purged"
     FIRST_SYNC_COMPLETED = "sync.first_completed"
     SYNC_FAILED = "sync.failed"
+    PURGE_FAILED = "purge.failed"
 
 
 class DeliveryStatus(StrEnum):
@@ -79,6 +80,29 @@ def connection_payload(conn: Connection) -> dict[str, Any]:
         value = getattr(conn, name)
         data[name] = to_text(value) if isinstance(value, datetime) else value
     return data
+
+
+# What a purged connection's events keep of it: who it was to the platform, and nothing of the
+# organisation (its name, tenant id, the invited company and person).
+_FORGOTTEN_FIELDS = {"company": "", "email": "", "tenant_id": None, "organisation_name": None,
+                     "status_reason": None}
+
+
+def forget_connection_in_events(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(event id, body) for each event body that names the organisation, with those fields
+    cleared; bodies that do not are left out."""
+    changed = []
+    for row in rows:
+        body = json.loads(row["body"])
+        conn = body.get("data", {}).get("connection")
+        if not isinstance(conn, dict):
+            continue
+        new = {**conn, **{k: v for k, v in _FORGOTTEN_FIELDS.items() if k in conn}}
+        if new != conn:
+            body["data"]["connection"] = new
+            changed.append((row["event_id"], json.dumps(body, separators=(",", ":"),
+                                                        sort_keys=True)))
+    return changed
 
 
 @dataclass(frozen=True)
