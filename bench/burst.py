@@ -47,7 +47,13 @@ def _serve(home: str, count: int, links: Any, port: Any, backlog: int | None) ->
     server.serve_forever(poll_interval=0.2)
 
 
-def customer(link: str) -> tuple[float, float, str | None]:
+def source_address(number: int) -> str:
+    """Customer ``number``'s own loopback address (all of 127.0.0.0/8 is loopback on Linux):
+    customers are different machines, and the server caps connections per client."""
+    return f"127.1.{number // 250}.{number % 250 + 1}"
+
+
+def customer(link: str, number: int = 0) -> tuple[float, float, str | None]:
     """One customer's four requests on a fresh connection: (seconds, seconds to connect, error
     kind or None). A connect near 1 s or 3 s is a SYN the listen backlog dropped and the
     kernel retried.
@@ -56,7 +62,8 @@ def customer(link: str) -> tuple[float, float, str | None]:
     """
     parts = urlsplit(link)
     started = time.perf_counter()
-    http = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    http = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30,
+                          source_address=(source_address(number), 0))
     connected = started
     try:
         http.connect()
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             port_q.get(timeout=120)
             links = [links_q.get(timeout=10) for _ in range(args.clients)]
             with ThreadPoolExecutor(max_workers=args.at_once) as pool:
-                results = list(pool.map(customer, links))
+                results = list(pool.map(customer, links, range(len(links))))
         finally:
             child.terminate()
             child.join(10)
