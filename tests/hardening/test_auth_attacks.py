@@ -484,6 +484,33 @@ def test_several_clients_each_at_their_share_leave_room_for_everyone_else(
         stop_auth(running)
 
 
+def test_behind_a_trusted_proxy_the_share_is_counted_per_forwarded_client(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # Every connection comes from the proxy; its X-Forwarded-For tells the clients apart.
+    running = start_auth(sandbox, tmp_path, trust_forwarded_for=True, request_read_seconds=120)
+    port = running.server.server_address[1]
+    cap = running.settings.max_connections_per_client
+    pending: list[socket.socket] = []
+    try:
+        head = (b"POST /admin/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                b"Content-Length: 10\r\n\r\n")  # a body that never comes
+        slots = running.server.request_slots
+        assert slots is not None
+        for n in range(cap + 1):
+            if n == cap:  # the client holds its share
+                wait_until(lambda: slots.held_by("203.0.113.9") == cap, timeout=60)
+            pending.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            pending[-1].sendall(head)
+        assert pending[-1].recv(4096).startswith(b"HTTP/1.1 429 ")
+        with running.http(headers={"X-Forwarded-For": "198.51.100.7"}) as other:
+            assert other.get("/healthz").status_code == 200
+    finally:
+        for sock in pending:
+            sock.close()
+        stop_auth(running)
+
+
 def test_the_listen_backlog_absorbs_a_burst(auth: RunningAuth) -> None:
     # The stdlib's 5 reset customers in a burst (bench/burst.py measures it; not timed here).
     assert auth.server.request_queue_size >= 512
