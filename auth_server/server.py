@@ -54,6 +54,7 @@ SOCKET_TIMEOUT = 30.0
 # The kernel caps it at net.core.somaxconn (4096 on current Linux).
 REQUEST_QUEUE_SIZE = 1024
 BUSY_READ_SECONDS = 2.0  # how long a refused client may take to send its request head
+REFUSAL_LOG_SECONDS = 60.0  # one line per this long about clients over their share, not a flood
 MAX_HEAD_BYTES = 65536
 
 ID = r"(?P<connection_id>con_[0-9a-f]{4,32})"
@@ -134,6 +135,7 @@ class AuthServer(ThreadingHTTPServer):
         else:
             self.slots = ClientSlots(total, per_client)
             self.request_slots = None
+        self._refusal_logged = -REFUSAL_LOG_SECONDS
         self.webhooks = WebhookWorker(app.store, app.settings)
         super().__init__(address, RequestHandler)
 
@@ -148,6 +150,8 @@ class AuthServer(ThreadingHTTPServer):
         costing no thread."""
         client = "" if self.request_slots is not None else client_key(str(client_address[0]))
         admission = self.slots.take(client)
+        if admission is Admission.CLIENT_FULL:
+            self.log_refusal(client)
         if admission is Admission.SERVE:
             target = self._serve
         elif self.slots.start_refusal(client):
@@ -162,6 +166,16 @@ class AuthServer(ThreadingHTTPServer):
         except RuntimeError:  # no thread to be had: the slot must not leak
             (self.slots.give_back if target == self._serve else self.slots.end_refusal)(client)
             self.shutdown_request(request)
+
+    def log_refusal(self, client: str) -> None:
+        """Say that a client was refused for holding its share, at most once a minute (an
+        operator behind a proxy without ``trust_forwarded_for`` sees it here)."""
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_SECONDS:
+            self._refusal_logged = now
+            log.warning("a client (%s) holds its share of connections "
+                        "(max_connections_per_client %d): more are refused with 429",
+                        client or "-", self.app.settings.max_connections_per_client)
 
     def _serve(self, request: Any, client_address: Any, client: str, _: Admission) -> None:
         try:
@@ -452,6 +466,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         client = client_key(self.client_ip())
         admission = slots.take(client)
         if admission is not Admission.SERVE:
+            if admission is Admission.CLIENT_FULL:
+                self.server.log_refusal(client)
             self._refuse(admission)
             return
         try:
@@ -597,6 +613,10 @@ def serve_forever(
     if settings.public_url is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without auth_server.public_url: links use the bind address",
                     settings.host)
+    if settings.is_https and not settings.trust_forwarded_for:
+        log.warning("an https public URL (behind a proxy?) without auth_server."
+                    "trust_forwarded_for: every connection through the proxy counts as one "
+                    "client, which may hold %d at once", settings.max_connections_per_client)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
