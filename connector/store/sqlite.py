@@ -145,7 +145,26 @@ class SqliteStore(Store):
                 )
 
     @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        if getattr(self._local, "shared", None) is not None:  # already inside one
+            yield
+            return
+        with self._write() as tx:
+            self._local.shared = tx
+            try:
+                yield
+            finally:
+                self._local.shared = None
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[_SqliteTransaction]:
+        shared = getattr(self._local, "shared", None)
+        if shared is not None:  # inside together(): that transaction commits (or rolls back)
+            try:
+                yield shared
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not write to the store {self.where}: {exc}") from None
+            return
         # The same bound as SQLite's busy timeout, which this wait used to be.
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             raise StoreError(f"cannot open the store {self.where}: another writer held it for "
