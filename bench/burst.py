@@ -112,8 +112,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def measure(clients: int, at_once: int, backlog: int | None = None) -> dict[str, Any]:
-    """One burst against a fresh server: p50, p99 and max seconds per customer, the p99/p50
-    multiple, connects retried, resets and other failures."""
+    """One burst against a fresh server: p50, p99, max and mean seconds per customer, the
+    p99/p50 multiple, the whole burst's seconds, connects retried, resets and other failures."""
     ctx = multiprocessing.get_context("spawn")
     links_q, port_q = ctx.Queue(), ctx.Queue()
     with tempfile.TemporaryDirectory() as home:
@@ -123,8 +123,10 @@ def measure(clients: int, at_once: int, backlog: int | None = None) -> dict[str,
         try:
             port_q.get(timeout=120)
             links = [links_q.get(timeout=10) for _ in range(clients)]
+            started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=at_once) as pool:
                 results = list(pool.map(customer, links, range(len(links))))
+            whole = time.perf_counter() - started
         finally:
             child.terminate()
             child.join(10)
@@ -132,7 +134,8 @@ def measure(clients: int, at_once: int, backlog: int | None = None) -> dict[str,
     errors = [e for _, _, e in results if e]
     p50, p99 = statistics.median(times), percentile(times, 0.99)
     return {"clients": clients, "at_once": at_once, "p50_s": p50, "p99_s": p99,
-            "max_s": max(times), "p99_over_p50": p99 / p50 if p50 else None,
+            "max_s": max(times), "mean_s": statistics.fmean(times), "whole_s": whole,
+            "p99_over_p50": p99 / p50 if p50 else None,
             "connects_retried": sum(1 for _, c, _ in results if c > SYN_RETRY_SECONDS),
             "resets": errors.count("reset"), "other_failures": len(errors) - errors.count("reset")}
 
@@ -142,6 +145,7 @@ def describe(run: dict[str, Any]) -> str:
     ratio = run["p99_over_p50"]
     return (f"p50 {run['p50_s']:.2f} s, p99 {run['p99_s']:.2f} s "
             f"({'–' if ratio is None else f'{ratio:.1f}×'} p50), max {run['max_s']:.2f} s, "
+            f"mean {run['mean_s']:.2f} s, whole burst {run['whole_s']:.1f} s, "
             f"connects retried {run['connects_retried']}, resets {run['resets']}, "
             f"other failures {run['other_failures']}")
 
