@@ -256,14 +256,20 @@ RETRY_AFTER_SECONDS = 5
 def refuse(sock: socket.socket, admission: Admission) -> None:
     """Answer a refused connection: read its request head briefly, then a 503 or 429."""
     status, body = REFUSALS[admission]
+    # A deadline for the whole head, not a timeout per recv: a byte every second would
+    # otherwise hold this thread for as long as the client liked.
+    deadline = time.monotonic() + BUSY_READ_SECONDS
     try:
-        sock.settimeout(BUSY_READ_SECONDS)
         head = b""
         # Reading the head first matters: closing with unread data makes the kernel send a
         # reset, and the client would lose the answer it was sent. A head that never ends
         # (a half-sent request) still gets the answer when the read gives up.
         with contextlib.suppress(TimeoutError):
             while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
                 chunk = sock.recv(4096)
                 if not chunk:
                     return

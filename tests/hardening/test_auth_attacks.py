@@ -7,6 +7,7 @@ attacks that held from the start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import select
@@ -456,6 +457,35 @@ def test_one_client_holding_more_half_requests_than_the_server_has_slots_takes_o
         assert running.server.slots.held_by("127.0.0.2") == cap
     finally:
         for sock in attacker:
+            sock.close()
+        stop_auth(running)
+
+
+def test_a_refused_client_trickling_its_head_is_still_answered_and_let_go(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # The refusal read its head with a timeout per recv: a byte a second held the thread on.
+    running = start_auth(sandbox, tmp_path, max_connections_per_client=1,
+                         request_read_seconds=120)
+    held: list[socket.socket] = []
+    try:
+        held = half_requests(running, "127.0.0.2", 1)
+        wait_until(lambda: running.server.slots.held_by("127.0.0.2") == 1, timeout=60)
+        trickler = half_requests(running, "127.0.0.2", 1)[0]
+        held.append(trickler)
+        answer, give_up = b"", time.monotonic() + 30  # far beyond the refusal's 2 s
+        while not answer and time.monotonic() < give_up:
+            with contextlib.suppress(OSError):
+                trickler.sendall(b"x")
+            readable, _, _ = select.select([trickler], [], [], 0.5)
+            if readable:
+                try:
+                    answer = trickler.recv(4096) or b"closed"
+                except OSError:
+                    answer = b"reset"
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:100]
+    finally:
+        for sock in held:
             sock.close()
         stop_auth(running)
 
