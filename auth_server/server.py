@@ -8,11 +8,14 @@ is honoured.
 
 Slow or numerous clients are bounded: each request must arrive whole within
 ``request_read_seconds``; at most ``max_open_connections`` are served at once (the rest get a
-short 503); the listen backlog absorbs a burst of new customers instead of resetting them.
+short 503), of which one client holds at most ``max_connections_per_client`` (the rest get a
+short 429; see ``capacity``); the listen backlog absorbs a burst of new customers instead of
+resetting them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -29,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from auth_server import admin, admin_webhooks, api, flow, views, xero_webhooks
+from auth_server.capacity import Admission, ClientSlots, client_key, forwarded_client
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
 from auth_server.security import content_security_policy, origin_of, security_headers
@@ -50,6 +54,7 @@ SOCKET_TIMEOUT = 30.0
 # The kernel caps it at net.core.somaxconn (4096 on current Linux).
 REQUEST_QUEUE_SIZE = 1024
 BUSY_READ_SECONDS = 2.0  # how long a refused client may take to send its request head
+REFUSAL_LOG_SECONDS = 60.0  # one line per this long about clients over their share, not a flood
 MAX_HEAD_BYTES = 65536
 
 ID = r"(?P<connection_id>con_[0-9a-f]{4,32})"
@@ -120,41 +125,71 @@ class AuthServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         self._stop = threading.Event()
-        self._open = 0  # client connections being served (not counting refused ones)
-        self._refusing = 0  # over-capacity connections being answered 503
-        self._count_lock = threading.Lock()
+        total = app.settings.max_open_connections
+        per_client = app.settings.max_connections_per_client
+        if app.settings.trust_forwarded_for:
+            # Every connection comes from the proxy: clients are told apart per request, once
+            # their X-Forwarded-For has been read (the proxy absorbs half-sent requests).
+            self.slots = ClientSlots(total, total, reserve=False)
+            self.request_slots: ClientSlots | None = ClientSlots(total, per_client)
+        else:
+            self.slots = ClientSlots(total, per_client)
+            self.request_slots = None
+        self._refusal_logged = -REFUSAL_LOG_SECONDS
         self.webhooks = WebhookWorker(app.store, app.settings)
         super().__init__(address, RequestHandler)
 
     @property
     def open_connections(self) -> int:
         """Client connections being served now."""
-        return self._open
+        return self.slots.open
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Serve one connection, or answer 503 when ``max_open_connections`` are being served."""
-        cap = self.app.settings.max_open_connections
-        with self._count_lock:
-            admitted = self._open < cap
-            if admitted:
-                self._open += 1
-            elif self._refusing < cap:
-                self._refusing += 1
-            else:  # a flood beyond twice the cap: not even a 503
-                self.shutdown_request(request)
-                return
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve a connection in a thread of its own, or refuse it in one (429 when its client
+        holds its share, 503 when every slot is taken); past the refusals allowed, close it here,
+        costing no thread."""
+        client = "" if self.request_slots is not None else client_key(str(client_address[0]))
+        admission = self.slots.take(client)
+        if admission is Admission.CLIENT_FULL:
+            self.log_refusal(client)
+        if admission is Admission.SERVE:
+            target = self._serve
+        elif self.slots.start_refusal(client):
+            target = self._refuse
+        else:
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(target=target, daemon=True,
+                                  args=(request, client_address, client, admission))
         try:
-            if admitted:
-                super().process_request_thread(request, client_address)
-            else:
-                refuse_busy(request)
-                self.shutdown_request(request)
+            thread.start()
+        except RuntimeError:  # no thread to be had: the slot must not leak
+            (self.slots.give_back if target == self._serve else self.slots.end_refusal)(client)
+            self.shutdown_request(request)
+
+    def log_refusal(self, client: str) -> None:
+        """Say that a client was refused for holding its share, at most once a minute (an
+        operator behind a proxy without ``trust_forwarded_for`` sees it here)."""
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_SECONDS:
+            self._refusal_logged = now
+            log.warning("a client (%s) holds its share of connections "
+                        "(max_connections_per_client %d): more are refused with 429",
+                        client or "-", self.app.settings.max_connections_per_client)
+
+    def _serve(self, request: Any, client_address: Any, client: str, _: Admission) -> None:
+        try:
+            self.process_request_thread(request, client_address)
         finally:
-            with self._count_lock:
-                if admitted:
-                    self._open -= 1
-                else:
-                    self._refusing -= 1
+            self.slots.give_back(client)
+
+    def _refuse(self, request: Any, client_address: Any, client: str,
+                admission: Admission) -> None:
+        try:
+            refuse(request, admission)
+            self.shutdown_request(request)
+        finally:
+            self.slots.end_refusal(client)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log line, never a traceback (it would bypass the one-line log sanitiser); a
@@ -208,25 +243,41 @@ class AuthServer(ThreadingHTTPServer):
         super().server_close()
 
 
-BUSY_BODY = b"The server is busy. Please try again in a few seconds.\n"
+REFUSALS = {
+    Admission.SERVER_FULL: (b"503 Service Unavailable",
+                            b"The server is busy. Please try again in a few seconds.\n"),
+    Admission.CLIENT_FULL: (b"429 Too Many Requests",
+                            b"Too many connections from your address. Please try again in a few "
+                            b"seconds.\n"),
+}
+RETRY_AFTER_SECONDS = 5
 
 
-def refuse_busy(sock: socket.socket) -> None:
-    """Answer an over-capacity connection: read its request head briefly, then a 503."""
+def refuse(sock: socket.socket, admission: Admission) -> None:
+    """Answer a refused connection: read its request head briefly, then a 503 or 429."""
+    status, body = REFUSALS[admission]
+    # A deadline for the whole head, not a timeout per recv: a byte every second would
+    # otherwise hold this thread for as long as the client liked.
+    deadline = time.monotonic() + BUSY_READ_SECONDS
     try:
-        sock.settimeout(BUSY_READ_SECONDS)
         head = b""
         # Reading the head first matters: closing with unread data makes the kernel send a
-        # reset, and the client would lose the 503 it was sent.
-        while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return
-            head += chunk
-        lines = [b"HTTP/1.1 503 Service Unavailable", b"Content-Type: text/plain; charset=utf-8",
-                 b"Content-Length: %d" % len(BUSY_BODY), b"Retry-After: 5",
+        # reset, and the client would lose the answer it was sent. A head that never ends
+        # (a half-sent request) still gets the answer when the read gives up.
+        with contextlib.suppress(TimeoutError):
+            while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+        lines = [b"HTTP/1.1 " + status, b"Content-Type: text/plain; charset=utf-8",
+                 b"Content-Length: %d" % len(body), b"Retry-After: %d" % RETRY_AFTER_SECONDS,
                  b"Connection: close", b"Cache-Control: no-store"]
-        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + BUSY_BODY)
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
     except OSError:
         pass
 
@@ -294,11 +345,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def client_ip(self) -> str:
         """The client's address: the last ``X-Forwarded-For`` entry (the one our proxy added)
         when ``trust_forwarded_for`` is set, else the socket's peer."""
-        if self.app.settings.trust_forwarded_for:
-            forwarded = [p.strip() for p in (self.headers.get("X-Forwarded-For") or "").split(",")]
-            if forwarded[-1]:
-                return forwarded[-1][:64]
-        return str(self.client_address[0])
+        return forwarded_client(str(self.client_address[0]), self.headers,
+                                self.app.settings.trust_forwarded_for)
 
     def log_message(self, format: str, *args: Any) -> None:
         """The stdlib's own messages (timeouts, …), with any request target redacted."""
@@ -417,6 +465,32 @@ class RequestHandler(BaseHTTPRequestHandler):
     # -- dispatch ---------------------------------------------------------------------------------
 
     def _handle(self, *, head_only: bool = False) -> None:
+        slots = self.server.request_slots
+        if slots is None:  # clients are capped per connection (process_request)
+            self._handle_admitted(head_only=head_only)
+            return
+        client = client_key(self.client_ip())
+        admission = slots.take(client)
+        if admission is not Admission.SERVE:
+            if admission is Admission.CLIENT_FULL:
+                self.server.log_refusal(client)
+            self._refuse(admission)
+            return
+        try:
+            self._handle_admitted(head_only=head_only)
+        finally:
+            slots.give_back(client)
+
+    def _refuse(self, admission: Admission) -> None:
+        """A request over its client's share (or the server's), behind a trusted proxy."""
+        status, body = REFUSALS[admission]
+        self.close_connection = True
+        self._write(Response(status=int(status.split()[0]), body=body,
+                             content_type="text/plain; charset=utf-8",
+                             headers=[("Retry-After", str(RETRY_AFTER_SECONDS)),
+                                      ("Connection", "close")]))
+
+    def _handle_admitted(self, *, head_only: bool = False) -> None:
         if len(self.path) > MAX_URL_LENGTH:
             self._reject(414, "The address is too long.")
             return
@@ -545,6 +619,10 @@ def serve_forever(
     if settings.public_url is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without auth_server.public_url: links use the bind address",
                     settings.host)
+    if settings.is_https and not settings.trust_forwarded_for:
+        log.warning("an https public URL (behind a proxy?) without auth_server."
+                    "trust_forwarded_for: every connection through the proxy counts as one "
+                    "client, which may hold %d at once", settings.max_connections_per_client)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

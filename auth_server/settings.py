@@ -62,6 +62,11 @@ class AuthServerSettings:
     slow client cannot hold a thread by trickling bytes); also the keep-alive idle limit."""
     max_open_connections: int = 100
     """Client connections served at once; beyond it a request gets a short 503 (try again)."""
+    max_connections_per_client: int = 16
+    """Connections one client (an IPv4 address, an IPv6 /64; the ``X-Forwarded-For`` client's
+    requests in flight with ``trust_forwarded_for``) may hold of ``max_open_connections``;
+    beyond it a short 429 (try again), so one machine cannot take the server. The last quarter
+    of ``max_open_connections`` is kept for clients holding fewer than four."""
     webhook_url: str | None = None
     """Where webhooks out are posted (``connection.connected``, ``sync.failed``, …); without it
     events are kept in the outbox and not sent."""
@@ -116,6 +121,11 @@ class AuthServerSettings:
             raise ConfigError(
                 f"auth_server.max_open_connections must be at least 1, not "
                 f"{self.max_open_connections}"
+            )
+        if self.max_connections_per_client < 1:
+            raise ConfigError(
+                f"auth_server.max_connections_per_client must be at least 1, not "
+                f"{self.max_connections_per_client}"
             )
         for name in ("webhook_url", "success_next_url"):
             value = getattr(self, name)

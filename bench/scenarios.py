@@ -7,6 +7,7 @@
 4. Ten organisations side by side against one, limits on, 300 ms latency.
 5. Scenario 1 into PostgreSQL.
 "platform": 1,000 organisations each on its own grant, no-change runs (bench/platform_scenario).
+"burst": 300 customers opening their invites at the auth server, 50 at a time (bench/burst).
 And the peak RSS of full loads at several sizes.
 
 Every load is `bench.loader` in a child process: the product's own `xero-elt run` path into a
@@ -60,6 +61,8 @@ class Plan:
     latency_ms: int = 300
     platform_orgs: int = 1000  # scenario "platform": organisations, each on its own grant
     platform_suppliers: int = 200
+    burst_clients: int = 300  # scenario "burst": customers opening their invites ...
+    burst_at_once: int = 50  # ... this many at a time
     changed_fraction: float = 0.01
     postgres: bool = True
     profile: bool = True
@@ -75,8 +78,8 @@ class Plan:
         """A few seconds a scenario: proves the machinery, measures nothing worth quoting."""
         return cls(smoke=True, suppliers=2_000, rss_sizes=(1_000, 2_000), orgs=3,
                    org_suppliers=500, latency_ms=50,
-                   platform_orgs=4, platform_suppliers=10, postgres=False, profile=False,
-                   levers=False)
+                   platform_orgs=4, platform_suppliers=10, burst_clients=20, burst_at_once=5,
+                   postgres=False, profile=False, levers=False)
 
 
 @dataclass
@@ -460,6 +463,7 @@ def _rss_point(load: LoadFigures, floor: LoadFigures) -> dict[str, Any]:
     return {"load": asdict(load), "floor": asdict(floor)}
 
 
+from bench.burst import scenario as burst  # noqa: E402  (it needs Bench above)
 from bench.dagster_scenario import many_organisations  # noqa: E402  (it needs Bench above)
 from bench.platform_scenario import platform  # noqa: E402  (it needs Bench above)
 
@@ -472,4 +476,5 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "rss": memory_series,
     "platform": platform,
     "dagster": many_organisations,
+    "burst": burst,
 }

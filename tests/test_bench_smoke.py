@@ -41,9 +41,11 @@ def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert platform["hourly"]["calls"]["api"] == platform["call_floor"]
     assert platform["floor_hourly"]["calls"]["token"] == platform["orgs"]
     assert all(point["load"]["peak_rss_mb"] > 0 for point in figures["rss"].values())
+    assert [r["resets"] + r["other_failures"] for r in figures["burst"]["runs"]] == [0, 0, 0]
     report = out.read_text()
     for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
                     "## 2. Full load with Xero's rate limits on", "## 3. Incremental runs",
                     "## 4. 3 organisations side by side", "## Peak memory",
-                    "## Platform: 4 organisations, each its own grant"):
+                    "## Platform: 4 organisations, each its own grant",
+                    "## A burst of customers at the auth server"):
         assert heading in report

@@ -95,6 +95,12 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
     def _write(self) -> contextlib.AbstractContextManager[Transaction]:
         """One transaction: all of it lands, or none of it (StoreError on failure)."""
 
+    def together(self) -> contextlib.AbstractContextManager[None]:
+        """The writes inside share one transaction where the backend can (SQLite: one commit,
+        one fsync, for a request that writes twice); all land or none. By default each write
+        stays its own transaction."""
+        return contextlib.nullcontext()
+
     @abstractmethod
     def grant_lock(
         self, grant_id: str, timeout: float = 60.0

@@ -7,6 +7,7 @@ attacks that held from the start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import select
@@ -371,6 +372,171 @@ def test_connections_beyond_the_cap_get_a_clear_503(
             assert later.get("/healthz").status_code == 200
     finally:
         for sock in idle:
+            sock.close()
+        stop_auth(running)
+
+
+HALF_REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: "  # a head that never ends
+WEBHOOK_KEY = "xero-webhook-key-for-tests-0123456789"
+
+
+def half_requests(auth: RunningAuth, address: str, count: int) -> list[socket.socket]:
+    """``count`` connections from ``address`` (another loopback address: another machine), each
+    having sent the start of a request head and nothing more."""
+    opened = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((address, 0))
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", auth.server.server_address[1]))
+        sock.sendall(HALF_REQUEST)
+        opened.append(sock)
+    return opened
+
+
+def answers_of(socks: list[socket.socket], timeout: float = 30) -> dict[int, bytes]:
+    """What the server answered on each socket that it answered or closed within ``timeout``
+    (its index: the first bytes, b"" for a close)."""
+    answers: dict[int, bytes] = {}
+    deadline = time.monotonic() + timeout
+    while len(answers) < len(socks) and time.monotonic() < deadline:
+        waiting = [s for i, s in enumerate(socks) if i not in answers]
+        readable, _, _ = select.select(waiting, [], [], 0.5)
+        for sock in readable:
+            try:
+                answers[socks.index(sock)] = sock.recv(4096)
+            except OSError:
+                answers[socks.index(sock)] = b""
+    return answers
+
+
+def served_as_usual(auth: RunningAuth, link: str, api_key: str) -> list[tuple[str, int]]:
+    """A customer opening their invite, the platform calling the API, Xero posting a signed
+    webhook, each from a machine (loopback address) of its own: each request and its status."""
+    from auth_server.xero_webhooks import PATH, signature
+
+    handshake = b'{"events": [], "firstEventSequence": 0, "lastEventSequence": 0}'
+    with client_from(auth, "127.0.0.1") as customer, client_from(auth, "127.0.1.1") as platform, \
+            client_from(auth, "127.0.2.1") as xero:
+        opened = customer.get(link)
+        page = customer.get(opened.headers.get("location", "/"))
+        listed = platform.get("/api/v1/connections",
+                              headers={"Authorization": f"Bearer {api_key}"})
+        hook = xero.post(PATH, content=handshake,
+                         headers={"x-xero-signature": signature(handshake, WEBHOOK_KEY)})
+    assert "Share your financial information" in page.text
+    return [("invite", opened.status_code), ("page", page.status_code),
+            ("api", listed.status_code), ("webhook", hook.status_code)]
+
+
+USUAL = [("invite", 303), ("page", 200), ("api", 200), ("webhook", 200)]
+
+
+def test_one_client_holding_more_half_requests_than_the_server_has_slots_takes_only_its_share(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # Before: 105 idle half-requests from one machine took all 100 slots, and customers, the
+    # API and Xero's webhooks got 503 for as long as it kept them open.
+    running = start_auth(sandbox, tmp_path, xero_webhook_key=WEBHOOK_KEY,
+                         request_read_seconds=120)  # the attacker's slots stay taken throughout
+    attacker: list[socket.socket] = []
+    try:
+        _, link = create_invite(running.store, running.settings, "Acme", "a@acme.test")
+        _, api_key = running.store.create_api_key("platform")
+        cap = running.settings.max_connections_per_client
+        attacker = half_requests(running, "127.0.0.2", running.settings.max_open_connections + 5)
+        wait_until(lambda: running.server.slots.held_by("127.0.0.2") == cap, timeout=60)
+        assert served_as_usual(running, link.removeprefix(running.url), api_key) == USUAL
+        # Every connection beyond its share was refused with a 429 (or, past as many refusals
+        # as its share, closed); the attacker holds its share and no more.
+        refused = answers_of(attacker[cap:])
+        assert len(refused) == len(attacker) - cap
+        assert {a[:13] for a in refused.values()} <= {b"HTTP/1.1 429 ", b""}
+        assert any(a.startswith(b"HTTP/1.1 429 ") and b"Retry-After: 5" in a
+                   for a in refused.values())
+        assert running.server.slots.held_by("127.0.0.2") == cap
+    finally:
+        for sock in attacker:
+            sock.close()
+        stop_auth(running)
+
+
+def test_a_refused_client_trickling_its_head_is_still_answered_and_let_go(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # The refusal read its head with a timeout per recv: a byte a second held the thread on.
+    running = start_auth(sandbox, tmp_path, max_connections_per_client=1,
+                         request_read_seconds=120)
+    held: list[socket.socket] = []
+    try:
+        held = half_requests(running, "127.0.0.2", 1)
+        wait_until(lambda: running.server.slots.held_by("127.0.0.2") == 1, timeout=60)
+        trickler = half_requests(running, "127.0.0.2", 1)[0]
+        held.append(trickler)
+        answer, give_up = b"", time.monotonic() + 30  # far beyond the refusal's 2 s
+        while not answer and time.monotonic() < give_up:
+            with contextlib.suppress(OSError):
+                trickler.sendall(b"x")
+            readable, _, _ = select.select([trickler], [], [], 0.5)
+            if readable:
+                try:
+                    answer = trickler.recv(4096) or b"closed"
+                except OSError:
+                    answer = b"reset"
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:100]
+    finally:
+        for sock in held:
+            sock.close()
+        stop_auth(running)
+
+
+def test_several_clients_each_at_their_share_leave_room_for_everyone_else(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # Seven machines at 16 connections each would take 112 slots of 100; the last quarter is
+    # kept for clients holding fewer than four.
+    running = start_auth(sandbox, tmp_path, xero_webhook_key=WEBHOOK_KEY,
+                         request_read_seconds=120)
+    attackers: list[socket.socket] = []
+    try:
+        _, link = create_invite(running.store, running.settings, "Acme", "a@acme.test")
+        _, api_key = running.store.create_api_key("platform")
+        cap = running.settings.max_connections_per_client
+        for n in range(2, 9):
+            attackers += half_requests(running, f"127.0.0.{n}", cap)
+        total = running.settings.max_open_connections
+        wait_until(lambda: running.server.open_connections >= total * 3 // 4, timeout=60)
+        assert served_as_usual(running, link.removeprefix(running.url), api_key) == USUAL
+        assert running.server.open_connections < total
+    finally:
+        for sock in attackers:
+            sock.close()
+        stop_auth(running)
+
+
+def test_behind_a_trusted_proxy_the_share_is_counted_per_forwarded_client(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    # Every connection comes from the proxy; its X-Forwarded-For tells the clients apart.
+    running = start_auth(sandbox, tmp_path, trust_forwarded_for=True, request_read_seconds=120)
+    port = running.server.server_address[1]
+    cap = running.settings.max_connections_per_client
+    pending: list[socket.socket] = []
+    try:
+        head = (b"POST /admin/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                b"Content-Length: 10\r\n\r\n")  # a body that never comes
+        slots = running.server.request_slots
+        assert slots is not None
+        for n in range(cap + 1):
+            if n == cap:  # the client holds its share
+                wait_until(lambda: slots.held_by("203.0.113.9") == cap, timeout=60)
+            pending.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            pending[-1].sendall(head)
+        assert pending[-1].recv(4096).startswith(b"HTTP/1.1 429 ")
+        with running.http(headers={"X-Forwarded-For": "198.51.100.7"}) as other:
+            assert other.get("/healthz").status_code == 200
+    finally:
+        for sock in pending:
             sock.close()
         stop_auth(running)
 

@@ -117,6 +117,30 @@ def test_connection_lifecycle(store: Store) -> None:
                                 invite_expires_at=expires)
 
 
+def test_writes_together_land_together(store: Store) -> None:
+    expires = datetime.now(UTC) + timedelta(days=7)
+    conn = store.create_connection("Acme", "a@acme.test", invite_token_hash="h1",
+                                   invite_expires_at=expires)
+    with store.together():
+        opened = store.update_connection(conn.connection_id, status="link_opened")
+        store.put_flow("visit", {"connection_id": conn.connection_id}, expires_at=expires)
+    assert opened.status == "link_opened"
+    assert store.get_flow("visit") == {"connection_id": conn.connection_id}
+
+    def three_writes_the_last_failing() -> None:
+        with store.together():
+            store.update_connection(conn.connection_id, status="expired")
+            store.put_flow("other", {}, expires_at=expires)
+            store.create_connection("Again", "b@acme.test", invite_token_hash="h1",  # not unique
+                                    invite_expires_at=expires)
+
+    with pytest.raises(StoreError):
+        three_writes_the_last_failing()
+    if store.backend == "sqlite":  # one transaction there: none of it landed
+        assert store.get_connection(conn.connection_id).status == "link_opened"
+        assert store.get_flow("other") is None
+
+
 def test_flows_expire_and_only_one_deleter_wins(store: Store) -> None:
     store.put_flow("f1", {"verifier": "v"}, expires_at=datetime.now(UTC) + timedelta(minutes=5))
     store.put_flow("f2", {"verifier": "w"}, expires_at=datetime.now(UTC) - timedelta(seconds=1))
