@@ -25,7 +25,6 @@ from auth_server.security import (
     same,
     token_hash,
 )
-from auth_server.throttle import FIRST_WAIT_SECONDS
 from auth_server.web import (
     Request,
     Response,
@@ -140,12 +139,9 @@ def _sent_bearer(request: Request) -> bool:
 
 def _wrong_token(request: Request, refused: Response) -> Response:
     """Count a wrong token against this client: ``refused`` while it may retry, else 429."""
-    wait = request.app.admin_failures.failure(request.client)
+    wait = request.app.admin_failures.failure_logged(request.client, "admin token", log)
     if not wait:
-        log.warning("admin token wrong (from %s)", request.client)
         return refused
-    if wait == FIRST_WAIT_SECONDS:  # one line when a client starts backing off, not one per guess
-        log.warning("too many wrong admin tokens from %s: backing off", request.client)
     response = message(request, "Too many attempts", [
         f"Wait {wait:.0f} seconds before trying again.",
     ], status=429, tone="error")

@@ -9,7 +9,6 @@ this surface: only the header authenticates).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -18,8 +17,16 @@ from typing import Any
 
 from auth_server import connections, invites
 from auth_server.background import run_cli_in_background
-from auth_server.errors import InvalidInput, InviteError, MailError, NotFound, XeroCallFailed
-from auth_server.web import Request, Response, json_response
+from auth_server.errors import (
+    InvalidInput,
+    InviteError,
+    MailError,
+    NotFound,
+    UnsupportedMediaType,
+    XeroCallFailed,
+)
+from auth_server.support_reference import log_reference, new_reference
+from auth_server.web import Request, Response, json_response, parse_json
 from connector.store import Connection, ConnectionStatus
 from connector.store.webhook_outbox import connection_payload
 
@@ -30,8 +37,14 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 ERROR_CODES = {
     "unauthorized": 401,  # no key, a wrong key or a revoked one (never told apart)
+    "forbidden": 403,  # the key lacks the scope this route needs
     "too_many_attempts": 429,  # wrong keys from this client: wait Retry-After seconds
-    "invalid_request": 400,  # the body is not JSON of the documented shape
+    "invalid_request": 400,  # a malformed request, or a body not JSON of the documented shape
+    "length_required": 411,  # a chunked body: send a Content-Length
+    "too_large": 413,  # the body is over the limit
+    "uri_too_long": 414,
+    "unsupported_media_type": 415,  # a body that is not application/json
+    "headers_too_large": 431,
     "invalid_field": 422,  # a field's value is not acceptable (message says which)
     "not_found": 404,  # no such connection, or no such route
     "method_not_allowed": 405,
@@ -39,13 +52,27 @@ ERROR_CODES = {
     "xero_unavailable": 502,  # Xero could not be reached; nothing changed here
     "mail_failed": 502,  # the invite email could be neither sent nor written
     "internal_error": 500,
+    "unavailable": 503,  # the server is at its connection cap: retry after Retry-After seconds
 }
+_CODE_OF_STATUS = {status: code for code, status in reversed(ERROR_CODES.items())}
+
+
+def owns(path: str) -> bool:
+    """Whether ``path`` is the API's: its answers are JSON, whatever goes wrong."""
+    return path == "/api" or path.startswith("/api/")
 
 
 def error(code: str, message: str, *, headers: list[tuple[str, str]] | None = None) -> Response:
     """An API error: ``{"error": {"code", "message"}}`` with the code's HTTP status."""
     response = json_response({"error": {"code": code, "message": message}}, ERROR_CODES[code])
     response.headers.extend(headers or [])
+    return response
+
+
+def error_for_status(status: int, message: str) -> Response:
+    """An API error for a status decided before routing (a bad request line, a body too large)."""
+    response = error(_CODE_OF_STATUS.get(status, "invalid_request"), message)
+    response.status = status
     return response
 
 
@@ -64,8 +91,7 @@ def api_key_required(handler: ApiHandler) -> ApiHandler:
         if not key:
             return error("unauthorized", "Send an API key: Authorization: Bearer <key>.",
                          headers=[("WWW-Authenticate", 'Bearer realm="xero-elt api"')])
-        wait = request.app.admin_failures.failure(request.client)
-        log.warning("API: wrong or revoked API key from %s", request.client)
+        wait = request.app.admin_failures.failure_logged(request.client, "API key", log)
         if wait:
             return error("too_many_attempts", "Too many wrong API keys; wait and try again.",
                          headers=[("Retry-After", str(max(1, round(wait))))])
@@ -82,11 +108,8 @@ def _body(request: Request, allowed: dict[str, type]) -> dict[str, Any]:
         return {}
     content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise InvalidInput("Send the body as application/json.")
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("The body is not valid JSON.") from None
+        raise UnsupportedMediaType("Send the body as application/json.")
+    data = parse_json(request.body)
     if not isinstance(data, dict):
         raise InvalidInput("The body must be a JSON object.")
     unknown = sorted(set(data) - set(allowed))
@@ -123,12 +146,19 @@ def _answers(handler: ApiHandler) -> ApiHandler:
             return handler(request)
         except NotFound as exc:
             return error("not_found", str(exc))
+        except UnsupportedMediaType as exc:
+            return error("unsupported_media_type", str(exc))
         except InvalidInput as exc:
             return error("invalid_field" if exc.field else "invalid_request", str(exc))
         except InviteError as exc:
             return error("conflict", str(exc))
         except XeroCallFailed as exc:
-            return error("xero_unavailable", str(exc))
+            # Xero's own words (its error body) stay in the log, under the reference we show.
+            ref = new_reference(request.organisation)
+            log_reference(ref, status=502, heading="Xero call failed", path=request.path,
+                          detail=str(exc))
+            return error("xero_unavailable", "Xero could not complete this; nothing changed "
+                         f"here. Support reference: {ref.code}.")
         except MailError as exc:
             return error("mail_failed", str(exc))
 

@@ -19,6 +19,10 @@ class InvalidInput(AuthServerError):
         self.field = field
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The body is not in the media type this route reads."""
+
+
 class NotFound(AuthServerError):
     """No such connection or invite."""
 

@@ -253,9 +253,21 @@ REFUSALS = {
 RETRY_AFTER_SECONDS = 5
 
 
+# The same refusals as JSON, for clients of the API (its every answer is JSON).
+REFUSALS_JSON = {
+    Admission.SERVER_FULL: api.error(
+        "unavailable", "The server is busy; try again in a few seconds.").body,
+    Admission.CLIENT_FULL: api.error(
+        "too_many_attempts", "Too many connections from your address; try again in a few "
+        "seconds.").body,
+}
+
+
 def refuse(sock: socket.socket, admission: Admission) -> None:
-    """Answer a refused connection: read its request head briefly, then a 503 or 429."""
+    """Answer a refused connection: read its request head briefly, then a 503 or 429 (JSON for
+    the API, as the rest of its answers)."""
     status, body = REFUSALS[admission]
+    content_type = b"text/plain; charset=utf-8"
     # A deadline for the whole head, not a timeout per recv: a byte every second would
     # otherwise hold this thread for as long as the client liked.
     deadline = time.monotonic() + BUSY_READ_SECONDS
@@ -274,12 +286,20 @@ def refuse(sock: socket.socket, admission: Admission) -> None:
                 if not chunk:
                     return
                 head += chunk
-        lines = [b"HTTP/1.1 " + status, b"Content-Type: text/plain; charset=utf-8",
+        if _names_api(head):
+            body, content_type = REFUSALS_JSON[admission], b"application/json"
+        lines = [b"HTTP/1.1 " + status, b"Content-Type: " + content_type,
                  b"Content-Length: %d" % len(body), b"Retry-After: %d" % RETRY_AFTER_SECONDS,
                  b"Connection: close", b"Cache-Control: no-store"]
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
     except OSError:
         pass
+
+
+def _names_api(head: bytes) -> bool:
+    """Whether a request head (however malformed, even cut short) targets the API."""
+    words = head.split(b"\r\n", 1)[0].split(maxsplit=2)
+    return len(words) >= 2 and api.owns(urlsplit(words[1].decode("latin-1")).path)
 
 
 class DeadlineReader(io.RawIOBase):
@@ -334,6 +354,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """One request, which must arrive whole within ``request_read_seconds`` (idle
         keep-alive time counts too)."""
         self.deadline = time.monotonic() + self.app.settings.request_read_seconds
+        self.raw_requestline = b""  # send_error reads it: never the previous request's
         try:
             super().handle_one_request()
         except ConnectionError:
@@ -384,13 +405,20 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message_text: str | None = None,
                    explain: str | None = None) -> None:
-        """Errors raised by the stdlib parser (bad request line, huge headers) get our headers."""
+        """Errors raised by the stdlib parser (bad request line, huge headers) get our headers,
+        and a JSON body when the request line names an API path."""
         try:
             short, _ = self.responses.get(code, ("Error", ""))
         except Exception:
             short = "Error"
-        body = (f"<!doctype html><title>{code} {escape(short)}</title>"
-                f"<h1>{code} {escape(short)}</h1><p>{escape(message_text or short)}</p>").encode()
+        content_type = "text/html; charset=utf-8"
+        if _names_api(self.raw_requestline):
+            answer = api.error_for_status(code, message_text or short)
+            body, content_type = answer.body, answer.content_type
+        else:
+            body = (f"<!doctype html><title>{code} {escape(short)}</title>"
+                    f"<h1>{code} {escape(short)}</h1><p>{escape(message_text or short)}</p>"
+                    ).encode()
         self.close_connection = True
         self.log_request(code)
         # The stdlib leaves request_version at HTTP/0.9 when the request line is malformed or
@@ -398,7 +426,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.0"
         self.send_response_only(code)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         for name, value in security_headers(csp="default-src 'none'; frame-ancestors 'none'",
@@ -411,8 +439,11 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _reject(self, status: int, text: str) -> None:
         self.close_connection = True
         request = self._request(b"")
-        response = message(request, HTTPStatus(status).phrase, [text], status=status,
-                           tone="error")
+        if api.owns(request.path):
+            response = api.error_for_status(status, text)
+        else:
+            response = message(request, HTTPStatus(status).phrase, [text], status=status,
+                               tone="error")
         response.headers.append(("Connection", "close"))
         self._write(response)
 
@@ -445,8 +476,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._reject(400, "This request must not have a body.")
                 return None
             return b""
-        if length_text is None or not length_text.isdigit():
-            self._reject(411, "Send the body with a Content-Length.")
+        if length_text is None:
+            return b""  # no Content-Length and no Transfer-Encoding: no body (RFC 9112, 6.3)
+        if not length_text.isdigit():
+            self._reject(400, "Content-Length must be a number.")
             return None
         length = int(length_text)
         # Xero batches events into one payload: its path has a limit of its own.
@@ -497,6 +530,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         if not self.path.startswith("/"):
             self._reject(400, "Malformed request target.")
             return
+        method = "GET" if self.command == "HEAD" else self.command
+        path = urlsplit(self.path).path
+        if api.owns(path) and route(method, path)[0] is None:
+            # An API path's wrong method or unknown route is answered before any body is read
+            # (405 with Allow, or 404); the unread body makes the connection unusable.
+            self.close_connection = True
+            self._write(self._unrouted(self._request(b"")), head_only=head_only)
+            return
         body = self._read_body()
         if body is None:
             return
@@ -507,23 +548,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             target = self.app.settings.base_url + request.path
             self._write(Response(status=308, headers=[("Location", target)]), head_only=head_only)
             return
-        method = "GET" if self.command == "HEAD" else self.command
-        handler, params, allowed = route(method, request.path)
-        is_api = request.path == "/api" or request.path.startswith("/api/")
-        if handler is None and is_api:
-            response = (api.method_not_allowed(request, allowed) if allowed
-                        else api.not_found(request))
-        elif handler is None:
-            if allowed:
-                response = message(request, "Method not allowed", [
-                    "This address does not accept that kind of request.",
-                ], status=405, tone="error")
-                response.headers.append(("Allow", ", ".join(sorted(set(allowed)))))
-            else:
-                response = message(request, "Page not found", [
-                    "There is nothing at this address. If you followed a link from an email, "
-                    "check that it was copied completely.",
-                ], status=404, tone="warning")
+        handler, params, _ = route(method, request.path)
+        is_api = api.owns(request.path)
+        if handler is None:
+            response = self._unrouted(request)
         else:
             request.params = params
             try:
@@ -539,6 +567,25 @@ class RequestHandler(BaseHTTPRequestHandler):
         for value in request.new_cookies:
             response.headers.append(("Set-Cookie", value))
         self._write(response, head_only=head_only)
+
+    def _unrouted(self, request: Request) -> Response:
+        """The answer to a request no route takes: 405 with ``Allow`` when the path exists for
+        other methods, else 404 (JSON under ``/api``, a page elsewhere)."""
+        _, _, allowed = route("GET" if request.method == "HEAD" else request.method,
+                              request.path)
+        if api.owns(request.path):
+            return (api.method_not_allowed(request, allowed) if allowed
+                    else api.not_found(request))
+        if allowed:
+            response = message(request, "Method not allowed", [
+                "This address does not accept that kind of request.",
+            ], status=405, tone="error")
+            response.headers.append(("Allow", ", ".join(sorted(set(allowed)))))
+            return response
+        return message(request, "Page not found", [
+            "There is nothing at this address. If you followed a link from an email, "
+            "check that it was copied completely.",
+        ], status=404, tone="warning")
 
     def do_GET(self) -> None:
         """Pages, the callback, the admin page, the stylesheet."""
@@ -556,6 +603,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._handle()
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
+
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib answers a method it has no do_<METHOD> for with a 501 page; every method
+        # is routed instead, so one that no route takes is a 405 with Allow (JSON for the API).
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
 
 
 def make_server(

@@ -131,6 +131,17 @@ class AuthServerSettings:
             value = getattr(self, name)
             if value is not None and urlsplit(value).scheme not in ("http", "https"):
                 raise ConfigError(f"auth_server.{name} must be an http(s) URL")
+        if self.webhook_url:
+            parts = urlsplit(self.webhook_url)
+            if "@" in parts.netloc:
+                # urllib sends no credentials from the URL, and the URL would reach the logs.
+                raise ConfigError("auth_server.webhook_url must not carry user:password@; "
+                                  "webhooks are signed with webhook_secret (a token in the path "
+                                  "works too)")
+            try:
+                parts.port  # noqa: B018 - raises on a malformed port
+            except ValueError:
+                raise ConfigError("auth_server.webhook_url has a malformed port") from None
         if self.webhook_url and len(self.webhook_secret or "") < MIN_ADMIN_TOKEN_LENGTH:
             raise ConfigError(
                 f"auth_server.webhook_secret must be set, at least {MIN_ADMIN_TOKEN_LENGTH} "

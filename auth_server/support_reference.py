@@ -1,4 +1,5 @@
-"""The support reference every error page shows, and the log line that carries the same one.
+"""The support reference every error page (and the API's Xero failures) shows, and the log line
+that carries the same one.
 
 A person stuck on an error sends the platform's support a screenshot; the reference on it (the
 time, a short code, the organisation where known) is also in the auth server's log, so support
@@ -42,10 +43,13 @@ def new_reference(organisation: str | None) -> SupportReference:
     return SupportReference("XE-" + secrets.token_hex(3).upper(), utcnow(), organisation)
 
 
-def log_reference(ref: SupportReference, *, status: int, heading: str, path: str) -> None:
-    """The error page's log line, with the reference a person will quote."""
-    log.warning("error page %d %r at %s; support reference %s", status, heading,
-                _INVITE_TOKEN.sub("/invite/…", path.split("?", 1)[0]), ref.text())
+def log_reference(ref: SupportReference, *, status: int, heading: str, path: str,
+                  detail: str | None = None) -> None:
+    """The error's log line, with the reference a person will quote and the ``detail`` (such
+    as Xero's answer) that the page or API answer leaves out."""
+    log.warning("error page %d %r at %s; support reference %s%s", status, heading,
+                _INVITE_TOKEN.sub("/invite/…", path.split("?", 1)[0]), ref.text(),
+                f"; detail: {detail}" if detail else "")
 
 
 def reference_markup(ref: SupportReference, product: str) -> Markup:

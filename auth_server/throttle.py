@@ -9,6 +9,7 @@ itself is out of reach because admin tokens have at least 32 characters (see set
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,16 @@ class FailureThrottle:
                        MAX_WAIT_SECONDS)
             record.wait_until = now + wait
             return wait
+
+    def failure_logged(self, client: str, what: str, log: logging.Logger) -> float:
+        """``failure``, with a warning per free failure and one when the client starts backing
+        off: a guessing script cannot fill the log with a line per guess."""
+        wait = self.failure(client)
+        if not wait:
+            log.warning("%s wrong (from %s)", what, client)
+        elif wait == FIRST_WAIT_SECONDS:
+            log.warning("too many wrong %ss from %s: backing off", what, client)
+        return wait
 
     def success(self, client: str) -> None:
         """The right credential came from ``client``: forget its failures."""

@@ -142,6 +142,15 @@ def redirect(location: str, status: int = 303) -> Response:
     return Response(status=status, headers=[("Location", location)])
 
 
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON; ``InvalidInput`` when it is not JSON or nests too deep for the
+    parser (100,000 ``[`` exhaust its recursion: that is bad input, not a server error)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidInput("The body is not valid JSON.") from None
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     """A JSON body."""
     return Response(status=status, body=json.dumps(data, default=str).encode(),

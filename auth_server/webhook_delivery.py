@@ -77,6 +77,12 @@ def post_event(url: str, secret: str, body: bytes) -> tuple[int | None, str | No
     return status, f"HTTP {status}"
 
 
+def receiver_host(url: str) -> str:
+    """What logs say about the receiver: its host and port, never a path, query or user."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
 def deliver(store: Store, settings: AuthServerSettings, event: WebhookEvent) -> bool:
     """One attempt at ``event`` (claimed by the caller), recorded in the outbox; True if
     delivered."""
@@ -90,7 +96,7 @@ def deliver(store: Store, settings: AuthServerSettings, event: WebhookEvent) -> 
         next_at = utcnow() + timedelta(seconds=wait)
     store.record_webhook_attempt(event.event_id, delivered=delivered, status_code=status,
                                  error=error, next_attempt_at=next_at)
-    host = urlsplit(settings.webhook_url).netloc
+    host = receiver_host(settings.webhook_url)
     if delivered:
         log.info("webhook %s (%s) delivered to %s", event.event_id, event.type, host)
     elif next_at is not None:

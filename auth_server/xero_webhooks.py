@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any
 
-from auth_server.web import Request, Response
+from auth_server.errors import InvalidInput
+from auth_server.web import Request, Response, parse_json
 from connector.store import StoreError, utcnow
 from connector.store.xero_events import parse_event
 
@@ -53,8 +53,8 @@ def receive(request: Request) -> Response:
         log.warning("Xero webhook with a wrong or missing signature refused")
         return _empty(401)
     try:
-        payload: Any = json.loads(request.body)
-    except ValueError:
+        payload: Any = parse_json(request.body)
+    except InvalidInput:
         payload = None
     raw_events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(raw_events, list) or len(raw_events) > MAX_EVENTS:

@@ -4,6 +4,9 @@ that each real answer is validated against."""
 from __future__ import annotations
 
 import json
+import logging
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +199,118 @@ def test_purge_through_the_api_removes_the_data_and_the_grant(
     types = [e.type for e in auth.store.list_webhook_events(connection_id=cid)]
     assert types[0] == "connection.purged"
     api.http.close()
+
+
+def _raw(auth: RunningAuth, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (malformed ones included); the status, headers and body."""
+    host, port = auth.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"POST /api/v1/invites HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     411, "length_required"),
+    (b"POST /api/v1/invites HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+     413, "too_large"),
+    (b"POST /api/v1/invites HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n"
+     b"\r\nx", 400, "invalid_request"),
+    (b"POST /api/v1/invites HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+     400, "invalid_request"),
+    (b"GET /api/v1/connections HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",
+     431, "headers_too_large"),
+    (b"GET /api/v1/connections HTTP/9.9\r\nHost: x\r\n\r\n", 505, "invalid_request"),
+    (b"GET /api/v1/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    (b"QUERY /api/v1/connections HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405,
+     "method_not_allowed"),
+    (b"TRACE /api/v1/invites HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 405,
+     "method_not_allowed"),
+])
+def test_errors_raised_before_routing_are_json_under_the_api(
+        auth: RunningAuth, request_bytes: bytes, status: int, code: str) -> None:
+    got, headers, body = _raw(auth, request_bytes)
+    assert (got, headers["content-type"]) == (status, "application/json")
+    assert json.loads(body)["error"]["code"] == code
+    if status == 405:
+        assert headers["allow"] in ("GET", "POST")
+
+
+def test_outside_the_api_the_same_errors_stay_pages(auth: RunningAuth) -> None:
+    too_large = _raw(auth, b"POST /admin/login HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: 99999999\r\n\r\n")
+    unknown_method = _raw(auth, b"QUERY /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert too_large[0] == 413
+    assert too_large[1]["content-type"].startswith("text/html")
+    assert unknown_method[0] == 405
+    assert unknown_method[1]["content-type"].startswith("text/html")
+    assert unknown_method[1]["allow"] == "GET"
+
+
+def test_a_bare_post_without_content_length_is_accepted(auth: RunningAuth) -> None:
+    """The README's own `curl -X POST …/resend`: no body, no Content-Length (once a 411)."""
+    _, key = auth.store.create_api_key("curl")
+    made = auth.http(headers={"Authorization": f"Bearer {key}"}).post(
+        "/api/v1/invites", json={"company": "Acme", "email": "a@acme.test"}).json()
+    status, headers, body = _raw(auth, (
+        f"POST /api/v1/connections/{made['connection_id']}/resend HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n").encode())
+    assert (status, headers["content-type"]) == (200, "application/json")
+    assert json.loads(body)["connection_id"] == made["connection_id"]
+
+
+def test_deeply_nested_json_is_a_400_not_a_server_error(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    nested = b"[" * 10_000  # under the API's 16 KiB body limit; 100,000 are a 413 (above)
+    with caplog.at_level(logging.INFO, logger="auth_server"):
+        answer = api.http.post("/api/v1/invites", content=nested,
+                               headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_request")
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_non_json_body_is_415(api: Api) -> None:
+    answer = api.call("POST", "/invites", content=b"company=A", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_xero_s_error_text_never_reaches_the_client(
+        api: Api, auth: RunningAuth, org: dict[str, Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    invite = api.call("POST", "/invites", {"company": "Acme", "email": "a@acme.test"}).json()
+    auth.customer().connect(invite["link"], org["admin"], tenant_ids=[org["tenantId"]])
+    detail = "Xero-internal detail 7f3e: validation of connection failed"
+    auth.sandbox.fault(kind="status", status=400, path="/connections", method="DELETE",
+                       body=json.dumps({"Title": "Bad", "Detail": detail}),
+                       content_type="application/json")
+    with caplog.at_level(logging.WARNING, logger="auth_server"):
+        answer = api.call("POST", f"/connections/{invite['connection_id']}/disconnect")
+    error = answer.json()["error"]
+    assert (answer.status_code, error["code"]) == (502, "xero_unavailable")
+    assert "7f3e" not in answer.text
+    assert "Detail" not in answer.text
+    reference = re.search(r"XE-[0-9A-F]{6}", error["message"])
+    assert reference is not None
+    logged = [r.getMessage() for r in caplog.records if reference.group() in r.getMessage()]
+    assert len(logged) == 1
+    assert "7f3e" in logged[0]
+    assert auth.connection(invite["connection_id"]).status == "connected"  # nothing changed
+
+
+def test_wrong_keys_log_a_warning_per_free_failure_then_once_per_back_off(
+        auth: RunningAuth, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="auth_server"), auth.http() as http:
+        answers = [http.get("/api/v1/connections",
+                            headers={"Authorization": f"Bearer wrong-{i:036d}"}).status_code
+                   for i in range(20)]
+    assert answers == [401] * 5 + [429] * 15
+    lines = [r.getMessage() for r in caplog.records if "API key" in r.getMessage()]
+    assert lines == ["API key wrong (from 127.0.0.1)"] * 5 + [
+        "too many wrong API keys from 127.0.0.1: backing off"]

@@ -4,6 +4,7 @@ window running out, replay from the CLI; and reconnect keeping the connection_id
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from auth_server.errors import ConfigError
+from auth_server.settings import AuthServerSettings
 from auth_server.webhook_signature import verify
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth, wait_for
@@ -263,3 +266,30 @@ def test_the_readme_s_receiver_check_accepts_a_real_delivery_and_refuses_a_repla
     old = {**delivery["headers"],
            "X-Xero-Elt-Timestamp": str(int(delivery["headers"]["X-Xero-Elt-Timestamp"]) - 600)}
     assert not namespace["is_genuine"](SECRET, old, delivery["body"])
+
+
+def test_a_webhook_url_with_credentials_is_refused_at_start_up() -> None:
+    """urllib would not send them, and the URL was logged with every failed attempt."""
+    with pytest.raises(ConfigError, match="must not carry user:password@"):
+        AuthServerSettings(webhook_url="https://hooks:s3cret@platform.test/xero-elt",
+                           webhook_secret=SECRET)
+
+
+def test_delivery_logs_name_only_the_receiver_s_host(
+        sandbox: SandboxHandle, tmp_home: Path, receiver: Receiver, org: dict[str, Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    url = receiver.url + "/tok-5e1a?key=q-77"  # a receiver's own token in the path and query
+    auth = start_auth(sandbox, tmp_home, webhook_url=url, webhook_secret=SECRET,
+                      webhook_retry_scale=0.0001, webhook_poll_seconds=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="auth_server"):
+            auth.server.start_webhook_worker()
+            invite = _api(auth).post("/api/v1/invites",
+                                     json={"company": "Acme", "email": "a@acme.test"}).json()
+            auth.customer().connect(invite["link"], org["admin"], tenant_ids=[org["tenantId"]])
+            wait_for(lambda: any(e.attempts >= 2 for e in auth.store.list_webhook_events()))
+    finally:
+        stop_auth(auth)
+    lines = [r.getMessage() for r in caplog.records if r.name == "auth_server.webhook_delivery"]
+    assert any(f"to 127.0.0.1:{receiver.port} failed" in line for line in lines)
+    assert not [line for line in lines if "tok-5e1a" in line or "q-77" in line]

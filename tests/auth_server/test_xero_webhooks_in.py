@@ -9,6 +9,7 @@ runs the real one); it takes the pending events as `xero-elt run --webhook-event
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -239,3 +240,15 @@ def test_payloads_over_the_webhook_limit_are_refused_unread(sandbox: SandboxHand
         assert len(auth.store.list_xero_events()) == 1
     finally:
         stop_auth(auth)
+
+
+def test_a_deeply_nested_signed_payload_is_a_400_with_an_empty_body(
+        hooks: tuple[RunningAuth, Runs], caplog: pytest.LogCaptureFixture) -> None:
+    auth, runs = hooks
+    nested = b"[" * 100_000  # exhausts json's recursion: once a 500 with a traceback
+    with caplog.at_level(logging.INFO, logger="auth_server"):
+        answer = post(auth, nested, signature(nested, KEY))
+    assert (answer.status_code, answer.content) == (400, b"")
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert auth.store.list_xero_events() == []
+    assert runs.calls == []

@@ -117,7 +117,9 @@ def test_purge_removes_one_organisation_everywhere_and_leaves_the_other(
         warehouse: Warehouse, connected_store: Store, sandbox: SandboxHandle) -> None:
     warehouse.run_ok()
     gone, kept = connected_store.list_connections(statuses=["connected"])[:2]
-    assert gone.tenant_id and kept.tenant_id and gone.organisation_name
+    assert gone.tenant_id
+    assert kept.tenant_id
+    assert gone.organisation_name
     if warehouse.destination == "duckdb":
         _leave_traces(connected_store, gone)
     # A failing run leaves the organisation's errors in runs.jsonl and sync_runs too.
@@ -220,7 +222,8 @@ def test_a_run_that_waits_behind_a_purge_leaves_the_organisation_out(
     here as a run of it would); a run of every organisation started meanwhile loads the other
     organisation only, and the purge finishes once the lock is free."""
     gone, kept = connected_store.list_connections(statuses=["connected"])[:2]
-    assert gone.tenant_id and kept.tenant_id
+    assert gone.tenant_id
+    assert kept.tenant_id
     holder = Store(connected_store.home)
     release = threading.Event()
     held = threading.Event()
