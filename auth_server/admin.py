@@ -34,7 +34,8 @@ from auth_server.web import (
     page,
     redirect,
 )
-from connector.store import Connection, ConnectionStatus, utcnow
+from connector.store import Connection, ConnectionStatus, Store, utcnow
+from connector.store.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -202,17 +203,33 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "–"
 
 
-def _badge(conn: Connection) -> Markup:
+def _badge(conn: Connection, failed_purge: Job | None = None) -> Markup:
     tone = {
         ConnectionStatus.CONNECTED: "ok", ConnectionStatus.INCOMPLETE: "warn",
         ConnectionStatus.NEEDS_RECONNECTION: "bad", ConnectionStatus.EXPIRED: "warn",
+        ConnectionStatus.PURGING: "bad" if failed_purge else "warn",
     }.get(ConnectionStatus(conn.status), "")
     badge = tag("span", conn.status.replace("_", " "), class_=f"badge {tone}".strip())
     detail = ""
     if conn.status != ConnectionStatus.CONNECTED:  # the sync column speaks for connected ones
         detail = connections.status_label(conn).removeprefix(conn.status.replace("_", " "))
         detail = detail.strip(" ·()")
+    if failed_purge is not None:  # still `purging`: no run loads it, but data may remain
+        detail = (f"purge failed {_when(failed_purge.finished_at)}: {failed_purge.outcome}; "
+                  "ask for the purge again (API or `xero-elt purge`)")
     return Markup(badge + (tag("span", detail, class_="sub") if detail else ""))
+
+
+def _failed_purges(store: Store, conns: list[Connection]) -> dict[str, Job]:
+    """The last purge job of each connection still ``purging``, when that job failed."""
+    failed = {}
+    for conn in conns:
+        if conn.status == ConnectionStatus.PURGING:
+            last = next((j for j in store.list_jobs(conn.connection_id) if j.kind == "purge"),
+                        None)
+            if last is not None and last.state == "failed":
+                failed[conn.connection_id] = last
+    return failed
 
 
 def _last_sync(conn: Connection) -> Markup:
@@ -256,6 +273,7 @@ def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
         return Markup('<tr><td colspan="6" class="empty">No connections yet. Invite a company '
                       "above.</td></tr>")
     rows = []
+    failed = _failed_purges(request.app.store, conns)
     for conn in conns:
         org = tag("span", conn.organisation_name or "–")
         if conn.tenant_id:
@@ -264,7 +282,8 @@ def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
                          + tag("span", f"{conn.email} · {conn.connection_id}".strip(" ·"),
                                class_="sub"))
         rows.append(Markup(
-            "<tr>" + tag("td", company) + tag("td", org) + tag("td", _badge(conn))
+            "<tr>" + tag("td", company) + tag("td", org)
+            + tag("td", _badge(conn, failed.get(conn.connection_id)))
             + tag("td", _last_sync(conn)) + tag("td", _when(conn.invited_at))
             + tag("td", _actions(request, auth, conn), class_="actions-cell") + "</tr>"
         ))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from auth_server import connections, invites
-from auth_server.background import run_cli_in_background
+from auth_server.background import cli_work
 from auth_server.errors import (
     InvalidInput,
     InviteError,
@@ -27,7 +27,8 @@ from auth_server.errors import (
 )
 from auth_server.support_reference import log_reference, new_reference
 from auth_server.web import Request, Response, json_response, parse_json
-from connector.store import Connection, ConnectionStatus
+from connector.store import Connection, ConnectionStatus, StoreError
+from connector.store.jobs import Job, JobsBusy
 from connector.store.webhook_outbox import connection_payload
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ ERROR_CODES = {
     "mail_failed": 502,  # the invite email could be neither sent nor written
     "internal_error": 500,
     "unavailable": 503,  # the server is at its connection cap: retry after Retry-After seconds
+    "busy": 429,  # as many background jobs run as the server allows: retry after Retry-After
 }
 _CODE_OF_STATUS = {status: code for code, status in reversed(ERROR_CODES.items())}
 
@@ -79,15 +81,27 @@ def error_for_status(status: int, message: str) -> Response:
 ApiHandler = Callable[[Request], Response]
 
 
-def api_key_required(handler: ApiHandler) -> ApiHandler:
-    """Wrap a handler: 401 (or 429 while backing off) without an active API key."""
+def api_key_required(handler: ApiHandler, scope: str) -> ApiHandler:
+    """Wrap a handler: 401 (or 429 while backing off) without an active API key, 403 without
+    ``scope``; the key's id is on the log line of every action it takes."""
 
     def wrapped(request: Request) -> Response:
         header = request.headers.get("Authorization") or ""
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if key and request.app.store.check_api_key(key) is not None:
+        record = request.app.store.check_api_key(key) if key else None
+        if record is not None:
             request.app.admin_failures.success(request.client)
-            return handler(request)
+            if not record.allows(scope):
+                log.warning("API key %s (scope %s) refused %s %s: needs %s", record.key_id,
+                            record.scope, request.method, request.path, scope)
+                return error("forbidden", f"This API key's scope ({record.scope}) does not "
+                             f"allow this; it needs {scope}.")
+            request.actor = f"api:{record.key_id}"
+            response = handler(request)
+            if request.method != "GET":
+                log.info("API key %s: %s %s -> %d", record.key_id, request.method,
+                         request.path, response.status)
+            return response
         if not key:
             return error("unauthorized", "Send an API key: Authorization: Bearer <key>.",
                          headers=[("WWW-Authenticate", 'Bearer realm="xero-elt api"')])
@@ -166,12 +180,16 @@ def _answers(handler: ApiHandler) -> ApiHandler:
     return wrapped
 
 
-def endpoint(handler: ApiHandler) -> ApiHandler:
-    """An authenticated API route."""
-    return api_key_required(_answers(handler))
+def endpoint(scope: str) -> Callable[[ApiHandler], ApiHandler]:
+    """An authenticated API route that needs ``scope`` (``read``, ``write`` or ``admin``)."""
+
+    def decorate(handler: ApiHandler) -> ApiHandler:
+        return api_key_required(_answers(handler), scope)
+
+    return decorate
 
 
-@endpoint
+@endpoint("write")
 def create_invite(request: Request) -> Response:
     """``POST /api/v1/invites``: a new invite; its link, which the platform may send itself."""
     data = _body(request, {"company": str, "email": str, "send_email": bool})
@@ -181,7 +199,7 @@ def create_invite(request: Request) -> Response:
     return json_response(_invite_answer(conn, link), 201)
 
 
-@endpoint
+@endpoint("read")
 def list_connections(request: Request) -> Response:
     """``GET /api/v1/connections``: every connection record."""
     invites.expire_stale_invites(request.app.store)
@@ -189,13 +207,15 @@ def list_connections(request: Request) -> Response:
     return json_response({"connections": [connection_payload(c) for c in conns]})
 
 
-@endpoint
+@endpoint("read")
 def get_connection(request: Request) -> Response:
-    """``GET /api/v1/connections/{id}``."""
-    return json_response(_one(_connection(request)))
+    """``GET /api/v1/connections/{id}``: the connection and its latest background jobs."""
+    conn = _connection(request)
+    jobs = request.app.store.list_jobs(conn.connection_id, limit=5)
+    return json_response({**_one(conn), "jobs": [j.summary() for j in jobs]})
 
 
-@endpoint
+@endpoint("write")
 def resend(request: Request) -> Response:
     """``POST …/resend``: a new link (the reconnect link for one needing reconnection)."""
     data = _body(request, {"send_email": bool})
@@ -205,7 +225,7 @@ def resend(request: Request) -> Response:
     return json_response(_invite_answer(conn, link))
 
 
-@endpoint
+@endpoint("write")
 def withdraw(request: Request) -> Response:
     """``POST …/withdraw``: an invite not connected yet stops working."""
     conn = _connection(request)
@@ -218,7 +238,7 @@ def withdraw(request: Request) -> Response:
     return json_response(_one(conn))
 
 
-@endpoint
+@endpoint("admin")
 def disconnect(request: Request) -> Response:
     """``POST …/disconnect``: at Xero, then here."""
     conn = _connection(request)
@@ -229,26 +249,68 @@ def disconnect(request: Request) -> Response:
     return json_response(_one(conn))
 
 
-@endpoint
+# How long a client refused for the job cap should wait: jobs take seconds to minutes.
+JOBS_RETRY_AFTER_SECONDS = 30
+
+
+def _job_answer(request: Request, job: Job | None) -> Response:
+    conn = request.app.store.get_connection(_connection(request).connection_id)
+    return json_response({"job": job.summary() if job else None, **_one(conn)}, 202)
+
+
+def _busy(exc: JobsBusy) -> Response:
+    return error("busy", f"{exc}; try again later.",
+                 headers=[("Retry-After", str(JOBS_RETRY_AFTER_SECONDS))])
+
+
+@endpoint("write")
 def sync(request: Request) -> Response:
-    """``POST …/sync``: start a sync of this organisation (202; watch ``sync_state``)."""
+    """``POST …/sync``: start a sync of this organisation (202 with the job; a sync already
+    queued or running is answered with that job)."""
     conn = _connection(request)
     if conn.status != ConnectionStatus.CONNECTED or not conn.tenant_id:
         raise InviteError(f"{conn.connection_id} is {conn.status}, not connected")
-    request.app.first_sync.start(conn)
-    return json_response(_one(request.app.store.get_connection(conn.connection_id)), 202)
+    try:
+        job = request.app.first_sync.start(conn, requested_by=request.actor or "api",
+                                           capped=True)
+    except JobsBusy as exc:
+        return _busy(exc)
+    return _job_answer(request, job)
 
 
-@endpoint
+@endpoint("admin")
 def purge(request: Request) -> Response:
-    """``POST …/purge``: remove the organisation's data, state and tokens (202; the status
-    becomes ``purged`` when done, and ``connection.purged`` is sent)."""
+    """``POST …/purge``: remove the organisation's data, state and tokens (202 with the job;
+    the status becomes ``purging`` at once and ``purged`` when done, and ``connection.purged``
+    is sent; a failed purge sends ``purge.failed`` and may simply be asked for again)."""
     conn = _connection(request)
     if conn.status == ConnectionStatus.PURGED:
-        return json_response(_one(conn), 202)
-    run_cli_in_background(request.app.store, ["purge", "--connection", conn.connection_id,
-                                              "--yes"], name=f"purge-{conn.connection_id}")
-    return json_response(_one(conn), 202)
+        done = request.app.store.list_jobs(conn.connection_id)
+        return _job_answer(request, next((j for j in done if j.kind == "purge"), None))
+    actor = request.actor or "api"
+    work = cli_work(request.app.store, ["purge", "--connection", conn.connection_id, "--yes",
+                                        "--by", actor], log_name=f"purge-{conn.connection_id}")
+    try:
+        job, created = request.app.jobs.submit("purge", conn.connection_id, work,
+                                               requested_by=actor)
+    except JobsBusy as exc:
+        return _busy(exc)
+    if created and conn.status != ConnectionStatus.PURGING:
+        # From now on no run loads it, even before the purge's process has started.
+        request.app.store.update_connection(conn.connection_id, status=ConnectionStatus.PURGING,
+                                            status_reason=f"purge requested by {actor}",
+                                            sync_state=None)
+    return _job_answer(request, job)
+
+
+@endpoint("read")
+def get_job(request: Request) -> Response:
+    """``GET /api/v1/jobs/{id}``: a background job's state and outcome."""
+    try:
+        job = request.app.store.get_job(request.params["job_id"])
+    except StoreError:
+        raise NotFound("There is no such job.") from None
+    return json_response({"job": job.summary()})
 
 
 @cache
@@ -288,4 +350,5 @@ ROUTES: list[tuple[str, str, ApiHandler]] = [
     ("POST", rf"{PREFIX}/connections/{ID}/disconnect", disconnect),
     ("POST", rf"{PREFIX}/connections/{ID}/sync", sync),
     ("POST", rf"{PREFIX}/connections/{ID}/purge", purge),
+    ("GET", rf"{PREFIX}/jobs/(?P<job_id>[^/]{{1,64}})", get_job),
 ]

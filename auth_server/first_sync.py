@@ -9,15 +9,15 @@ page is free to leave: the page only reads the connection record's ``sync_state`
 
 from __future__ import annotations
 
+import functools
 import logging
-import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from auth_server.background import Jobs, Work, cli_work
 from connector.store import Connection, Store, StoreError, utcnow
+from connector.store.jobs import Job, JobsBusy
 
 log = logging.getLogger(__name__)
 
@@ -35,53 +35,56 @@ def pipeline_command(tenant_id: str) -> list[str]:
 
 
 class FirstSync:
-    """Starts first syncs and marks their outcome if the sync itself did not."""
+    """Starts syncs of one organisation as background jobs (``auth_server/background.py``) and
+    marks their outcome if the sync itself did not: a customer's first sync (never refused) and
+    the API's ``…/sync`` (counted against ``max_background_jobs``)."""
 
-    def __init__(self, store: Store, on_connected: OnConnected | None = None) -> None:
+    def __init__(self, store: Store, on_connected: OnConnected | None = None,
+                 jobs: Jobs | None = None) -> None:
         self.store = store
         self.on_connected = on_connected
-        self.threads: list[threading.Thread] = []
+        self.jobs = jobs or Jobs(store)
 
-    def start(self, conn: Connection) -> None:
-        """Mark the record ``syncing`` and start the sync; returns at once."""
+    def start(self, conn: Connection, *, requested_by: str = "first sync",
+              capped: bool = False) -> Job | None:
+        """Mark the record ``syncing`` and start the sync, unless one is queued or running;
+        returns at once with the job (None for a connection without an organisation).
+
+        Raises:
+            JobsBusy: ``capped`` and the server runs as many jobs as it allows.
+        """
         if not conn.tenant_id:
-            return
+            return None
+        if self.on_connected:
+            work: Work = functools.partial(self._run_callable, conn)
+        else:
+            work = cli_work(self.store, pipeline_command(conn.tenant_id)[3:],
+                            log_name=f"first-sync-{conn.connection_id}",
+                            on_exit=lambda code: self._finish(conn, ok=code == 0))
+        # Marked before the job starts: a quick sync may finish (and record itself) at once.
         self.store.update_connection(conn.connection_id, sync_state="syncing")
-        target = self._run_callable if self.on_connected else self._run_subprocess
-        thread = threading.Thread(target=target, args=(conn,), daemon=True,
-                                  name=f"first-sync-{conn.connection_id}")
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
+        try:
+            job, _ = self.jobs.submit("sync", conn.connection_id, work,
+                                      requested_by=requested_by, capped=capped)
+        except JobsBusy:
+            self.store.update_connection(conn.connection_id, sync_state=conn.sync_state)
+            raise
+        return job
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for running first syncs (tests, shutdown)."""
-        for thread in list(self.threads):
-            thread.join(timeout)
+        """Wait for running syncs (tests, shutdown)."""
+        self.jobs.join(timeout)
 
-    def _run_callable(self, conn: Connection) -> None:
+    def _run_callable(self, conn: Connection) -> tuple[bool, str]:
         assert self.on_connected is not None
         try:
             rows = self.on_connected(conn)
         except Exception as exc:
             log.error("first sync of %s failed: %s", conn.connection_id, type(exc).__name__)
             self._finish(conn, ok=False)
-            return
+            return False, f"failed: {type(exc).__name__}"
         self._finish(conn, ok=True, rows=rows if isinstance(rows, int) else None)
-
-    def _run_subprocess(self, conn: Connection) -> None:
-        assert conn.tenant_id
-        logs = Path(self.store.home) / "logs"
-        try:
-            logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(logs / f"first-sync-{conn.connection_id}.log", "ab") as out:
-                code = subprocess.call(pipeline_command(conn.tenant_id), stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            log.error("could not start the first sync of %s: %s", conn.connection_id, exc)
-            self._finish(conn, ok=False)
-            return
-        log.info("first sync of %s exited with %s", conn.connection_id, code)
-        self._finish(conn, ok=code == 0)
+        return True, "done"
 
     def _finish(self, conn: Connection, *, ok: bool, rows: int | None = None) -> None:
         """Record the outcome unless the sync (``pipelines run``) already did."""

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from auth_server import admin, admin_webhooks, api, flow, views, xero_webhooks
+from auth_server.background import Jobs
 from auth_server.capacity import Admission, ClientSlots, client_key, forwarded_client
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
@@ -634,9 +635,10 @@ def make_server(
             events) and returns its exit code, instead of the default subprocess
             ``python -m pipelines run --tenant ID --webhook-events --wait 600``.
     """
+    jobs = Jobs(store, settings.max_background_jobs)
     app = App(
-        store=store, settings=settings, xero=xero_settings,
-        first_sync=FirstSync(store, on_connected), csrf=csrf_signer(store),
+        store=store, settings=settings, xero=xero_settings, jobs=jobs,
+        first_sync=FirstSync(store, on_connected, jobs), csrf=csrf_signer(store),
         targeted_sync=TargetedSync(store, settings, run_targeted),
     )
     server = AuthServer((host, port), app)

@@ -67,6 +67,10 @@ class AuthServerSettings:
     requests in flight with ``trust_forwarded_for``) may hold of ``max_open_connections``;
     beyond it a short 429 (try again), so one machine cannot take the server. The last quarter
     of ``max_open_connections`` is kept for clients holding fewer than four."""
+    max_background_jobs: int = 4
+    """Background jobs (a sync or a purge through the API, each a process of ~50 MB or more)
+    running at once across the servers of one store; beyond it the API answers 429 with
+    Retry-After. A customer's first sync is never refused (it only waits its turn)."""
     webhook_url: str | None = None
     """Where webhooks out are posted (``connection.connected``, ``sync.failed``, …); without it
     events are kept in the outbox and not sent."""
@@ -121,6 +125,11 @@ class AuthServerSettings:
             raise ConfigError(
                 f"auth_server.max_open_connections must be at least 1, not "
                 f"{self.max_open_connections}"
+            )
+        if self.max_background_jobs < 1:
+            raise ConfigError(
+                f"auth_server.max_background_jobs must be at least 1, not "
+                f"{self.max_background_jobs}"
             )
         if self.max_connections_per_client < 1:
             raise ConfigError(

@@ -15,6 +15,7 @@ from email.message import Message
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from auth_server.background import Jobs
 from auth_server.errors import InvalidInput
 from auth_server.first_sync import FirstSync
 from auth_server.render import Markup, render, tag
@@ -46,6 +47,7 @@ class App:
     xero: XeroSettings
     first_sync: FirstSync
     csrf: CsrfSigner
+    jobs: Jobs
     admin_failures: FailureThrottle = field(default_factory=FailureThrottle)
     targeted_sync: TargetedSync | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,8 @@ class Request:
     organisation: str | None = None
     """The organisation (or invited company) this request is about, when known: error pages
     name it in their support reference."""
+    actor: str | None = None
+    """Who is acting, for logs and audit records: ``api:<key id>`` for the API."""
 
     @classmethod
     def parse_cookies(cls, header: str | None) -> dict[str, str]:

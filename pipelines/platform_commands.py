@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from connector.store import StoreError, open_store
+from connector.store.api_keys import DEFAULT_SCOPE, SCOPES
 from pipelines import exitcodes
 
 
@@ -22,6 +23,9 @@ def add_parsers(sub: Any) -> None:
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
     create = apikey_sub.add_parser("create", help="a new key; printed once as `key <value>`")
     create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE,
+                        help="read: GETs; write: also invites, resend, withdraw, sync; admin: "
+                             f"also disconnect and purge (default {DEFAULT_SCOPE})")
     keys = apikey_sub.add_parser("list", help="every key (never the key itself)")
     keys.add_argument("--json", action="store_true")
     revoke = apikey_sub.add_parser("revoke", help="the key stops working at once")
@@ -48,8 +52,9 @@ def apikey(args: argparse.Namespace) -> int:
     store = open_store()
     try:
         if args.apikey_command == "create":
-            record, key = store.create_api_key(args.name)
+            record, key = store.create_api_key(args.name, args.scope)
             print(f"key_id {record.key_id}")
+            print(f"scope {record.scope}")
             print(f"key {key}")
             print("xero-elt: the key is shown this once; keep it in the platform's secrets",
                   file=sys.stderr)
@@ -60,7 +65,7 @@ def apikey(args: argparse.Namespace) -> int:
             for r in records if not args.json else []:
                 state = "active" if r.active else f"revoked {r.revoked_at:%Y-%m-%d %H:%M}"
                 used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never used"
-                print(f"{r.key_id}  {r.name}  {state}  {used}")
+                print(f"{r.key_id}  {r.name}  {r.scope}  {state}  {used}")
         else:
             record = store.revoke_api_key(args.key_id)
             print(f"revoked {record.key_id} ({record.name})")

@@ -264,6 +264,18 @@ def _forget_in_history(path: Path, conn: Any) -> None:
     path.chmod(0o600)
 
 
+def _redact_in_place(path: Path, needles: list[str]) -> None:
+    """Replace the lines naming the organisation in the same file (a writer appending to it
+    keeps its place)."""
+    with open(path, "r+", encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines(keepends=True)
+        kept = [REDACTED + "\n" if any(n in line for n in needles) else line for line in lines]
+        if kept != lines:
+            fh.seek(0)
+            fh.write("".join(kept))
+            fh.truncate()
+
+
 def forget_in_files(home: Path, conn: Any) -> list[str]:
     """Step 3; the files removed."""
     removed = []
@@ -272,10 +284,11 @@ def forget_in_files(home: Path, conn: Any) -> list[str]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            # The purge's own log (purge-<id>.log) names only the connection and counts.
             if path.name.startswith("purge-"):
-                continue
-            if any(n in path.name for n in names):
+                # The purge's own log, which this purge may be writing to: kept (it names the
+                # connection and counts), with what earlier failed tries said redacted in place.
+                _redact_in_place(path, _needles(conn))
+            elif any(n in path.name for n in names):
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
     _forget_in_history(home / "runs.jsonl", conn)

@@ -178,7 +178,8 @@ def test_purge_through_the_api_removes_the_data_and_the_grant(
     from tests.auth_server.conftest import duckdb_counts
 
     auth, database = auth_duckdb
-    _, key = auth.store.create_api_key("tests")
+    record, key = auth.store.create_api_key("tests")
+    key_id = record.key_id
     api = Api(auth, spec, key)
     invite = api.call("POST", "/invites", {"company": "Acme", "email": "a@acme.test"}).json()
     cid = invite["connection_id"]
@@ -189,12 +190,21 @@ def test_purge_through_the_api_removes_the_data_and_the_grant(
 
     answer = api.call("POST", f"/connections/{cid}/purge")
     assert answer.status_code == 202
+    job = answer.json()["job"]
+    assert (job["kind"], job["connection_id"]) == ("purge", cid)
     wait_for(lambda: auth.connection(cid).status == "purged", timeout=180)
+    auth.server.app.jobs.join(60)
 
     assert set(duckdb_counts(database, org["tenantId"]).values()) == {0}
     assert auth.store.list_grants() == []  # revoked at Xero (nothing else used it), then deleted
-    record = api.call("GET", f"/connections/{cid}").json()["connection"]
-    assert (record["status"], record["tenant_id"]) == ("purged", org["tenantId"])
+    answer = api.call("GET", f"/connections/{cid}").json()
+    record = answer["connection"]
+    assert (record["status"], record["tenant_id"], record["organisation_name"]) == (
+        "purged", None, None)
+    assert record["purged_by"] == f"api:{key_id}"
+    assert answer["jobs"][0]["id"] == job["id"]
+    done = api.call("GET", f"/jobs/{job['id']}").json()["job"]
+    assert (done["state"], done["outcome"]) == ("succeeded", "done")
     assert api.call("POST", f"/connections/{cid}/disconnect").status_code == 409
     types = [e.type for e in auth.store.list_webhook_events(connection_id=cid)]
     assert types[0] == "connection.purged"

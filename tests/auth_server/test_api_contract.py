@@ -35,8 +35,12 @@ def contract_auth(sandbox_factory: SandboxFactory, tmp_home: Path,
     sandbox = sandbox_factory()
     sandbox.reset()
     purges: list[list[str]] = []
-    monkeypatch.setattr(api, "run_cli_in_background",
-                        lambda store, args, *, name: purges.append(args))
+
+    def record(store: object, args: list[str], **_: object) -> object:
+        purges.append(args)
+        return lambda: (True, "done")
+
+    monkeypatch.setattr(api, "cli_work", record)
     running = start_auth(sandbox, tmp_home)
     yield running, purges
     stop_auth(running)

@@ -37,3 +37,16 @@ def test_a_key_is_shown_once_listed_without_its_value_and_revoked(tmp_home: Path
     assert _cli("revoke", key_id).returncode == 0
     assert Store(tmp_home).check_api_key(key) is None
     assert _cli("revoke", "key_unknown").returncode == 2
+
+
+def test_a_key_gets_the_scope_asked_for_and_admin_by_default(tmp_home: Path) -> None:
+    read = _cli("create", "--name", "dashboards", "--scope", "read")
+    default = _cli("create", "--name", "backend")
+    wrong = _cli("create", "--name", "x", "--scope", "root")
+    assert read.returncode == 0, read.stderr
+    assert "scope read" in read.stdout.splitlines()
+    assert "scope admin" in default.stdout.splitlines()
+    assert wrong.returncode == 2
+    assert "invalid choice: 'root'" in wrong.stderr
+    scopes = {k["name"]: k["scope"] for k in json.loads(_cli("list", "--json").stdout)["api_keys"]}
+    assert scopes == {"dashboards": "read", "backend": "admin"}
