@@ -310,10 +310,10 @@ error | — | What went wrong, when it did (never a token).
         "`connection_id`. `organisations` picks one name per tenant from it.",
         _columns("""
 connection_id | — | Our connection id (what `xero-elt connections` and `disconnect` show).
-tenant_id | Connection.tenantId | The organisation, once the company is confirmed (NULL before).
-organisation_name | Connection.tenantName | The organisation's name at Xero (once confirmed).
-company | — | The company named in the invite.
-status | — | invited, link_opened, incomplete, connected, needs_reconnection, disconnected, expired or purged (its data removed on request; the record stays).
+tenant_id | Connection.tenantId | The organisation, once the company is confirmed (NULL before, and once purging or purged).
+organisation_name | Connection.tenantName | The organisation's name at Xero (once confirmed; NULL once purging or purged).
+company | — | The company named in the invite (NULL once purging or purged).
+status | — | invited, link_opened, incomplete, connected, needs_reconnection, disconnected, expired, purging (a purge was asked for: no run loads it) or purged (its data removed on request; the record stays as the audit trail, with nothing else about the organisation).
 status_reason | — | Why it has that status (e.g. the grant was revoked).
 invited_at | — | When the invite was created (UTC).
 connected_at | — | When the company was confirmed (UTC).
@@ -321,6 +321,7 @@ disconnected_at | — | When it was disconnected (UTC).
 last_synced_at | — | When a run last loaded it (UTC).
 last_sync_rows | — | Rows that run wrote.
 last_sync_outcome | — | ok, partial or failed.
+purged_at | — | When the organisation was purged (UTC); who asked is in the store (`purged_by`, the API's `GET …/connections/{id}`).
 """),
     ),
 }

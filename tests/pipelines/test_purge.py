@@ -250,3 +250,29 @@ def test_a_run_that_waits_behind_a_purge_leaves_the_organisation_out(
     assert connected_store.get_connection(gone.connection_id).status == "purged"
     assert set(_rows_of(warehouse, gone.tenant_id).values()) <= {0}
     assert sum(_rows_of(warehouse, kept.tenant_id).values()) > 0
+
+
+def test_a_run_clears_a_pending_package_the_destination_refuses_for_good(
+        duckdb_warehouse: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
+    """A package left behind that can never load (here: a job file mangled, as a purge or a
+    disk killed halfway in an older release could leave one) must not stop every later run of
+    every organisation: the next run drops it, says so, and loads as usual."""
+    import dlt
+
+    w = duckdb_warehouse
+    w.run_ok()
+    pipeline = w.pipeline()
+    pipeline.extract(dlt.resource([{"tenant_id": "x", "n": 1}], name="left_behind"))
+    pipeline.normalize()
+    folder = Path(pipeline.working_dir) / "load" / "normalized"
+    jobs = [p for p in folder.rglob("*") if p.is_file() and "left_behind" in p.name]
+    assert jobs
+    for job in jobs:
+        job.write_bytes(b"this is not what the loader wrote\x00")
+
+    report = w.run()
+
+    assert report.exit_code == 0, report.summary
+    assert "cannot be loaded, dropping it" in caplog.text
+    assert not w.pipeline().list_normalized_load_packages()
+    assert w.run_ok().exit_code == 0
