@@ -535,9 +535,15 @@ class RequestHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if api.owns(path) and route(method, path)[0] is None:
             # An API path's wrong method or unknown route is answered before any body is read
-            # (405 with Allow, or 404); the unread body makes the connection unusable.
-            self.close_connection = True
-            self._write(self._unrouted(self._request(b"")), head_only=head_only)
+            # (405 with Allow, or 404); an unread body makes the connection unusable, so then
+            # the answer says it closes (a client would otherwise send its next request into a
+            # closing socket).
+            response = self._unrouted(self._request(b""))
+            if self.headers.get("Content-Length", "0").strip() not in ("", "0") or \
+                    self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                response.headers.append(("Connection", "close"))
+            self._write(response, head_only=head_only)
             return
         body = self._read_body()
         if body is None:

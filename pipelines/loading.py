@@ -144,8 +144,8 @@ def load_organisations(
     """Extract and load the organisations' entities, recording an outcome per (tenant, entity).
 
     ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events).
-    Returns the tenants left out because they stopped being connected while the run extracted
-    them (a purge or a disconnect meanwhile): their rows were never loaded.
+    Returns the tenants left out because a purge of theirs began while the run extracted them:
+    their rows were never loaded.
     """
     from connector import make_source
     from connector.stats import SyncStats
@@ -168,7 +168,7 @@ def load_organisations(
         gone: set[str] = set()
         try:
             gone = _extract_normalize_load(pipeline, source, stats, target,
-                                           lambda t=tenants: no_longer_connected(store, t))
+                                           lambda t=tenants: being_purged(store, t))
         finally:
             record_access_lost(store, stats)
             if not gone:
@@ -176,20 +176,22 @@ def load_organisations(
         if not gone:
             break
         # Extracted but not loaded: dlt rolled its state back, so the others are read again.
-        log.warning("%d organisation(s) stopped being connected during this run (purged or "
-                    "disconnected); nothing of theirs was loaded, the others are extracted "
-                    "again", len(gone))
+        log.warning("%d organisation(s) began to be purged during this run; nothing of theirs "
+                    "was loaded, the others are extracted again", len(gone))
         withdrawn |= gone
         remaining = [c for c in remaining if c.tenant_id not in gone]
     return withdrawn
 
 
-def no_longer_connected(store: Store, tenants: set[str]) -> set[str]:
-    """Those of ``tenants`` that no connected connection names any more."""
-    from connector.store import ConnectionStatus
-
-    connected = {c.tenant_id for c in store.list_connections([ConnectionStatus.CONNECTED])}
-    return tenants - connected
+def being_purged(store: Store, tenants: set[str]) -> set[str]:
+    """Those of ``tenants`` being purged: a connection of theirs is ``purging``, or none names
+    them any more (a purge clears the tenant id when it ends). An organisation this very run
+    found needing reconnection is not among them: what it read before is still theirs to load.
+    """
+    statuses: dict[str | None, set[str]] = {}
+    for conn in store.list_connections():
+        statuses.setdefault(conn.tenant_id, set()).add(conn.status)
+    return {t for t in tenants if t not in statuses or "purging" in statuses[t]}
 
 
 def record_access_lost(store: Store, stats: Any) -> None:

@@ -30,7 +30,8 @@ def test_one_open_job_per_connection_and_kind_however_many_ask_at_once(store: St
     assert len({job.job_id for job, _ in opened}) == 1
     assert sum(created for _, created in opened) == 1
     sync, created = store.open_job("sync", cid, requested_by="t")
-    assert created and sync.kind == "sync"
+    assert created
+    assert sync.kind == "sync"
 
 
 def test_the_cap_counts_open_jobs_and_a_finished_one_frees_its_place(store: Store) -> None:
@@ -41,7 +42,8 @@ def test_the_cap_counts_open_jobs_and_a_finished_one_frees_its_place(store: Stor
     store.start_job(job.job_id)
     done = store.finish_job(job.job_id, ok=True, outcome="done")
     assert (done.state, done.outcome) == ("succeeded", "done")
-    assert done.started_at is not None and done.finished_at is not None
+    assert done.started_at is not None
+    assert done.finished_at is not None
     assert store.open_job("purge", cid, requested_by="t", cap=1)[1]
 
 
