@@ -83,11 +83,12 @@ def _unauthorized(request: Request) -> Response:
             Markup("Set <code>admin_token</code> under <code>[auth_server]</code> in "
                    "<code>.dlt/secrets.toml</code> (or <code>AUTH_SERVER__ADMIN_TOKEN</code>) "
                    "and restart the server."),
-        ], status=401, tone="warning")
+        ], status=401, tone="warning", reference=False)
     else:
+        # Not an error: nothing went wrong, so no support reference and no warning in the log.
         response = message(request, "Sign in to see connections", [
             "This page is for the people who manage connections.",
-        ], status=401, action=tag("p", tag("a", "Sign in", href="/admin/login",
+        ], status=401, reference=False, action=tag("p", tag("a", "Sign in", href="/admin/login",
                                            class_="button primary"), class_="actions"))
     response.headers.append(("WWW-Authenticate", 'Bearer realm="xero-elt admin"'))
     return response

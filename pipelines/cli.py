@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = invite_sub.add_parser("create", help="a new invite; prints its id and link")
     create.add_argument("--company", required=True)
     create.add_argument("--email", required=True)
+    create.add_argument("--language", default=None, metavar="CODE",
+                        help="the language of the invite's pages and email (en, ar); default: "
+                             "the customer's browser decides, the email is in English")
     resend = invite_sub.add_parser("resend", help="a new link; the old one stops working")
     resend.add_argument("invite_id")
 
@@ -108,7 +111,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     from pipelines import commands
 
     if args.invite_command == "create":
-        return commands.invite_create(args.company, args.email)
+        return commands.invite_create(args.company, args.email, args.language)
     return commands.invite_resend(args.invite_id)
 
 
