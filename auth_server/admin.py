@@ -265,8 +265,12 @@ def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
                          + tag("span", f"{conn.email} · {conn.connection_id}".strip(" ·"),
                                class_="sub"))
         rows.append(Markup(
-            "<tr>" + tag("td", company) + tag("td", org) + tag("td", _badge(conn))
-            + tag("td", _last_sync(conn)) + tag("td", _when(conn.invited_at))
+            # data-label: on a phone each row is a card and each cell says what it is.
+            "<tr>" + tag("td", company, data_label="Company")
+            + tag("td", org, data_label="Organisation")
+            + tag("td", _badge(conn), data_label="Status")
+            + tag("td", _last_sync(conn), data_label="Last sync")
+            + tag("td", _when(conn.invited_at), data_label="Invited")
             + tag("td", _actions(request, auth, conn), class_="actions-cell") + "</tr>"
         ))
     return Markup("\n".join(rows))

@@ -57,8 +57,12 @@ def contrast(a: str, b: str) -> float:
 
 
 def text_on(colour: str) -> str:
-    """White or near-black: whichever reads better on ``colour``."""
-    return WHITE if contrast(colour, WHITE) >= contrast(colour, DARK_TEXT) else DARK_TEXT
+    """White or near-black, whichever reads better on ``colour``; black where near-black falls
+    short of 4.5:1 (mid greys: one of white and black always reaches it)."""
+    best = WHITE if contrast(colour, WHITE) >= contrast(colour, DARK_TEXT) else DARK_TEXT
+    if contrast(colour, best) < MIN_CONTRAST:
+        return WHITE if contrast(colour, WHITE) >= contrast(colour, "#000000") else "#000000"
+    return best
 
 
 def darken(colour: str, amount: float) -> str:

@@ -68,9 +68,9 @@ def build_invite_email(
     msg["Message-ID"] = make_msgid(domain="xero-elt.invalid")
     # Plain text keeps the link on a line of its own; the HTML part is rendered with escaping.
     # The transfer encoding is left to the email package (7bit when everything is ASCII).
-    msg["Content-Language"] = lang.code
     msg.set_content(i18n.render("email.txt", lang, values))
     msg.add_alternative(i18n.render("email.html", lang, values), subtype="html")
+    msg["Content-Language"] = lang.code  # after set_content, which drops Content-* headers
     return msg
 
 

@@ -113,8 +113,10 @@ def brand_logo(request: Request) -> Response:
     except OSError as exc:
         log.warning("logo %s could not be read: %s", path, exc.strerror)
         return Response(status=404, body=b"no logo\n", content_type="text/plain")
+    # Email clients load it from other origins: it is public, unlike everything else here.
     return Response(body=body, content_type=LOGO_TYPES[path.suffix.lower()], no_store=False,
-                    headers=[("Cache-Control", "public, max-age=300")])
+                    headers=[("Cache-Control", "public, max-age=300"),
+                             ("Cross-Origin-Resource-Policy", "cross-origin")])
 
 
 def route(method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
@@ -419,8 +421,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         headers = [("Content-Type", response.content_type),
                    ("Content-Length", str(len(response.body)))]
-        headers += security_headers(csp=self._csp(), secure=self._secure(),
-                                    no_store=response.no_store)
+        own = {name.lower() for name, _ in response.headers}
+        headers += [(name, value) for name, value in security_headers(
+            csp=self._csp(), secure=self._secure(), no_store=response.no_store)
+            if name.lower() not in own]
         headers += response.headers
         for name, value in headers:
             self.send_header(name, value)
