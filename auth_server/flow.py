@@ -42,7 +42,7 @@ from auth_server.invites import LinkProblem, check_open, expire_stale_invites, l
 from auth_server.oauth import Organisation
 from auth_server.security import looks_like_token, new_token, same, token_hash
 from auth_server.settings import AuthServerSettings
-from connector import identity
+from connector import errors, identity
 from connector.errors import OAuthError, XeroError
 from connector.settings import XeroSettings
 from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
@@ -61,8 +61,7 @@ CODE_EXCHANGE_FAILED = "code_exchange_failed"
 # Xero answered ``invalid_client`` to the code exchange: the app's id or secret is wrong, which
 # no retry by the customer fixes. The connection's ``status_reason`` is the sentence below.
 CLIENT_REJECTED = "client_rejected"
-CLIENT_REJECTED_TEXT = ("Xero rejected the app's client credentials (invalid_client): check "
-                        "sources.xero.client_secret (and client_id)")
+CLIENT_REJECTED_TEXT = errors.CLIENT_REJECTED
 NOT_CONFIRMED = "not_confirmed"
 NO_ORGANISATION = "no_organisation"
 XERO_ERROR = "xero_error"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,10 @@ DEFAULT = "en"
 LANGUAGES: tuple[str, ...] = ("en", "ar")
 """Languages shipped with a complete catalogue (a test checks each has every string)."""
 RTL = frozenset({"ar", "fa", "he", "ur"})
+# A language tag whose primary subtag we ship (ASCII only, as in openapi.json's pattern).
+LANGUAGE_TAG = re.compile(
+    "(?:" + "|".join("".join(f"[{c.upper()}{c}]" for c in code) for code in LANGUAGES) + ")"
+    r"(?:[-_][A-Za-z0-9]{1,8})*")
 DOMAIN = "messages"
 
 
@@ -62,17 +67,15 @@ def translations(language: str) -> gettext.NullTranslations:
 
 
 def clean_language(value: object) -> str | None:
-    """A shipped language code from an invite's ``language`` (``"ar"``, ``"AR"``, ``"ar-AE"``);
-    ``None`` when empty. Raises ``ValueError`` naming the languages we have."""
-    if value is None or value == "":
+    """A shipped language code from an invite's ``language`` (``"ar"``, ``"AR"``, ``"ar-AE"``,
+    as openapi.json's pattern states); ``None`` when not given. Raises ``ValueError`` naming the
+    languages we have."""
+    if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValueError("language must be a string such as \"en\" or \"ar\"")
-    primary = value.strip().replace("_", "-").split("-", 1)[0].lower()
-    if primary not in LANGUAGES:
-        raise ValueError(f"language {value!r} is not available; choose one of "
-                         f"{', '.join(LANGUAGES)}")
-    return primary
+    if isinstance(value, str) and LANGUAGE_TAG.fullmatch(value):
+        return value[:2].lower()
+    raise ValueError(f"language {value!r} is not available; choose one of "
+                     f"{', '.join(LANGUAGES)}")
 
 
 def negotiate(accept_language: str | None) -> str:
