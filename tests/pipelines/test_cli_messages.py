@@ -44,7 +44,8 @@ def test_a_typo_in_the_destination_says_did_you_mean(cli_env: dict[str, str]) ->
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "unknown destination 'postgress': did you mean postgres?" in lines[0]
-    assert "\\n" not in lines[0] and "\\t" not in lines[0]
+    assert "\\n" not in lines[0]
+    assert "\\t" not in lines[0]
     assert "Traceback" not in result.stderr
 
 
@@ -124,14 +125,15 @@ def test_ctrl_c_stops_the_run_quickly_with_one_line_and_records_it(
         dump = subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], capture_output=True,
                               text=True)
         print(dump.stdout[-6000:], file=sys.__stderr__)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     took = time.monotonic() - started
     assert proc.returncode == 130
     assert took < 3, f"{took:.1f} s after Ctrl-C"  # not the 8 s Xero takes to answer
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1] == ("xero-elt run: interrupted (Ctrl-C); recorded as interrupted, and the "
                          "next run catches up")
-    assert "KeyboardInterrupt" not in err and "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "Traceback" not in err
     history = [json.loads(line) for line in (home / "runs.jsonl").read_text().splitlines()]
     assert history[-1]["outcome"] == "interrupted"
     conns = Store(home).list_connections()
