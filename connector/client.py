@@ -331,8 +331,8 @@ class OrganisationSession:
         if entity is None or stopped.entity in (None, entity):
             raise stopped
         error = copy.copy(stopped)  # same type: callers decide on it as on the first one
-        error.message = f"not read: the organisation stopped when {stopped.entity} failed"
-        error.entity, error.endpoint, error.cause = entity, None, None
+        error.message = f"not read because {stopped.entity} failed first: {stopped.message}"
+        error.entity, error.endpoint = entity, None
         error.args = (str(error),)
         raise error
 
