@@ -84,11 +84,12 @@ def _unauthorized(request: Request) -> Response:
             Markup("Set <code>admin_token</code> under <code>[auth_server]</code> in "
                    "<code>.dlt/secrets.toml</code> (or <code>AUTH_SERVER__ADMIN_TOKEN</code>) "
                    "and restart the server."),
-        ], status=401, tone="warning")
+        ], status=401, tone="warning", reference=False)
     else:
+        # Not an error: nothing went wrong, so no support reference and no warning in the log.
         response = message(request, "Sign in to see connections", [
             "This page is for the people who manage connections.",
-        ], status=401, action=tag("p", tag("a", "Sign in", href="/admin/login",
+        ], status=401, reference=False, action=tag("p", tag("a", "Sign in", href="/admin/login",
                                            class_="button primary"), class_="actions"))
     response.headers.append(("WWW-Authenticate", 'Bearer realm="xero-elt admin"'))
     return response
@@ -282,9 +283,12 @@ def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
                          + tag("span", f"{conn.email} · {conn.connection_id}".strip(" ·"),
                                class_="sub"))
         rows.append(Markup(
-            "<tr>" + tag("td", company) + tag("td", org)
-            + tag("td", _badge(conn, failed.get(conn.connection_id)))
-            + tag("td", _last_sync(conn)) + tag("td", _when(conn.invited_at))
+            # data-label: on a phone each row is a card and each cell says what it is.
+            "<tr>" + tag("td", company, data_label="Company")
+            + tag("td", org, data_label="Organisation")
+            + tag("td", _badge(conn, failed.get(conn.connection_id)), data_label="Status")
+            + tag("td", _last_sync(conn), data_label="Last sync")
+            + tag("td", _when(conn.invited_at), data_label="Invited")
             + tag("td", _actions(request, auth, conn), class_="actions-cell") + "</tr>"
         ))
     return Markup("\n".join(rows))

@@ -192,10 +192,11 @@ def endpoint(scope: str) -> Callable[[ApiHandler], ApiHandler]:
 @endpoint("write")
 def create_invite(request: Request) -> Response:
     """``POST /api/v1/invites``: a new invite; its link, which the platform may send itself."""
-    data = _body(request, {"company": str, "email": str, "send_email": bool})
+    data = _body(request, {"company": str, "email": str, "send_email": bool, "language": str})
     conn, link = invites.create_invite(request.app.store, request.app.settings,
                                        data.get("company", ""), data.get("email", ""),
-                                       send_email=data.get("send_email", True))
+                                       send_email=data.get("send_email", True),
+                                       language=data.get("language"))
     return json_response(_invite_answer(conn, link), 201)
 
 

@@ -42,8 +42,8 @@ from auth_server.invites import LinkProblem, check_open, expire_stale_invites, l
 from auth_server.oauth import Organisation
 from auth_server.security import looks_like_token, new_token, same, token_hash
 from auth_server.settings import AuthServerSettings
-from connector import identity
-from connector.errors import XeroError
+from connector import errors, identity
+from connector.errors import OAuthError, XeroError
 from connector.settings import XeroSettings
 from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
 
@@ -58,6 +58,10 @@ NO_PERMISSION = "no_permission"
 CANCELLED = "cancelled"
 ABANDONED = "abandoned"
 CODE_EXCHANGE_FAILED = "code_exchange_failed"
+# Xero answered ``invalid_client`` to the code exchange: the app's id or secret is wrong, which
+# no retry by the customer fixes. The connection's ``status_reason`` is the sentence below.
+CLIENT_REJECTED = "client_rejected"
+CLIENT_REJECTED_TEXT = errors.CLIENT_REJECTED
 NOT_CONFIRMED = "not_confirmed"
 NO_ORGANISATION = "no_organisation"
 XERO_ERROR = "xero_error"
@@ -247,7 +251,9 @@ def mark_incomplete(
     now = now or utcnow()
     if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
         return store.update_connection(
-            conn.connection_id, status_reason=f"reconnection {reason.replace('_', ' ')}",
+            conn.connection_id,
+            status_reason=(f"reconnection failed: {reason}" if " " in reason
+                           else f"reconnection {reason.replace('_', ' ')}"),
             updated_at=now,
         )
     return store.update_connection(
@@ -339,6 +345,14 @@ def handle_callback(
             tokens.raw, client_id=xero.client_id, xero_user_id=claims.get("xero_userid"),
             auth_event_id=claims.get("authentication_event_id"), now=now,
         )
+    except OAuthError as exc:
+        if exc.error in ("invalid_client", "unauthorized_client"):
+            log.error("code exchange for %s: %s", conn.connection_id, CLIENT_REJECTED_TEXT)
+            return CallbackResult(CLIENT_REJECTED, mark_incomplete(
+                store, conn, CLIENT_REJECTED_TEXT, now=now))
+        log.warning("code exchange for %s failed: %s", conn.connection_id, exc)
+        return CallbackResult(CODE_EXCHANGE_FAILED,
+                              mark_incomplete(store, conn, CODE_EXCHANGE_FAILED, now=now))
     except (XeroError, InvalidInput, StoreError) as exc:
         log.warning("code exchange for %s failed: %s", conn.connection_id, exc)
         return CallbackResult(CODE_EXCHANGE_FAILED,

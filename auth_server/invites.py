@@ -10,7 +10,8 @@ import logging
 from datetime import datetime, timedelta
 
 from auth_server import mail
-from auth_server.errors import InviteError, NotFound
+from auth_server.errors import InvalidInput, InviteError, NotFound
+from auth_server.i18n import clean_language
 from auth_server.security import (
     clean_company,
     clean_connection_id,
@@ -45,7 +46,7 @@ def _send(store: Store, settings: AuthServerSettings, conn: Connection, link: st
     assert conn.invite_expires_at is not None
     msg = mail.build_invite_email(
         settings, company=conn.company, email=conn.email, link=link,
-        expires_at=conn.invite_expires_at,
+        expires_at=conn.invite_expires_at, language=conn.language,
     )
     where = mail.deliver(settings, msg, home=store.home, name_hint=conn.connection_id)
     log.info("invite email for %s sent to %s", conn.connection_id, where)
@@ -60,9 +61,11 @@ def create_invite(
     *,
     now: datetime | None = None,
     send_email: bool = True,
+    language: str | None = None,
 ) -> tuple[Connection, str]:
     """Create an invite and send its email (unless ``send_email`` is False: the platform sends
-    the link itself).
+    the link itself). ``language`` (``en``, ``ar``, …) is the one its pages and email speak;
+    without it the pages follow the browser's ``Accept-Language`` and the email is in English.
 
     Returns:
         The new connection record (status ``invited``) and the invite link.
@@ -73,11 +76,16 @@ def create_invite(
     """
     company = clean_company(company)
     email = clean_email(email)
+    try:
+        language = clean_language(language)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="language") from None
     now = now or utcnow()
     token = new_token()
     conn = store.create_connection(
         company, email, invite_token_hash=token_hash(token),
         invite_expires_at=now + timedelta(days=settings.invite_ttl_days), now=now,
+        language=language,
     )
     link = invite_link(settings, token)
     if send_email:
@@ -128,7 +136,7 @@ def resend_invite(
     if conn.status == ConnectionStatus.DISCONNECTED and conn.tenant_id:
         target = store.create_connection(
             conn.company, conn.email, invite_token_hash=token_hash(token),
-            invite_expires_at=expires_at, now=now,
+            invite_expires_at=expires_at, now=now, language=conn.language,
         )
     else:
         status = (

@@ -19,41 +19,58 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from auth_server import i18n
+from auth_server.brand import Brand
+from auth_server.brand import brand as make_brand
 from auth_server.errors import MailError
-from auth_server.render import render, render_text
 from auth_server.settings import AuthServerSettings
 
 log = logging.getLogger(__name__)
 
-SUBJECT = "[ACTION REQUIRED] Connect your accounting platform to {product}"
+SUBJECT = i18n.N_("[ACTION REQUIRED] Connect your accounting platform to %(product)s")
 
 
-def invite_subject(product_name: str) -> str:
-    """The invite email's subject line."""
-    return SUBJECT.format(product=product_name)
+def invite_subject(product_name: str, language: str | None = None) -> str:
+    """The invite email's subject line, in the invite's language."""
+    return i18n.language(language).gettext(SUBJECT, product=product_name)
+
+
+def _support_line(lang: i18n.Language, brand: Brand) -> str:
+    contacts = [c for c in (brand.support_email, brand.support_url) if c]
+    if not contacts:
+        return ""
+    return lang.gettext("Questions? Contact %(product)s's support: %(contact)s.",
+                        product=brand.product, contact=lang.gettext(" or ").join(contacts))
 
 
 def build_invite_email(
-    settings: AuthServerSettings, *, company: str, email: str, link: str, expires_at: datetime
+    settings: AuthServerSettings, *, company: str, email: str, link: str, expires_at: datetime,
+    language: str | None = None,
 ) -> EmailMessage:
-    """The invite email with one clear link, as text and HTML alternatives."""
+    """The invite email with one clear link, as text and HTML alternatives, in the invite's
+    language (English when it has none) and the platform's brand."""
+    lang = i18n.language(language)
+    brand = make_brand(settings)
     values = {
-        "product": settings.product_name,
+        "brand": brand,
         "company": company,
         "link": link,
-        "expires": f"{expires_at:%A %d %B %Y}",
-        "days": settings.invite_ttl_days,
+        "expires": lang.date(expires_at),
+        "days": lang.number(settings.invite_ttl_days),
+        "support": _support_line(lang, brand),
+        "subject": invite_subject(settings.product_name, lang.code),
     }
     msg = EmailMessage()
-    msg["Subject"] = invite_subject(settings.product_name)
+    msg["Subject"] = values["subject"]
     msg["From"] = settings.sender
     msg["To"] = email
     msg["Date"] = format_datetime(datetime.now().astimezone())
     msg["Message-ID"] = make_msgid(domain="xero-elt.invalid")
     # Plain text keeps the link on a line of its own; the HTML part is rendered with escaping.
     # The transfer encoding is left to the email package (7bit when everything is ASCII).
-    msg.set_content(render_text("email.txt", **values))
-    msg.add_alternative(str(render("email.html", **values)), subtype="html")
+    msg.set_content(i18n.render("email.txt", lang, values))
+    msg.add_alternative(i18n.render("email.html", lang, values), subtype="html")
+    msg["Content-Language"] = lang.code  # after set_content, which drops Content-* headers
     return msg
 
 

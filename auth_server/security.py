@@ -76,12 +76,15 @@ class CsrfSigner:
         return same(token, self.token(binding, purpose))
 
 
-def content_security_policy(form_targets: list[str]) -> str:
+def content_security_policy(form_targets: list[str],
+                            images: list[str | None] | None = None) -> str:
     """The page CSP: our own stylesheet, no scripts at all; forms may post to us and redirect
-    to Xero's authorize host (Chrome applies ``form-action`` to redirects after a POST)."""
+    to Xero's authorize host (Chrome applies ``form-action`` to redirects after a POST);
+    images from us and from ``images`` (the platform's logo host)."""
     origins = " ".join(sorted({"'self'", *form_targets}))
+    image_origins = " ".join(["'self'", "data:", *sorted({o for o in images or [] if o})])
     return (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        f"default-src 'none'; style-src 'self'; img-src {image_origins}; "
         f"form-action {origins}; frame-ancestors 'none'; base-uri 'none'"
     )
 

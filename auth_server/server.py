@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from auth_server import admin, admin_webhooks, api, flow, views, xero_webhooks
 from auth_server.background import Jobs
+from auth_server.brand import LOGO_TYPES, logo_origin
 from auth_server.capacity import Admission, ClientSlots, client_key, forwarded_client
 from auth_server.first_sync import FirstSync, OnConnected
 from auth_server.render import escape, static_file
@@ -66,6 +67,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/static/style\.css", lambda r: Response(
         body=static_file("style.css"), content_type="text/css; charset=utf-8", no_store=False,
         headers=[("Cache-Control", "public, max-age=3600")])),
+    ("GET", r"/static/brand\.css", lambda r: Response(
+        body=r.app.brand.css().encode(), content_type="text/css; charset=utf-8",
+        no_store=False, headers=[("Cache-Control", "public, max-age=300")])),
+    ("GET", r"/brand/logo\.(?P<ext>[a-z]{3,4})", lambda r: brand_logo(r)),
+    # Browsers ask for it on every first visit; there is none, and that is not an error.
+    ("GET", r"/favicon\.ico", lambda r: Response(
+        status=204, no_store=False, headers=[("Cache-Control", "public, max-age=86400")])),
     ("GET", r"/invite/(?P<token>[^/]{1,200})", views.open_invite),
     ("POST", r"/invite/(?P<token>[^/]{1,200})", views.switch_invite),
     ("GET", r"/connect", views.choose_software),
@@ -92,6 +100,24 @@ ROUTES: list[tuple[str, str, Handler]] = [
     *api.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
+
+
+def brand_logo(request: Request) -> Response:
+    """``/brand/logo.<ext>``: the logo file ``[auth_server] logo_url`` names (read each time,
+    so replacing the file needs no restart)."""
+    brand = request.app.brand
+    path = brand.logo_file
+    if path is None or request.params["ext"] != path.suffix.lower().lstrip("."):
+        return Response(status=404, body=b"no logo\n", content_type="text/plain")
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        log.warning("logo %s could not be read: %s", path, exc.strerror)
+        return Response(status=404, body=b"no logo\n", content_type="text/plain")
+    # Email clients load it from other origins: it is public, unlike everything else here.
+    return Response(body=body, content_type=LOGO_TYPES[path.suffix.lower()], no_store=False,
+                    headers=[("Cache-Control", "public, max-age=300"),
+                             ("Cross-Origin-Resource-Policy", "cross-origin")])
 
 
 def route(method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
@@ -389,14 +415,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         return forwarded == "https"
 
     def _csp(self) -> str:
-        return content_security_policy([origin_of(self.app.xero.authorize_url)])
+        return content_security_policy([origin_of(self.app.xero.authorize_url)],
+                                       images=[logo_origin(self.app.settings)])
 
     def _write(self, response: Response, *, head_only: bool = False) -> None:
         self.send_response(response.status)
         headers = [("Content-Type", response.content_type),
                    ("Content-Length", str(len(response.body)))]
-        headers += security_headers(csp=self._csp(), secure=self._secure(),
-                                    no_store=response.no_store)
+        own = {name.lower() for name, _ in response.headers}
+        headers += [(name, value) for name, value in security_headers(
+            csp=self._csp(), secure=self._secure(), no_store=response.no_store)
+            if name.lower() not in own]
         headers += response.headers
         for name, value in headers:
             self.send_header(name, value)
@@ -568,8 +597,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 if is_api:
                     response = api.internal_error(request)
                 else:
-                    response = message(request, "Something went wrong on our side", [
-                        "Nothing you did caused this. Please try again in a few minutes.",
+                    response = message(request, request._("Something went wrong on our side"), [
+                        request._("Nothing you did caused this. Please try again in a few "
+                                  "minutes."),
                     ], status=500, tone="error")
         for value in request.new_cookies:
             response.headers.append(("Set-Cookie", value))
@@ -584,14 +614,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             return (api.method_not_allowed(request, allowed) if allowed
                     else api.not_found(request))
         if allowed:
-            response = message(request, "Method not allowed", [
-                "This address does not accept that kind of request.",
+            response = message(request, request._("Method not allowed"), [
+                request._("This address does not accept that kind of request."),
             ], status=405, tone="error")
             response.headers.append(("Allow", ", ".join(sorted(set(allowed)))))
             return response
-        return message(request, "Page not found", [
-            "There is nothing at this address. If you followed a link from an email, "
-            "check that it was copied completely.",
+        return message(request, request._("Page not found"), [
+            request._("There is nothing at this address. If you followed a link from an email, "
+                      "check that it was copied completely."),
         ], status=404, tone="warning")
 
     def do_GET(self) -> None:

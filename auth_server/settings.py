@@ -7,7 +7,9 @@ environment variables such as ``AUTH_SERVER__PUBLIC_URL`` and ``AUTH_SERVER__ADM
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +17,10 @@ from auth_server.errors import ConfigError
 from connector.config import read_settings, secret
 
 SECTION = "auth_server"
+HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+EMAIL = re.compile(r"[^@\s<>\"']{1,64}@[^@\s<>\"']{1,255}")
+LOGO_SUFFIXES = frozenset({".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif"})
+MAX_LOGO_BYTES = 512 * 1024
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 # A guessable admin token opens every connection; 32 token_urlsafe characters are 192 bits.
@@ -29,7 +35,22 @@ class AuthServerSettings:
     """Base URL people reach this server at (``https://…`` behind a proxy); default: the bind
     address."""
     product_name: str = "xero-elt"
-    """Shown in page headers and the invite email's subject."""
+    """The platform's name, as its customers know it: every customer page's header, its
+    sentences ("… would like to read …"), and the invite email's sender and subject."""
+    logo_url: str | None = None
+    """The platform's logo in every customer page's header and the invite email: an
+    ``https://`` URL, or the path of a PNG, SVG, JPEG, WebP or GIF file (at most 512 KiB) that
+    this server then serves at ``/brand/logo.<ext>``. Without it: the name's initial."""
+    brand_colour: str | None = None
+    """The platform's primary colour (``#RRGGBB`` or ``#RGB``) for buttons, links and the
+    progress strip. Button text is white or near-black, whichever contrasts more with it; links
+    are darkened until they read on white (WCAG 4.5:1). Without it: a neutral blue."""
+    support_email: str | None = None
+    """Where the platform's customers ask for help: named on error pages (with the support
+    reference) and in the invite email. Without it (and ``support_url``), pages say to contact
+    whoever sent the invitation."""
+    support_url: str | None = None
+    """The platform's help page (``https://…``), named beside or instead of ``support_email``."""
     invite_ttl_days: int = 7
     """How long an invite link works."""
     max_connections: int = 25
@@ -136,7 +157,8 @@ class AuthServerSettings:
                 f"auth_server.max_connections_per_client must be at least 1, not "
                 f"{self.max_connections_per_client}"
             )
-        for name in ("webhook_url", "success_next_url"):
+        self._check_brand()
+        for name in ("webhook_url", "success_next_url", "support_url"):
             value = getattr(self, name)
             if value is not None and urlsplit(value).scheme not in ("http", "https"):
                 raise ConfigError(f"auth_server.{name} must be an http(s) URL")
@@ -175,10 +197,32 @@ class AuthServerSettings:
                 )
             if parts.query or parts.fragment:
                 raise ConfigError("auth_server.public_url must not carry a query or fragment")
-        for name in ("product_name", "mail_from"):
+        for name in ("product_name", "mail_from", "support_email"):
             value = getattr(self, name)
             if value is not None and any(ch in value for ch in "\r\n"):
                 raise ConfigError(f"auth_server.{name} must be one line")
+
+    def _check_brand(self) -> None:
+        """The brand settings, each with a message that says what is accepted."""
+        if self.brand_colour is not None and not HEX_COLOUR.fullmatch(self.brand_colour.strip()):
+            raise ConfigError(f"auth_server.brand_colour must be a hex colour such as "
+                              f"\"#0a7c6f\", not {self.brand_colour!r}")
+        if self.support_email is not None and not EMAIL.fullmatch(self.support_email):
+            raise ConfigError(f"auth_server.support_email must be one email address, not "
+                              f"{self.support_email!r}")
+        logo = self.logo_url
+        if logo and not logo.startswith(("https://", "http://")):
+            path = Path(logo.removeprefix("file://")).expanduser()
+            if path.suffix.lower() not in LOGO_SUFFIXES:
+                raise ConfigError("auth_server.logo_url must be an http(s) URL or a .png, .svg, "
+                                  f".jpg, .webp or .gif file, not {logo!r}")
+            if not path.is_file():
+                raise ConfigError(f"auth_server.logo_url: there is no file {path}")
+            if path.stat().st_size > MAX_LOGO_BYTES:
+                raise ConfigError(f"auth_server.logo_url: {path} is over 512 KiB; a header "
+                                  "logo needs far less")
+        elif logo and (not urlsplit(logo).netloc or any(ch in logo for ch in "\"'<> ")):
+            raise ConfigError(f"auth_server.logo_url is not a usable URL: {logo!r}")
 
     @property
     def base_url(self) -> str:

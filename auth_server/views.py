@@ -16,7 +16,7 @@ from auth_server import flow
 from auth_server.errors import InvalidInput
 from auth_server.flow import FlowProblem
 from auth_server.invites import LinkProblem, lookup_invite
-from auth_server.render import Markup, escape, render, tag
+from auth_server.render import Markup, escape, tag
 from auth_server.security import CONNECTION_ID_RE, same, token_hash
 from auth_server.web import (
     Request,
@@ -26,7 +26,9 @@ from auth_server.web import (
     message,
     page,
     redirect,
+    render_page,
     steps,
+    support_contact,
 )
 from connector.store import Connection, StoreError
 
@@ -36,85 +38,89 @@ CONNECT_PURPOSE = "connect"
 SWITCH_PURPOSE = "switch-invite"
 
 
-def _start_again() -> Markup:
-    return tag("p", tag("a", "Start again", href="/connect", class_="button primary"),
+def _start_again(request: Request) -> Markup:
+    return tag("p", tag("a", request._("Start again"), href="/connect", class_="button primary"),
                class_="actions")
 
 
 def link_problem(request: Request, problem: LinkProblem) -> Response:
     """The page for a link that cannot be used (any step may find this out)."""
     conn = problem.connection
+    request.about(conn)
+    _ = request._
     if problem.kind == "expired":
         days = request.app.settings.invite_ttl_days
-        return message(request, "This invitation has expired", [
-            f"Invitation links work for {days} days, and this one has run out.",
-            "Ask the person who invited you to send a new invitation; it takes them a moment.",
+        return message(request, _("This invitation has expired"), [
+            _("Invitation links work for %(days)s days, and this one has run out.", days=days),
+            _("Ask the person who invited you to send a new invitation; it takes them a moment."),
         ], status=410, tone="warning")
     if problem.kind == "connected" and conn is not None:
         # Whoever holds an old link learns only that it was used, not which organisation.
-        return message(request, "Already connected", [
-            "This invitation has already been used to connect an organisation. There is "
-            "nothing more to do.",
-            "To connect a different organisation, ask the person who invited you for a new "
-            "invitation.",
+        return message(request, _("Already connected"), [
+            _("This invitation has already been used to connect an organisation. There is "
+              "nothing more to do."),
+            _("To connect a different organisation, ask the person who invited you for a new "
+              "invitation."),
         ])
     if problem.kind == "withdrawn":
-        return message(request, "This invitation was withdrawn", [
-            "The invitation behind this link has been cancelled or disconnected.",
-            "If you still want to connect, ask the person who invited you for a new invitation.",
+        return message(request, _("This invitation was withdrawn"), [
+            _("The invitation behind this link has been cancelled or disconnected."),
+            _("If you still want to connect, ask the person who invited you for a new "
+              "invitation."),
         ], status=410, tone="warning")
-    return message(request, "This link is no longer valid", [
-        "It may have been replaced by a newer invitation (only the latest link works), or it "
-        "was not copied completely.",
-        "Use the most recent invitation email, or ask the person who invited you to send a new "
-        "one.",
+    return message(request, _("This link is no longer valid"), [
+        _("It may have been replaced by a newer invitation (only the latest link works), or it "
+          "was not copied completely."),
+        _("Use the most recent invitation email, or ask the person who invited you to send a "
+          "new one."),
     ], status=404, tone="warning")
 
 
 def flow_problem(request: Request, problem: FlowProblem) -> Response:
     """The page for a request that does not fit the flow (nothing was changed)."""
+    _ = request._
     if problem.kind == "no_visit":
-        return message(request, "Open the link from your invitation email", [
-            "This page only works after opening the link in your invitation email, in this "
-            "browser. If you opened it a while ago, open it again to continue.",
+        return message(request, _("Open the link from your invitation email"), [
+            _("This page only works after opening the link in your invitation email, in this "
+              "browser. If you opened it a while ago, open it again to continue."),
         ], status=400, tone="warning")
     if problem.kind == "other_browser":
-        return message(request, "Please finish in the same browser", [
-            "You returned from Xero in a different browser (or with cookies cleared) from the one "
-            "that started connecting. For your security we cannot continue here.",
-            "Open the link from your invitation email again, in this browser, to start over.",
+        return message(request, _("Please finish in the same browser"), [
+            _("You returned from Xero in a different browser (or with cookies cleared) from the "
+              "one that started connecting. For your security we cannot continue here."),
+            _("Open the link from your invitation email again, in this browser, to start over."),
         ], status=400, tone="error")
     if problem.kind == "unknown_state":
-        return message(request, "This sign-in has expired or was already used", [
-            "The response from Xero does not match a connection in progress: it may have been "
-            "used already, or taken too long.",
-            "Open the link from your invitation email again to start over.",
+        return message(request, _("This sign-in has expired or was already used"), [
+            _("The response from Xero does not match a connection in progress: it may have been "
+              "used already, or taken too long."),
+            _("Open the link from your invitation email again to start over."),
         ], status=400, tone="error")
     if problem.kind == "nothing_to_confirm":
-        return message(request, "Nothing to confirm", [
-            "There is no organisation waiting for confirmation in this browser. Open the link "
-            "from your invitation email to connect again.",
+        return message(request, _("Nothing to confirm"), [
+            _("There is no organisation waiting for confirmation in this browser. Open the link "
+              "from your invitation email to connect again."),
         ], status=400, tone="warning")
     if problem.kind == "other_invite":
-        return message(request, "This page is for another invitation", [
-            "Since this page was shown, a different invitation link was opened in this browser, "
-            "so nothing was changed.",
-            "Open the link from the invitation email you want to continue with, in this "
-            "browser, and start from there.",
+        return message(request, _("This page is for another invitation"), [
+            _("Since this page was shown, a different invitation link was opened in this "
+              "browser, so nothing was changed."),
+            _("Open the link from the invitation email you want to continue with, in this "
+              "browser, and start from there."),
         ], status=409, tone="error")
     if problem.kind == "confirm_raced":
-        return message(request, "This was already answered", [
-            "The company was confirmed (or declined) from another window a moment ago, so this "
-            "request changed nothing.",
-            "Open the link from your invitation email to see where things stand.",
+        return message(request, _("This was already answered"), [
+            _("The company was confirmed (or declined) from another window a moment ago, so "
+              "this request changed nothing."),
+            _("Open the link from your invitation email to see where things stand."),
         ], status=409, tone="warning")
     if problem.kind == "already_connected":
-        return message(request, "That organisation is already connected", [
-            "It was connected through another invitation, so nothing was changed.",
+        return message(request, _("That organisation is already connected"), [
+            _("It was connected through another invitation, so nothing was changed."),
         ], status=409, tone="warning")
-    return message(request, "Something is wrong with this request", [
-        "The request was incomplete or malformed, so nothing was changed. Open the link from "
-        "your invitation email to start over.",
+    return message(request, _("Something is wrong with this request"), [
+        _("The request was incomplete or malformed, so nothing was changed. Open the link from "
+          "your invitation email to start over."),
     ], status=400, tone="error")
 
 
@@ -131,17 +137,19 @@ def _guard(request: Request, action) -> Response:  # type: ignore[no-untyped-def
 
 
 def _note_organisation(request: Request, conn: Connection | None) -> None:
-    """Name the organisation in the error page's support reference, when known."""
-    if conn is not None and request.organisation is None:
-        request.organisation = conn.organisation_name or conn.company
+    """Name the organisation in the error page's support reference, and speak the invite's
+    language, when the connection is known."""
+    request.about(conn)
 
 
 def home(request: Request) -> Response:
     """``/``: what this is, for someone who lands here without a link."""
+    _ = request._
     product = request.app.settings.product_name
-    return message(request, f"Connect your accounting platform to {product}", [
-        "To connect, open the link in the invitation email you received.",
-        "No invitation? Ask your contact at the company that uses this service to send one.",
+    return message(request, _("Connect your accounting platform to %(product)s",
+                              product=product), [
+        _("To connect, open the link in the invitation email you received."),
+        _("No invitation? Ask your contact at %(product)s to send one.", product=product),
     ])
 
 
@@ -169,20 +177,22 @@ def _open_fresh(request: Request, token: str) -> Response:
 def _replace_visit_page(request: Request, current: flow.Visit, token: str) -> Response:
     """Ask before a new link replaces a visit in progress (a page may have opened it)."""
     wanted = lookup_invite(request.app.store, token)
+    request.about(current.connection)
+    _ = request._
+    keep = _("Continue with %(company)s", company=current.connection.company)
+    switch_to = _("Switch to %(company)s", company=wanted.company)
     switch = Markup(
         f'<form method="post" action="/invite/{escape(token)}" class="actions">'
         f'<input type="hidden" name="csrf_token" value="{escape(_switch_csrf(request, token))}">'
-        f'<a class="button primary" href="/connect">Continue with '
-        f"{escape(current.connection.company)}</a>"
-        f'<button type="submit" class="button secondary">Switch to {escape(wanted.company)}'
-        "</button></form>"
+        f'<a class="button primary" href="/connect">{escape(keep)}</a>'
+        f'<button type="submit" class="button secondary">{escape(switch_to)}</button></form>'
     )
-    return message(request, "You are already connecting a company", [
-        Markup(f"This browser is in the middle of connecting <strong>"
-               f"{escape(current.connection.company)}</strong> (invitation sent to "
-               f"{escape(current.connection.email)}). The link just opened is an invitation "
-               f"for <strong>{escape(wanted.company)}</strong>."),
-        "If you did not open a new invitation yourself, continue with the first one.",
+    return message(request, _("You are already connecting a company"), [
+        request._html("This browser is in the middle of connecting <strong>%(current)s</strong> "
+                      "(invitation sent to %(email)s). The link just opened is an invitation "
+                      "for <strong>%(wanted)s</strong>.", current=current.connection.company,
+                      email=current.connection.email, wanted=wanted.company),
+        _("If you did not open a new invitation yourself, continue with the first one."),
     ], tone="warning", action=switch)
 
 
@@ -206,8 +216,8 @@ def switch_invite(request: Request) -> Response:
     try:
         form = request.form()
     except InvalidInput as exc:
-        return message(request, "That form could not be read", [str(exc)], status=400,
-                       tone="error")
+        return message(request, request._("That form could not be read"), [str(exc)],
+                       status=400, tone="error")
     if not csrf_ok(request, form, request.browser_id(),
                    f"{SWITCH_PURPOSE}:{token_hash(token)}"):
         return _expired_form(request)
@@ -219,19 +229,21 @@ def choose_software(request: Request) -> Response:
 
     def act() -> Response:
         visit = flow.current_visit(request.app.store, request.browser_id())
-        content = render(
-            "choose_software.html", steps=steps(1), product=request.app.settings.product_name,
+        request.about(visit.connection)
+        content = render_page(
+            request, "choose_software.html", steps=steps(request, 1),
             company=visit.connection.company, csrf=_flow_csrf(request, visit),
+            contact=support_contact(request),
         )
-        return page(request, "Share your financial information", content)
+        return page(request, request._("Share your financial information"), content)
 
     return _guard(request, act)
 
 
 def _expired_form(request: Request) -> Response:
-    return message(request, "This form has expired", [
-        "For your security, the form could not be accepted. Open the link from your "
-        "invitation email again and continue from there.",
+    return message(request, request._("This form has expired"), [
+        request._("For your security, the form could not be accepted. Open the link from your "
+                  "invitation email again and continue from there."),
     ], status=403, tone="error")
 
 
@@ -240,8 +252,8 @@ def _checked_form(request: Request, *fields: str) -> dict[str, str] | Response:
     try:
         form = request.form(*fields)
     except InvalidInput as exc:
-        return message(request, "That form could not be read", [str(exc)], status=400,
-                       tone="error")
+        return message(request, request._("That form could not be read"), [str(exc)],
+                       status=400, tone="error")
     invite_id, _, mac = (form.get("csrf_token") or "").partition(".")
     current = flow.unfinished_visit(request.app.store, request.browser_id())
     if (current is not None and mac and CONNECTION_ID_RE.fullmatch(invite_id)
@@ -260,9 +272,9 @@ def choose_software_submit(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     if form.get("software") != "xero":
-        return message(request, "Choose your accounting software", [
-            "Only Xero can be connected at the moment.",
-        ], status=400, tone="warning", action=_start_again())
+        return message(request, request._("Choose your accounting software"), [
+            request._("Only Xero can be connected at the moment."),
+        ], status=400, tone="warning", action=_start_again(request))
 
     def act() -> Response:
         flow.current_visit(request.app.store, request.browser_id(), invite_id=form["invite"])
@@ -276,11 +288,12 @@ def review(request: Request) -> Response:
 
     def act() -> Response:
         visit = flow.current_visit(request.app.store, request.browser_id())
-        content = render(
-            "review.html", steps=steps(2), product=request.app.settings.product_name,
+        request.about(visit.connection)
+        content = render_page(
+            request, "review.html", steps=steps(request, 2),
             company=visit.connection.company, csrf=_flow_csrf(request, visit),
         )
-        return page(request, "Review access request", content)
+        return page(request, request._("Review access request"), content)
 
     return _guard(request, act)
 
@@ -312,55 +325,72 @@ def callback(request: Request) -> Response:
     def act() -> Response:
         result = flow.handle_callback(app.store, app.settings, app.xero, request.browser_id(),
                                       params)
+        request.about(result.connection)
         if result.outcome == "confirm":
             # Off the address bar with the code and state.
             return redirect("/connect/confirm")
-        return incomplete_page(request, result.outcome)
+        return incomplete_page(request, result.outcome, result.connection.status_reason)
 
     return _guard(request, act)
 
 
-def incomplete_page(request: Request, reason: str) -> Response:
-    """What to do after the flow stopped short, by reason."""
+def incomplete_page(request: Request, reason: str, detail: str | None = None) -> Response:
+    """What to do after the flow stopped short, by reason (``detail``: the operator's cause,
+    logged with the support reference)."""
+    _ = request._
     product = request.app.settings.product_name
     if reason == flow.NO_PERMISSION:
-        return message(request, "You need to be a Xero admin to connect", [
-            "Xero says your user does not have permission to connect apps to this organisation.",
-            Markup("Please <strong>forward the invitation email to your Xero admin</strong> "
-                   "and ask them to open the link. Nothing was connected."),
+        return message(request, _("You need to be a Xero admin to connect"), [
+            _("Xero says your user does not have permission to connect apps to this "
+              "organisation."),
+            request._html("Please <strong>forward the invitation email to your Xero admin</strong>"
+                          " and ask them to open the link. Nothing was connected."),
         ], tone="warning")
     if reason == flow.CANCELLED:
-        return message(request, "You cancelled at Xero", [
-            f"Nothing was connected, and {product} has no access to your Xero organisation.",
-            "Changed your mind? You can start again with the same link while it is valid.",
-        ], tone="warning", action=_start_again())
+        return message(request, _("You cancelled at Xero"), [
+            _("Nothing was connected, and %(product)s has no access to your Xero organisation.",
+              product=product),
+            _("Changed your mind? You can start again with the same link while it is valid."),
+        ], tone="warning", action=_start_again(request))
     if reason == flow.CONNECTION_LIMIT:
-        return message(request, "Xero could not connect another organisation", [
-            f"{product}'s Xero app is connected to as many organisations as its Xero plan "
-            "allows, so Xero would not let you choose yours. Nothing was connected.",
-            Markup(f"Please <strong>contact {escape(product)}</strong> (whoever sent your "
-                   "invitation) and tell them: they need to free a connection or move their Xero "
-                   "app to a higher plan. Then start again with the same link while it is valid."),
-            "If you cancelled at Xero for another reason, you can simply start again.",
-        ], tone="warning", action=_start_again())
+        return message(request, _("Xero could not connect another organisation"), [
+            _("%(product)s's Xero app is connected to as many organisations as its Xero plan "
+              "allows, so Xero would not let you choose yours. Nothing was connected.",
+              product=product),
+            request._html("Please <strong>contact %(product)s</strong> and tell them: they need "
+                          "to free a connection or move their Xero app to a higher plan. Then "
+                          "start again with the same link while it is valid.", product=product),
+            support_contact(request),
+            _("If you cancelled at Xero for another reason, you can simply start again."),
+        ], tone="warning", action=_start_again(request))
+    if reason == flow.CLIENT_REJECTED:
+        return message(request, _("%(product)s's connection to Xero is not set up correctly",
+                                  product=product), [
+            _("You signed in and allowed access correctly, but Xero did not accept "
+              "%(product)s's app credentials, so nothing was connected. Starting again will "
+              "not help until %(product)s fixes its settings.", product=product),
+            support_contact(request),
+        ], status=502, tone="error", detail=detail)
     if reason == flow.CODE_EXCHANGE_FAILED:
-        return message(request, "We could not finish connecting", [
-            "Xero's answer could not be completed, perhaps because it took too long. Nothing "
-            "was connected.",
-            "Please start again; it usually works the second time.",
-        ], status=502, tone="error", action=_start_again())
+        return message(request, _("We could not finish connecting"), [
+            _("Xero did not accept the one-time sign-in code it gave us: it lasts a few "
+              "minutes and works once, so it may have run out or been used already. Nothing "
+              "was connected."),
+            _("Please start again with the same link. If it fails again, contact support with "
+              "the reference below."),
+        ], status=502, tone="error", action=_start_again(request), detail=detail)
     if reason == flow.NO_ORGANISATION:
-        return message(request, "No organisation was chosen", [
-            "Xero did not give access to any organisation. Start again and choose your "
-            "organisation on Xero's page before selecting Allow access.",
-        ], tone="warning", action=_start_again())
-    return message(request, "Xero reported a problem", [
-        "Xero could not complete the request, so nothing was connected. Please start again in "
-        "a few minutes.",
-    ], status=502, tone="error", action=_start_again())
+        return message(request, _("No organisation was chosen"), [
+            _("Xero did not give access to any organisation. Start again and choose your "
+              "organisation on Xero's page before selecting Allow access."),
+        ], tone="warning", action=_start_again(request))
+    return message(request, _("Xero reported a problem"), [
+        _("Xero could not complete the request, so nothing was connected. Please start again "
+          "in a few minutes."),
+    ], status=502, tone="error", action=_start_again(request), detail=detail)
 
 
-def _organisation_choices(confirmation: flow.Confirmation) -> Markup:
+def _organisation_choices(request: Request, confirmation: flow.Confirmation) -> Markup:
     parts = []
     if len(confirmation.choices) == 1:
         org = confirmation.choices[0]
@@ -376,37 +406,40 @@ def _organisation_choices(confirmation: flow.Confirmation) -> Markup:
                 f'value="{escape(org.tenant_id)}"> {escape(org.name)}</label>'
             ))
     for org, other in confirmation.unavailable:
-        parts.append(tag("p", f"{org.name} is already connected (invitation for "
-                              f"{other.company}), so it is not offered here.",
+        parts.append(tag("p", request._("%(organisation)s is already connected (invitation "
+                                        "for %(company)s), so it is not offered here.",
+                                        organisation=org.name, company=other.company),
                          class_="muted small"))
     return Markup("".join(parts))
 
 
 def _confirm_page(request: Request, error: str = "") -> Response:
     confirmation = flow.confirmation(request.app.store, request.browser_id())
+    request.about(confirmation.connection)
+    _ = request._
     if not confirmation.choices:
-        return message(request, "That organisation is already connected", [
-            "Every organisation you allowed at Xero is already connected through another "
-            "invitation, so there is nothing to confirm here.",
+        return message(request, _("That organisation is already connected"), [
+            _("Every organisation you allowed at Xero is already connected through another "
+              "invitation, so there is nothing to confirm here."),
         ], status=409, tone="warning")
     if confirmation.guessed and len(confirmation.choices) > 1:
         # A re-consent that Xero did not mark: we cannot tell which one was chosen just now.
-        intro = "Your Xero user has these organisations connected. Choose the one you chose at " \
-                "Xero just now; the others will be disconnected."
+        intro = _("Your Xero user has these organisations connected. Choose the one you chose "
+                  "at Xero just now; the others will be disconnected.")
     elif len(confirmation.choices) == 1:
-        intro = "You allowed access to this organisation. Confirm it is the company you want to " \
-                "connect."
+        intro = _("You allowed access to this organisation. Confirm it is the company you want "
+                  "to connect.")
     else:
-        intro = "You allowed access to several organisations. Choose the one to connect; the " \
-                "others will be disconnected."
-    content = render(
-        "confirm.html", steps=steps(4), intro=intro,
+        intro = _("You allowed access to several organisations. Choose the one to connect; the "
+                  "others will be disconnected.")
+    content = render_page(
+        request, "confirm.html", steps=steps(request, 4), intro=intro,
         error=tag("p", error, class_="form-error", role="alert") if error else "",
         csrf=_flow_csrf(request, flow.current_visit(request.app.store, request.browser_id())),
         company=confirmation.connection.company, email=confirmation.connection.email,
-        choices=_organisation_choices(confirmation),
+        choices=_organisation_choices(request, confirmation),
     )
-    return page(request, "Confirm your company", content, status=400 if error else 200)
+    return page(request, _("Confirm your company"), content, status=400 if error else 200)
 
 
 def confirm_page(request: Request) -> Response:
@@ -424,11 +457,11 @@ def confirm_submit(request: Request) -> Response:
     def act() -> Response:
         if form.get("action") == "cancel":
             flow.decline(app.store, app.xero, request.browser_id(), invite_id=form["invite"])
-            return message(request, "Nothing was connected", [
-                "The organisation you allowed at Xero has been disconnected again.",
-                "To connect a different organisation, start again with the same link and "
-                "choose it on Xero's page.",
-            ], tone="warning", action=_start_again())
+            return message(request, request._("Nothing was connected"), [
+                request._("The organisation you allowed at Xero has been disconnected again."),
+                request._("To connect a different organisation, start again with the same link "
+                          "and choose it on Xero's page."),
+            ], tone="warning", action=_start_again(request))
         if form.get("action") != "confirm":
             return flow_problem(request, FlowProblem("bad_request"))
         try:
@@ -446,16 +479,21 @@ def confirm_submit(request: Request) -> Response:
 
 
 def _sync_text(request: Request, sync_state: str | None, last_synced_at, rows) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    _ = request._
     if sync_state == "syncing":
-        return "syncing", ("Your suppliers, chart of accounts, tax rates and tracking categories "
-                           "are being copied now. This page updates by itself.")
+        return "syncing", _("Your suppliers, chart of accounts, tax rates and tracking "
+                            "categories are being copied now. This page updates by itself.")
     if sync_state == "failed":
-        return "failed", ("The first sync did not finish. Nothing for you to do: it will be "
-                          "retried automatically.")
+        return "failed", _("The first sync did not finish. Nothing for you to do: it will be "
+                           "retried automatically.")
     if last_synced_at is not None:
-        count = f"{rows:,} records" if isinstance(rows, int) else "your data"
-        return "synced", f"Done: {count} copied at {last_synced_at:%H:%M} UTC."
-    return "waiting", "The first sync starts in a moment."
+        if isinstance(rows, int):
+            return "synced", _("Done: %(count)s records copied at %(time)s UTC.",
+                               count=request.lang.number(rows),
+                               time=f"{last_synced_at:%H:%M}")
+        return "synced", _("Done: your data was copied at %(time)s UTC.",
+                           time=f"{last_synced_at:%H:%M}")
+    return "waiting", _("The first sync starts in a moment.")
 
 
 def done(request: Request) -> Response:
@@ -463,28 +501,31 @@ def done(request: Request) -> Response:
 
     def act() -> Response:
         conn = flow.finished_visit(request.app.store, request.browser_id())
+        request.about(conn)
         sync_class, sync_text = _sync_text(request, conn.sync_state, conn.last_synced_at,
                                            conn.last_sync_rows)
         # No JavaScript at all: while the sync runs, the page refreshes itself every 5 s.
         head = Markup('<meta http-equiv="refresh" content="5">') \
             if sync_class in ("syncing", "waiting") else ""
-        content = render(
-            "success.html", organisation=conn.organisation_name or conn.company,
-            product=request.app.settings.product_name, sync_class=sync_class,
-            sync_text=sync_text,
+        content = render_page(
+            request, "success.html", organisation=conn.organisation_name or conn.company,
+            sync_class=sync_class, sync_text=sync_text,
             closing=_closing(request, syncing=bool(head)), next=_next_button(request),
         )
-        return page(request, "Connection Successful", content, head=head)
+        return page(request, request._("Connection Successful"), content, head=head)
 
     return _guard(request, act)
 
 
 def _closing(request: Request, *, syncing: bool) -> str:
     """The success page's last line: "close this window" unless the platform's "Next" follows."""
-    background = "the first sync carries on in the background." if syncing else ""
+    _ = request._
     if request.app.settings.success_next_url:
-        return background.capitalize()
-    return "You can close this window now" + (f" – {background}" if syncing else ".")
+        return _("The first sync carries on in the background.") if syncing else ""
+    if syncing:
+        return _("You can close this window now – the first sync carries on in the "
+                 "background.")
+    return _("You can close this window now.")
 
 
 def _next_button(request: Request) -> Markup | str:
@@ -492,7 +533,8 @@ def _next_button(request: Request) -> Markup | str:
     url = request.app.settings.success_next_url
     if not url:
         return ""
-    return tag("p", tag("a", "Next", href=url, class_="button primary"), class_="actions")
+    return tag("p", tag("a", request._("Next"), href=url, class_="button primary"),
+               class_="actions")
 
 
 def progress(request: Request) -> Response:

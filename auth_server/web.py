@@ -15,10 +15,16 @@ from email.message import Message
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+import markupsafe
+
+from auth_server import i18n
 from auth_server.background import Jobs
+from auth_server.brand import Brand
+from auth_server.brand import brand as make_brand
 from auth_server.errors import InvalidInput
 from auth_server.first_sync import FirstSync
-from auth_server.render import Markup, render, tag
+from auth_server.i18n import N_, Language
+from auth_server.render import Markup, escape, tag
 from auth_server.security import (
     CsrfSigner,
     cookie,
@@ -51,6 +57,10 @@ class App:
     admin_failures: FailureThrottle = field(default_factory=FailureThrottle)
     targeted_sync: TargetedSync | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    brand: Brand = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.brand = make_brand(self.settings)
 
 
 @dataclass
@@ -74,6 +84,37 @@ class Request:
     name it in their support reference."""
     actor: str | None = None
     """Who is acting, for logs and audit records: ``api:<key id>`` for the API."""
+
+    chosen_language: str | None = None
+    """The invite's language, once the connection this request is about is known."""
+
+    @property
+    def lang(self) -> Language:
+        """The language of this request's page: the invite's, else the browser's preference
+        (the admin's pages, for the operator, are in English)."""
+        if self.path.startswith("/admin"):
+            return i18n.language(i18n.DEFAULT)
+        return i18n.language(self.chosen_language
+                             or i18n.negotiate(self.headers.get("Accept-Language")))
+
+    def about(self, conn: Any) -> None:
+        """This request concerns ``conn``: its pages speak the invite's language and error
+        pages name its organisation."""
+        if conn is None:
+            return
+        if self.organisation is None:
+            self.organisation = conn.organisation_name or conn.company
+        if getattr(conn, "language", None):
+            self.chosen_language = conn.language
+
+    def _(self, message: str, **values: object) -> str:
+        """``message`` in this request's language, filled with ``%(name)s`` values."""
+        return self.lang.gettext(message, **values)
+
+    def _html(self, message: str, **values: object) -> Markup:
+        """As ``_``, for a message holding HTML of our own (``<strong>``): values escaped."""
+        safe = {k: markupsafe.Markup(escape(v)) for k, v in values.items()}  # noqa: S704 - escaped
+        return Markup(self.lang.markup(message, **safe))
 
     @classmethod
     def parse_cookies(cls, header: str | None) -> dict[str, str]:
@@ -161,17 +202,28 @@ def json_response(data: Any, status: int = 200) -> Response:
                     content_type="application/json")
 
 
-STEPS = ("Choose software", "Review access", "Sign in to Xero", "Confirm")
+STEPS = (N_("Choose software"), N_("Review access"), N_("Sign in to Xero"), N_("Confirm"))
 
 
-def steps(current: int) -> Markup:
+def steps(request: Request, current: int) -> Markup:
     """The progress strip at the top of each step (``current`` counts from 1)."""
     items = []
     for number, label in enumerate(STEPS, start=1):
         state = "done" if number < current else ("current" if number == current else None)
-        items.append(tag("li", f"{number}. {label}", class_=state,
-                         aria_current="step" if number == current else None))
-    return tag("ol", Markup("".join(items)), class_="steps", aria_label="Progress")
+        items.append(tag("li", f"{request.lang.number(number)}. {request._(label)}",
+                         class_=state, aria_current="step" if number == current else None))
+    return tag("ol", Markup("".join(items)), class_="steps",
+               aria_label=request._("Progress"))
+
+
+def brand_of(request: Request) -> Brand:
+    """The platform's brand (built once per server from ``[auth_server]``)."""
+    return request.app.brand
+
+
+def render_page(request: Request, template: str, **values: object) -> Markup:
+    """A customer template filled in this request's language, with the brand at hand."""
+    return Markup(i18n.render(template, request.lang, {"brand": brand_of(request), **values}))
 
 
 def page(
@@ -184,16 +236,18 @@ def page(
     topbar_extra: Markup | str = "",
     body_class: str = "",
 ) -> Response:
-    """A full HTML page in the layout (``body_class="admin"`` for the admin's pages)."""
-    product = request.app.settings.product_name
-    footer = "connections admin" if body_class == "admin" else \
-        "read-only access to your accounting data"
-    html = render(
-        "layout.html", title=title, product=product, initial=(product[:1] or "x"),
-        content=content, head=head, topbar_extra=topbar_extra, body_class=body_class,
-        footer=f"{product} · {footer}",
+    """A full HTML page in the layout (``body_class="admin"`` for the admin's pages, which are
+    for the operator and stay in English)."""
+    if body_class == "admin":
+        footer = "connections admin"
+    else:
+        footer = request._("read-only access to your accounting data")
+    html = render_page(
+        request, "layout.html", title=title, content=content, head=head,
+        topbar_extra=topbar_extra, body_class=body_class, footer=footer,
     )
-    return Response(status=status, body=html.encode())
+    return Response(status=status, body=html.encode(),
+                    headers=[("Content-Language", request.lang.code)])
 
 
 def message(
@@ -204,16 +258,45 @@ def message(
     status: int = 200,
     tone: str = "info",
     action: Markup | str = "",
+    reference: bool | None = None,
+    detail: str | None = None,
 ) -> Response:
-    """A page that says one thing (errors, troubleshooting, notices); an error page (status
-    400 or more) carries a support reference, logged with it."""
+    """A page that says one thing (errors, troubleshooting, notices). An error page (status
+    400 or more, unless ``reference=False``: a sign-in prompt is not an error) carries a
+    support reference, logged with it and with ``detail`` (the cause, for the operator)."""
     body = Markup("".join(tag("p", p) for p in paragraphs))
-    if status >= 400:
+    if status >= 400 if reference is None else reference:
         ref = new_reference(request.organisation)
-        log_reference(ref, status=status, heading=heading, path=request.path)
-        body = Markup(body + reference_markup(ref, request.app.settings.product_name))
-    content = render("message.html", heading=heading, body=body, action=action, tone=tone)
+        log_reference(ref, status=status, heading=heading, path=request.path, detail=detail)
+        body = Markup(body + reference_markup(request, ref))
+    content = render_page(request, "message.html", heading=heading, body=body, action=action,
+                          tone=tone)
     return page(request, heading, content, status=status)
+
+
+def support_links(request: Request) -> Markup | None:
+    """The platform's support contact as links (email, help page), or None when unset."""
+    brand = brand_of(request)
+    links = []
+    if brand.support_email:
+        links.append(tag("a", brand.support_email, href=f"mailto:{brand.support_email}",
+                         dir="ltr"))
+    if brand.support_url:
+        links.append(tag("a", request._("%(product)s's help page", product=brand.product),
+                         href=brand.support_url))
+    if not links:
+        return None
+    return Markup(escape(request._(" or ")).join(links))
+
+
+def support_contact(request: Request) -> Markup:
+    """Who the customer asks for help: the platform's support when set, else whoever sent the
+    invitation (one sentence)."""
+    links = support_links(request)
+    if links is None:
+        return Markup(escape(request._("Contact the person who sent your invitation.")))
+    return request._html("Contact %(product)s's support: %(contact)s.",
+                         product=brand_of(request).product, contact=links)
 
 
 def csrf_field(request: Request, binding: str, purpose: str) -> str:

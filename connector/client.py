@@ -29,6 +29,7 @@ stops, the others go on. A 4xx that concerns one request (``XeroRequestError``: 
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -79,6 +80,13 @@ _USAGE_FLUSH_SECONDS = 1.0
 # waits for a slot here first, and httpx never holds more than it has connections for.
 MAX_CONNECTIONS = 64
 
+
+
+
+def _transport_cause(exc: BaseException) -> str:
+    """``ConnectError: [Errno 111] Connection refused``: the type and httpx's short reason."""
+    reason = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 class _Pacer:
     """Spaces one organisation's calls within Xero's rolling minute window.
@@ -314,9 +322,19 @@ class OrganisationSession:
                         error)
         return error
 
-    def _check_stopped(self) -> None:
-        if self.stopped is not None:
-            raise self.stopped
+    def _check_stopped(self, entity: str | None = None) -> None:
+        """Refuse a call once the organisation is stopped; for another entity than the one that
+        failed, the error says so and names the entity asked for (not the one that failed)."""
+        stopped = self.stopped
+        if stopped is None:
+            return
+        if entity is None or stopped.entity in (None, entity):
+            raise stopped
+        error = copy.copy(stopped)  # same type: callers decide on it as on the first one
+        error.message = f"not read because {stopped.entity} failed first: {stopped.message}"
+        error.entity, error.endpoint = entity, None
+        error.args = (str(error),)
+        raise error
 
     # -- budget ---------------------------------------------------------------------------------
 
@@ -348,7 +366,7 @@ class OrganisationSession:
         endpoint: str, token: str, on_answer: Callable[[], None] | None = None,
     ) -> httpx.Response:
         with self._semaphore:
-            self._check_stopped()
+            self._check_stopped(entity)
             self._book_call(entity, endpoint)
             self._pacer.wait_turn()
             answer: httpx.Headers | None = None
@@ -422,7 +440,7 @@ class OrganisationSession:
         if_modified_since: datetime | None,
         on_answer: Callable[[], None] | None = None,
     ) -> Any:
-        self._check_stopped()
+        self._check_stopped(entity)
         url = f"{self.settings.api_url}/{path.lstrip('/')}"
         endpoint = f"/{path.lstrip('/')}"
         headers = {}
@@ -440,8 +458,8 @@ class OrganisationSession:
                     transient += 1  # dropped before any answer: like a 5xx
                     if transient > self.settings.max_retries:
                         raise XeroUnavailable(
-                            f"Xero dropped the connection {transient} times",
-                            cause=type(exc).__name__, **ctx,
+                            f"Xero dropped the connection to {url} {transient} times",
+                            cause=_transport_cause(exc), **ctx,
                         ) from None
                     self._backoff(transient)
                     continue
@@ -460,8 +478,8 @@ class OrganisationSession:
                 transient += 1
                 if transient > self.settings.max_retries:
                     raise XeroUnavailable(
-                        f"Xero could not be reached after {transient} attempts",
-                        cause=type(exc).__name__, **ctx,
+                        f"Xero could not be reached at {url} after {transient} attempts",
+                        cause=_transport_cause(exc), **ctx,
                     ) from None
                 log.info("%s for %s; retrying", type(exc).__name__, endpoint)
                 self._backoff(transient)

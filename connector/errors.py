@@ -85,6 +85,16 @@ class OAuthError(XeroError):
         super().__init__(message, **context)
 
 
+CLIENT_REJECTED = ("Xero rejected the app's client credentials (invalid_client): check "
+                   "sources.xero.client_secret and sources.xero.client_id")
+"""The one line for ``invalid_client``: the app's id or secret is wrong, for every grant."""
+
+
+class ClientRejected(OAuthError):
+    """``invalid_client``: Xero refused the app's own credentials (a wrong client secret or
+    id). No organisation can be read or connected until the setting is fixed."""
+
+
 class GrantInvalid(OAuthError):
     """``invalid_grant``: the refresh token (or code) is dead; the user must connect again."""
 

@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 
 from connector.errors import (
+    CLIENT_REJECTED,
     AuthenticationFailed,
     AuthorizationMissing,
+    ClientRejected,
     GrantInvalid,
     MalformedResponse,
     OAuthError,
@@ -157,7 +159,10 @@ def _with_retries(
         try:
             response = send()
         except httpx.TransportError as exc:
-            last = XeroUnavailable(f"{what} failed", endpoint=endpoint, cause=type(exc).__name__)
+            reason = " ".join(str(exc).split())[:200]
+            last = XeroUnavailable(
+                f"{what} failed: Xero's identity service could not be reached at {endpoint}",
+                cause=f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__)
             continue
         if retry_status(response.status_code):
             last = XeroUnavailable(f"{what} failed", endpoint=endpoint,
@@ -174,6 +179,9 @@ def _token_error(response: httpx.Response, *, what: str, endpoint: str) -> OAuth
     if code == "invalid_grant":
         return GrantInvalid(f"{what}: Xero says invalid_grant", error=code, endpoint=endpoint,
                             cause=cause)
+    if code in ("invalid_client", "unauthorized_client"):
+        return ClientRejected(f"{what}: {CLIENT_REJECTED}", error=code, endpoint=endpoint,
+                              cause=cause)
     return OAuthError(f"{what} was refused", error=code, endpoint=endpoint, cause=cause)
 
 

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -98,6 +99,17 @@ def _contract(mode: str) -> Any:
 
 
 # --- the run: organisations, client, shared fetches ----------------------------------------------
+
+
+def _handling_interrupt() -> bool:
+    """True while a Ctrl-C unwinds the caller (a generator closed by it sees GeneratorExit,
+    whose context is the KeyboardInterrupt)."""
+    exc = sys.exc_info()[1]
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
 
 class _Run:
     """What one extraction shares across resources: the client, the organisations, the pool.
@@ -184,7 +196,9 @@ class _Run:
     def _release(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # On Ctrl-C nobody waits for pages in flight (Xero may take seconds to answer):
+            # the run stops now, and what was extracted stays for the next run.
+            pool.shutdown(wait=not _handling_interrupt(), cancel_futures=True)
         if self._client is not None:
             self._client.close()  # sessions (and their pacing) stay; connections close
         if self._tokens is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = invite_sub.add_parser("create", help="a new invite; prints its id and link")
     create.add_argument("--company", required=True)
     create.add_argument("--email", required=True)
+    create.add_argument("--language", default=None, metavar="CODE",
+                        help="the language of the invite's pages and email (en, ar); default: "
+                             "the customer's browser decides, the email is in English")
     resend = invite_sub.add_parser("resend", help="a new link; the old one stops working")
     resend.add_argument("invite_id")
 
@@ -108,7 +112,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     from pipelines import commands
 
     if args.invite_command == "create":
-        return commands.invite_create(args.company, args.email)
+        return commands.invite_create(args.company, args.email, args.language)
     return commands.invite_resend(args.invite_id)
 
 
@@ -179,8 +183,12 @@ def _purge(args: argparse.Namespace) -> int:
     return purge_from_cli(args)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `xero-elt` and `python -m pipelines`."""
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     from pipelines.privacy import make_private, warn_if_home_is_open
 
@@ -204,8 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xero-elt: {exc}", file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
-        print("xero-elt: interrupted", file=sys.stderr)
-        return 130
+        what = "run" if args.command == "run" else args.command
+        print(f"xero-elt {what}: interrupted (Ctrl-C)"
+              + ("; recorded as interrupted, and the next run catches up" if what == "run"
+                 else ""), file=sys.stderr)
+        if from_shell:
+            # Worker threads may sit in a read from Xero for seconds; everything worth keeping
+            # is written (the store, the history), so leave now rather than wait for them.
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

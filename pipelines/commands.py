@@ -35,20 +35,21 @@ def _guarded(action: Callable[[], int]) -> int:
         return _fail(str(exc), exitcodes.FAILURE)
 
 
-def create_invite_link(company: str, email: str) -> tuple[str, str]:
+def create_invite_link(company: str, email: str,
+                       language: str | None = None) -> tuple[str, str]:
     """Create an invite and send its email; returns (connection id, link)."""
     from auth_server.invites import create_invite
     from auth_server.settings import load_settings
 
-    conn, link = create_invite(open_store(), load_settings(), company, email)
+    conn, link = create_invite(open_store(), load_settings(), company, email, language=language)
     return conn.connection_id, link
 
 
-def invite_create(company: str, email: str) -> int:
+def invite_create(company: str, email: str, language: str | None = None) -> int:
     """`xero-elt invite create`: prints `invite <id>` and `link <url>`."""
 
     def act() -> int:
-        connection_id, link = create_invite_link(company, email)
+        connection_id, link = create_invite_link(company, email, language)
         print(f"invite {connection_id}")
         print(f"link {link}")
         return exitcodes.OK

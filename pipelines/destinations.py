@@ -82,6 +82,24 @@ def _secret(key: str) -> Any:
         return None
 
 
+def unknown_destination(name: str, exc: BaseException) -> str:
+    """One readable line for a destination dlt could not load: a near name when it is a typo
+    (``postgress`` → did you mean postgres?), else dlt's first line (a missing package)."""
+    import difflib
+
+    import dlt.destinations
+
+    known = [d for d in dlt.destinations.__all__ if d != "destination"]
+    if name not in known:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return (f"unknown destination {name!r}: {hint}xero-elt loads into duckdb (the default) "
+                "or postgres, or any dlt destination by its name "
+                f"({', '.join(sorted(known))})")
+    first = " ".join(str(exc).replace("\\n", "\n").replace("\\t", " ").split("\n")[0].split())
+    return f"destination {name!r} could not be loaded: {first or type(exc).__name__}"
+
+
 def resolve_target(destination: str | None = None, dataset: str | None = None) -> Target:
     """Resolve flags and config (`[pipelines] destination`, `dataset_name`) into a Target."""
     name = destination or _config("pipelines.destination") or DEFAULT_DESTINATION
@@ -114,7 +132,7 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
         try:
             dest = Destination.from_reference(name, destination_name=name)
         except Exception as exc:
-            raise DestinationError(f"unknown dlt destination {name!r}: {exc}") from None
+            raise DestinationError(unknown_destination(name, exc)) from None
         description = f"{name} (dataset {dataset})"
     return Target(
         name=name,

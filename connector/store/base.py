@@ -285,18 +285,20 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
         invite_token_hash: str,
         invite_expires_at: datetime,
         now: datetime | None = None,
+        language: str | None = None,
     ) -> Connection:
-        """A new invite, status ``invited``."""
+        """A new invite, status ``invited`` (``language``: its pages' and email's, if chosen)."""
         now = now or utcnow()
         connection_id = "con_" + secrets.token_hex(6)
         with self._write() as tx:
             tx.execute(
                 "INSERT INTO connections (connection_id, company, email, status,"
-                " invite_token_hash, invite_expires_at, invited_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                " invite_token_hash, invite_expires_at, invited_at, updated_at, language)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     connection_id, company, email, ConnectionStatus.INVITED.value,
                     invite_token_hash, to_text(invite_expires_at), to_text(now), to_text(now),
+                    language,
                 ),
             )
         return self.get_connection(connection_id)

@@ -177,6 +177,9 @@ _JOBS_SCOPES_PURGE = (
     "ALTER TABLE connections ADD COLUMN purged_by TEXT",
 )
 
+# The language the invite's pages and email speak (``en``, ``ar``; none: the browser's choice).
+_CONNECTION_LANGUAGE = ("ALTER TABLE connections ADD COLUMN language TEXT",)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
@@ -186,6 +189,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, "Xero's webhook events in", _XERO_EVENTS, _XERO_EVENTS),
     Step(7, "background jobs, API key scopes, purge audit", _JOBS_SCOPES_PURGE,
          _JOBS_SCOPES_PURGE),
+    Step(8, "the invite's language", _CONNECTION_LANGUAGE, _CONNECTION_LANGUAGE),
 )
 LATEST = STEPS[-1].version
 

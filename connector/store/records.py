@@ -120,6 +120,8 @@ class Connection:
     updated_at: datetime
     purged_at: datetime | None = None
     purged_by: str | None = None
+    language: str | None = None
+    """The language of the invite's pages and email (``en``, ``ar``); none: the browser's."""
 
 
 DATETIME_FIELDS = frozenset({

@@ -58,7 +58,7 @@ PUBLIC_CONNECTION_FIELDS = (
     "connection_id", "company", "email", "status", "status_reason", "tenant_id",
     "organisation_name", "invited_at", "invite_expires_at", "link_opened_at", "connected_at",
     "disconnected_at", "sync_state", "last_synced_at", "last_sync_rows", "last_sync_outcome",
-    "purged_at", "purged_by",
+    "purged_at", "purged_by", "language",
 )
 
 
