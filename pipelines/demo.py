@@ -55,6 +55,9 @@ def _environment(directory: Path, sandbox_url: str | None = None,
         "DLT_DATA_DIR": str(directory / "home" / "dlt"),
         "PYTHONUNBUFFERED": "1",
     })
+    # The demo keeps the chart of accounts' history, so the README's history query has its
+    # columns to read (a configured value wins).
+    env.setdefault("SOURCES__XERO__HISTORY", "accounts")
     if sandbox_url and app:
         env.update({**xero_env(sandbox_url, app), "SOURCES__XERO__RECONCILE_INTERVAL_HOURS": "24"})
     if auth_url:
