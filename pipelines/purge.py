@@ -378,9 +378,11 @@ def purge(connection_id: str, *, destinations: list[str] | None = None,
             for target in targets:
                 report[target.name] = purge_destination(store, target, conn.tenant_id)
             forget_in_pipelines(store.home / "pipelines", conn.tenant_id)
-        purge_tokens(store, load_xero_settings(), conn)
+        # What is ours alone goes before Xero is asked anything: an unreachable Xero then
+        # holds back only the tokens (and the final status), never our own copies.
         forget_in_files(store.home, conn)
         store.forget_organisation(conn.connection_id, conn.tenant_id)
+        purge_tokens(store, load_xero_settings(), conn)
         store.update_connection(
             conn.connection_id, status=ConnectionStatus.PURGED,
             status_reason="purged on request", purged_at=utcnow(), purged_by=actor,
