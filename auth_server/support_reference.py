@@ -13,13 +13,8 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from auth_server.render import Markup, tag
 from connector.store import utcnow
-
-if TYPE_CHECKING:
-    from auth_server.web import Request
 
 log = logging.getLogger("auth_server.support")
 # As server.redact: an invite link's token is a secret, so it never reaches the log.
@@ -54,21 +49,3 @@ def log_reference(ref: SupportReference, *, status: int, heading: str, path: str
     log.warning("error page %d %r at %s; support reference %s%s", status, heading,
                 _INVITE_TOKEN.sub("/invite/…", path.split("?", 1)[0]), ref.text(),
                 f"; detail: {detail}" if detail else "")
-
-
-def reference_markup(request: Request, ref: SupportReference) -> Markup:
-    """The reference block of an error page, naming the platform's support when it is set."""
-    from auth_server.web import brand_of, support_links
-
-    brand = brand_of(request)
-    code = tag("code", ref.text(), class_="support-code", dir="ltr")
-    links = support_links(request)
-    if links:
-        ask = request._html("If you need help, send it (or a screenshot of this page) to "
-                            "%(product)s's support: %(contact)s.", product=brand.product,
-                            contact=links)
-    else:
-        ask = request._html("If you need help, send it (or a screenshot of this page) to the "
-                            "person who sent your invitation.")
-    shown = request._html("Support reference: %(code)s.", code=code)
-    return tag("p", Markup(f"{shown} {ask}"), class_="support-ref muted")

@@ -34,7 +34,7 @@ from auth_server.security import (
     parse_form,
 )
 from auth_server.settings import AuthServerSettings
-from auth_server.support_reference import log_reference, new_reference, reference_markup
+from auth_server.support_reference import SupportReference, log_reference, new_reference
 from auth_server.targeted_sync import TargetedSync
 from auth_server.throttle import FailureThrottle
 from connector.settings import XeroSettings
@@ -322,3 +322,19 @@ def csrf_signer(store: Store) -> CsrfSigner:
                                    expires_at=utcnow() + timedelta(days=365))
         key = str(data["key"])
     return CsrfSigner(key.encode())
+
+
+def reference_markup(request: Request, ref: SupportReference) -> Markup:
+    """The reference block of an error page, naming the platform's support when it is set."""
+    brand = brand_of(request)
+    code = tag("code", ref.text(), class_="support-code", dir="ltr")
+    links = support_links(request)
+    if links:
+        ask = request._html("If you need help, send it (or a screenshot of this page) to "
+                            "%(product)s's support: %(contact)s.", product=brand.product,
+                            contact=links)
+    else:
+        ask = request._html("If you need help, send it (or a screenshot of this page) to the "
+                            "person who sent your invitation.")
+    shown = request._html("Support reference: %(code)s.", code=code)
+    return tag("p", Markup(f"{shown} {ask}"), class_="support-ref muted")
