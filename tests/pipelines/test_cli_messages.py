@@ -18,6 +18,9 @@ from pipelines.cli import main
 from sandbox.handle import SandboxHandle, XeroGrant
 from tests.connector.conftest import connect_tenants
 
+# CLI subprocesses: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

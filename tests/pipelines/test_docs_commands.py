@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from sandbox.handle import SandboxHandle
+
+# Shell commands in subprocesses: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()

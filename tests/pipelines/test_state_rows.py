@@ -11,6 +11,9 @@ from pipelines import state_rows
 from sandbox.handle import SandboxHandle
 from tests.pipelines.conftest import Warehouse
 
+# Full loads into a warehouse: `make test` runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _copies(warehouse: Warehouse) -> int:
     return warehouse.query("SELECT count(*) FROM {ds}._dlt_pipeline_state")[0][0]
