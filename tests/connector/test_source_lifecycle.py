@@ -14,9 +14,9 @@ import pytest
 
 from connector import xero_source
 from connector.settings import XeroSettings
-from connector.store import Store
-from connector.token_providers import StoreTokens
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store
+from store.token_provider import StoreTokens
 
 # Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
 pytestmark = pytest.mark.slow
