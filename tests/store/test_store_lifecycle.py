@@ -96,3 +96,21 @@ def test_a_refused_grant_moves_its_connected_organisations_on(store: Store) -> N
     assert store.get_connection(on_grant).status == "needs_reconnection"
     assert _events_of(store, on_grant) == ["connection.needs_reconnection"]
     assert store.get_connection(elsewhere).status == "connected"
+
+
+def test_no_product_code_sets_a_status_but_through_the_table() -> None:
+    """``update_connection(status=…)`` is a raw write for tests and repairs: the product names an
+    event (``store.lifecycle.apply``), so who is told is never skipped."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    wrong = []
+    for package in ("connector", "store", "auth_server", "pipelines", "tools", "bench"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ("update_connection", "update_connections")
+                        and any(k.arg == "status" for k in node.keywords)):
+                    wrong.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert wrong == []
