@@ -148,6 +148,14 @@ class FileTokenStore:
         self._write_all(data)
         return grant_id
 
+    def keep(self, fingerprint: str, grant: FileGrant) -> None:
+        """Keep a grant as adopted from the refresh token with this SHA-256 (moving grants
+        from elsewhere); call it inside ``grant_lock``."""
+        data = self._read_all()
+        data.setdefault("grants", {})[grant.grant_id] = self._row(grant)
+        data.setdefault("adopted", {})[fingerprint] = grant.grant_id
+        self._write_all(data)
+
     def save_rotated_tokens(self, grant_id: str, token_response: dict[str, Any], *,
                             now: datetime | None = None) -> FileGrant:
         """Replace the grant's tokens with a refresh's (written before this returns)."""

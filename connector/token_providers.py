@@ -17,6 +17,7 @@ A provider reports, it never records run outcomes: what Xero refused is in the r
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +108,13 @@ class SecretsTokens:
         fingerprint = hashlib.sha256(self.settings.refresh_token.encode()).hexdigest()
         with self.token_file.grant_lock("adopt"):
             grant_id = self.token_file.adopted(fingerprint)
+            if grant_id is None and fingerprint in _read_json(self.home / _OLD_ADOPTED_FILE):
+                # Adopting the secrets' token again would use one Xero rotated away long ago.
+                raise ConfigurationError(
+                    f"an earlier release adopted this refresh token into the app's store in "
+                    f"{self.home}; move it into {self.token_file.path} once with "
+                    f"`python -m store.token_provider {self.home}`, or put a current refresh "
+                    "token in the secrets")
             if grant_id is None:
                 # An access token that is already expired: the first access_token() call
                 # refreshes it inside the grant lock and saves the rotated token before use.
@@ -155,6 +163,19 @@ class SecretsTokens:
             http, self._http = self._http, None
         if http is not None:
             http.close()
+
+
+# Where releases before the token file recorded which secrets token became which grant of the
+# app's store (a SHA-256 of the token -> grant id); ``store.token_provider`` moves them.
+_OLD_ADOPTED_FILE = "adopted-grants.json"
+
+
+def _read_json(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def default_provider(settings: XeroSettings) -> TokenProvider:

@@ -5,22 +5,29 @@ organisations are the ``connected`` connections, tokens come through
 ``connector.tokens.access_token_for`` (single-flight refresh, rotation saved before use), and a
 grant Xero refuses is recorded here (``store.lifecycle.grant_refused``): the connector reports,
 the store records. ``access_token_for`` is the same call for the app's own code (the auth
-server, the pipelines), with that recording built in.
+server, the pipelines), with that recording built in. ``move_adopted_grants`` (also
+``python -m store.token_provider [HOME]``) moves the tokens earlier releases adopted from a plain
+dlt project's secrets into the app's store over to the connector's token file, where they live
+now.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connector import tokens
 from connector.identity import http_client
 from connector.settings import XeroSettings
+from connector.token_file import FileGrant, FileTokenStore
 from connector.token_providers import Organisation
-from store import lifecycle
+from store import default_home, lifecycle, open_store
 
 if TYPE_CHECKING:
     import httpx
@@ -119,4 +126,35 @@ class StoreTokens:
             self.store.close()
 
 
-__all__ = ["REFRESHES_IN_FLIGHT", "StoreTokens", "access_token_for"]
+def move_adopted_grants(home: Path) -> list[str]:
+    """Move the grants an earlier release adopted from the secrets into the app's store (listed
+    in ``HOME/adopted-grants.json``) into the plain use's token file, ``HOME/tokens.json``;
+    the list is renamed ``adopted-grants.json.moved``. Returns the grant ids moved."""
+    listed = home / "adopted-grants.json"
+    try:
+        adopted = json.loads(listed.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    store = open_store(home)
+    token_file = FileTokenStore(home)
+    moved = []
+    try:
+        with token_file.grant_lock("adopt"):
+            for fingerprint, grant_id in sorted(adopted.items()):
+                grant = store.get_grant(grant_id)
+                token_file.keep(fingerprint, FileGrant(
+                    grant.grant_id, grant.access_token, grant.access_expires_at,
+                    grant.refresh_token, grant.status, grant.status_reason))
+                moved.append(grant_id)
+    finally:
+        store.close()
+    listed.rename(listed.with_name(listed.name + ".moved"))
+    return moved
+
+
+__all__ = ["REFRESHES_IN_FLIGHT", "StoreTokens", "access_token_for", "move_adopted_grants"]
+
+
+if __name__ == "__main__":  # python -m store.token_provider [HOME]
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else default_home()
+    print(f"moved {len(move_adopted_grants(folder))} grant(s) into {folder / 'tokens.json'}")
