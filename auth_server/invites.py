@@ -141,12 +141,15 @@ def resend_invite(
     else:
         # A reconnection's link keeps ``needs_reconnection`` and its reason (the table says).
         reconnecting = conn.status == ConnectionStatus.NEEDS_RECONNECTION
-        target = lifecycle.apply(
-            store, conn.connection_id, lifecycle.Event.RESEND,
-            invite_token_hash=token_hash(token), invite_expires_at=expires_at,
-            status_reason=conn.status_reason if reconnecting else None,
-            invited_at=now, link_opened_at=None, disconnected_at=None, updated_at=now,
-        )
+        try:
+            target = lifecycle.apply(
+                store, conn.connection_id, lifecycle.Event.RESEND,
+                invite_token_hash=token_hash(token), invite_expires_at=expires_at,
+                status_reason=conn.status_reason if reconnecting else None,
+                invited_at=now, link_opened_at=None, disconnected_at=None, updated_at=now,
+            )
+        except lifecycle.TransitionRefused as exc:  # purging or purged (or changed meanwhile)
+            raise InviteError(str(exc)) from None
     link = invite_link(settings, token)
     if send_email:
         _send(store, settings, target, link)
