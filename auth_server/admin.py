@@ -34,8 +34,8 @@ from auth_server.web import (
     page,
     redirect,
 )
-from connector.store import Connection, ConnectionStatus, Store, utcnow
-from connector.store.jobs import Job
+from store import Connection, ConnectionStatus, Store, utcnow
+from store.jobs import Job
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from auth_server.admin import ADMIN_PURPOSE, AdminAuth, _admin_form, _topbar, admin_only
 from auth_server.render import Markup, escape, tag
 from auth_server.web import Request, Response, message, page, redirect
-from connector.store import StoreError
-from connector.store.webhook_outbox import WebhookEvent
-from connector.store.xero_events import WebhookHealth
+from store import StoreError
+from store.webhook_outbox import WebhookEvent
+from store.xero_events import WebhookHealth
 
 LIMIT = 100
 

@@ -27,9 +27,9 @@ from auth_server.errors import (
 )
 from auth_server.support_reference import log_reference, new_reference
 from auth_server.web import Request, Response, json_response, parse_json
-from connector.store import Connection, ConnectionStatus, StoreError
-from connector.store.jobs import Job, JobsBusy
-from connector.store.webhook_outbox import connection_payload
+from store import Connection, ConnectionStatus, StoreError, lifecycle
+from store.jobs import Job, JobsBusy
+from store.webhook_outbox import connection_payload
 
 log = logging.getLogger(__name__)
 
@@ -298,9 +298,8 @@ def purge(request: Request) -> Response:
         return _busy(exc)
     if created and conn.status != ConnectionStatus.PURGING:
         # From now on no run loads it, even before the purge's process has started.
-        request.app.store.update_connection(conn.connection_id, status=ConnectionStatus.PURGING,
-                                            status_reason=f"purge requested by {actor}",
-                                            sync_state=None)
+        lifecycle.apply(request.app.store, conn.connection_id, lifecycle.Event.PURGE_REQUESTED,
+                        status_reason=f"purge requested by {actor}", sync_state=None)
     return _job_answer(request, job)
 
 

@@ -2,7 +2,7 @@
 
 The auth server must not import ``pipelines`` (imports flow ``pipelines -> auth_server``), so a
 job runs ``python -m pipelines …`` as a subprocess, its output in ``XERO_ELT_HOME/logs/<name>.log``.
-Every job is a row of the store's ``jobs`` table (``connector/store/jobs.py``), so:
+Every job is a row of the store's ``jobs`` table (``store/jobs.py``), so:
 
 - a repeated request (a client retrying after a timeout, two servers behind a balancer) gets the
   job already queued or running, never a second process on the same connection;
@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from connector.store import Store, StoreError
-from connector.store.jobs import HEARTBEAT_SECONDS, Job
+from store import Store, StoreError
+from store.jobs import HEARTBEAT_SECONDS, Job
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from connector.errors import (
     XeroRequestError,
 )
 from connector.settings import XeroSettings
-from connector.store import Connection, ConnectionStatus, Grant, Store, StoreError, utcnow
-from connector.tokens import access_token_for
+from store import Connection, ConnectionStatus, Grant, Store, StoreError, lifecycle, utcnow
+from store.token_provider import access_token_for
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,8 @@ def disconnect(
                                          conn.xero_connection_id)
     # A flow waiting on the confirm page holds organisations allowed at Xero: let them go too.
     discard_pending(store, xero_settings, conn.connection_id)
-    updated = store.update_connection(
-        conn.connection_id, status=ConnectionStatus.DISCONNECTED, status_reason=reason,
+    updated = lifecycle.apply(
+        store, conn.connection_id, lifecycle.Event.DISCONNECT, status_reason=reason,
         disconnected_at=now, updated_at=now,
     )
     if conn.grant_id and conn.status in IN_USE:
@@ -359,7 +359,7 @@ def _adopt(store: Store, grant_id: str, tenant: dict[str, Any], now: datetime) -
     tenant_id = str(tenant["tenantId"])
     name = str(tenant.get("tenantName") or "Unnamed organisation")
     fields: dict[str, Any] = {
-        "status": ConnectionStatus.CONNECTED, "status_reason": "imported",
+        "status_reason": "imported",
         "tenant_id": tenant_id, "organisation_name": name,
         "xero_connection_id": str(tenant.get("id") or ""), "grant_id": grant_id,
         "invite_token_hash": None, "invite_expires_at": None, "disconnected_at": None,
@@ -369,13 +369,15 @@ def _adopt(store: Store, grant_id: str, tenant: dict[str, Any], now: datetime) -
         if existing.status in IN_USE:
             if existing.status != ConnectionStatus.CONNECTED:
                 fields["connected_at"] = now
-            return store.update_connection(existing.connection_id, **fields)
+            return lifecycle.apply(store, existing.connection_id, lifecycle.Event.IMPORT,
+                                   **fields)
     # create_connection wants an invite hash; an imported record has no link, so it is dropped.
     from auth_server.security import new_token, token_hash
 
     created = store.create_connection(name, "", invite_token_hash=token_hash(new_token()),
                                       invite_expires_at=now, now=now)
-    return store.update_connection(created.connection_id, connected_at=now, **fields)
+    return lifecycle.apply(store, created.connection_id, lifecycle.Event.IMPORT,
+                           connected_at=now, **fields)
 
 
 def status_label(conn: Connection) -> str:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from auth_server.background import Jobs, Work, cli_work
-from connector.store import Connection, Store, StoreError, utcnow
-from connector.store.jobs import Job, JobsBusy
+from store import Connection, Store, StoreError, utcnow
+from store.jobs import Job, JobsBusy
 
 log = logging.getLogger(__name__)
 

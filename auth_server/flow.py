@@ -45,7 +45,7 @@ from auth_server.settings import AuthServerSettings
 from connector import errors, identity
 from connector.errors import OAuthError, XeroError
 from connector.settings import XeroSettings
-from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
+from store import Connection, ConnectionStatus, Store, StoreError, lifecycle, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,13 @@ def open_link(
     now = now or utcnow()
     conn = lookup_invite(store, token, now=now)
     fields: dict[str, Any] = {"link_opened_at": now, "updated_at": now}
-    if conn.status == ConnectionStatus.INVITED:
-        fields["status"] = ConnectionStatus.LINK_OPENED
     # One transaction (one fsync on SQLite): a burst of customers opening their links queues
     # on the store's writes, so each open costs one commit rather than two or three.
     with store.together():
-        conn = store.update_connection(conn.connection_id, **fields)
+        if conn.status == ConnectionStatus.INVITED:
+            conn = lifecycle.apply(store, conn.connection_id, lifecycle.Event.OPEN_LINK, **fields)
+        else:
+            conn = store.update_connection(conn.connection_id, **fields)
         store.put_flow(
             _visit_key(browser_id),
             {"connection_id": conn.connection_id, "token_hash": conn.invite_token_hash},
@@ -223,8 +224,8 @@ def start_authorization(
         expires_at=now + timedelta(minutes=settings.flow_ttl_minutes),
     )
     if visit.connection.status != ConnectionStatus.NEEDS_RECONNECTION:
-        store.update_connection(
-            visit.connection.connection_id, status=ConnectionStatus.LINK_OPENED,
+        lifecycle.apply(
+            store, visit.connection.connection_id, lifecycle.Event.FLOW_PROGRESS,
             status_reason=AUTHORIZING, updated_at=now,
         )
     return oauth.authorize_url(
@@ -256,8 +257,8 @@ def mark_incomplete(
                            else f"reconnection {reason.replace('_', ' ')}"),
             updated_at=now,
         )
-    return store.update_connection(
-        conn.connection_id, status=ConnectionStatus.INCOMPLETE, status_reason=reason,
+    return lifecycle.apply(
+        store, conn.connection_id, lifecycle.Event.FLOW_STOPPED, status_reason=reason,
         updated_at=now,
     )
 
@@ -397,8 +398,8 @@ def handle_callback(
                           keep={o.tenant_id for o in organisations}, revoke=False)
         retire_replaced_grant(store, xero, str(replaced.get("grant_id")), by=grant)
     if conn.status != ConnectionStatus.NEEDS_RECONNECTION:
-        conn = store.update_connection(
-            conn.connection_id, status=ConnectionStatus.LINK_OPENED, status_reason=CONFIRMING,
+        conn = lifecycle.apply(
+            store, conn.connection_id, lifecycle.Event.FLOW_PROGRESS, status_reason=CONFIRMING,
             updated_at=now,
         )
     return CallbackResult("confirm", conn)
@@ -477,13 +478,13 @@ def confirm(
     # Another invite's record for this organisation that needs reconnection is taken over here.
     for other in store.connections_for_tenant(chosen.tenant_id):
         if other.connection_id != conn.connection_id and other.status in IN_USE:
-            store.update_connection(
-                other.connection_id, status=ConnectionStatus.DISCONNECTED,
+            lifecycle.apply(
+                store, other.connection_id, lifecycle.Event.TAKEN_OVER,
                 status_reason=f"reconnected as {conn.connection_id}", disconnected_at=now,
                 invite_token_hash=None, updated_at=now,
             )
-    conn = store.update_connection(
-        conn.connection_id, status=ConnectionStatus.CONNECTED, status_reason=None,
+    conn = lifecycle.apply(
+        store, conn.connection_id, lifecycle.Event.CONFIRM, status_reason=None,
         tenant_id=chosen.tenant_id, organisation_name=chosen.name,
         xero_connection_id=chosen.xero_connection_id, grant_id=data["grant_id"],
         connected_at=now, disconnected_at=None, updated_at=now,

@@ -22,7 +22,7 @@ from auth_server.security import (
     token_hash,
 )
 from auth_server.settings import AuthServerSettings
-from connector.store import Connection, ConnectionStatus, Store, StoreError, utcnow
+from store import Connection, ConnectionStatus, Store, StoreError, lifecycle, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +139,17 @@ def resend_invite(
             invite_expires_at=expires_at, now=now, language=conn.language,
         )
     else:
-        status = (
-            ConnectionStatus.NEEDS_RECONNECTION
-            if conn.status == ConnectionStatus.NEEDS_RECONNECTION else ConnectionStatus.INVITED
-        )
-        target = store.update_connection(
-            conn.connection_id, invite_token_hash=token_hash(token), invite_expires_at=expires_at,
-            status=status, status_reason=conn.status_reason if status != "invited" else None,
-            invited_at=now, link_opened_at=None, disconnected_at=None, updated_at=now,
-        )
+        # A reconnection's link keeps ``needs_reconnection`` and its reason (the table says).
+        reconnecting = conn.status == ConnectionStatus.NEEDS_RECONNECTION
+        try:
+            target = lifecycle.apply(
+                store, conn.connection_id, lifecycle.Event.RESEND,
+                invite_token_hash=token_hash(token), invite_expires_at=expires_at,
+                status_reason=conn.status_reason if reconnecting else None,
+                invited_at=now, link_opened_at=None, disconnected_at=None, updated_at=now,
+            )
+        except lifecycle.TransitionRefused as exc:  # purging or purged (or changed meanwhile)
+            raise InviteError(str(exc)) from None
     link = invite_link(settings, token)
     if send_email:
         _send(store, settings, target, link)
@@ -193,9 +195,8 @@ def check_open(store: Store, conn: Connection, *, now: datetime | None = None) -
         raise LinkProblem("expired", conn)
     if conn.invite_expires_at is None or conn.invite_expires_at <= now:
         if conn.status in EXPIRING_STATUSES:
-            conn = store.update_connection(
-                conn.connection_id, status=ConnectionStatus.EXPIRED, updated_at=now
-            )
+            conn = lifecycle.apply(store, conn.connection_id, lifecycle.Event.EXPIRE,
+                                   updated_at=now)
         raise LinkProblem("expired", conn)
     if conn.status not in OPEN_STATUSES:
         raise LinkProblem("invalid", conn)
@@ -208,7 +209,9 @@ def expire_stale_invites(store: Store, *, now: datetime | None = None) -> list[C
     changed = []
     for conn in store.list_connections(statuses=[s.value for s in EXPIRING_STATUSES]):
         if conn.invite_expires_at is not None and conn.invite_expires_at <= now:
-            changed.append(store.update_connection(
-                conn.connection_id, status=ConnectionStatus.EXPIRED, updated_at=now
-            ))
+            try:
+                changed.append(lifecycle.apply(store, conn.connection_id, lifecycle.Event.EXPIRE,
+                                               updated_at=now))
+            except lifecycle.TransitionRefused:
+                continue  # it moved on meanwhile (the customer opened or finished the flow)
     return changed

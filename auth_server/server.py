@@ -44,7 +44,7 @@ from auth_server.web import App, Handler, Request, Response, csrf_signer, messag
 from auth_server.webhook_delivery import WebhookWorker
 from connector.logs import setup_logging
 from connector.settings import XeroSettings
-from connector.store import Store, open_store
+from store import Store, open_store
 
 log = logging.getLogger("auth_server")
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from connector.store import utcnow
+from store import utcnow
 
 log = logging.getLogger("auth_server.support")
 # As server.redact: an invite link's token is a secret, so it never reaches the log.

@@ -27,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from auth_server.settings import AuthServerSettings
-from connector.store import ConnectionStatus, Store, StoreError, utcnow
+from store import ConnectionStatus, Store, StoreError, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from auth_server.web import (
     steps,
     support_contact,
 )
-from connector.store import Connection, StoreError
+from store import Connection, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from auth_server.support_reference import SupportReference, log_reference, new_r
 from auth_server.targeted_sync import TargetedSync
 from auth_server.throttle import FailureThrottle
 from connector.settings import XeroSettings
-from connector.store import Store, utcnow
+from store import Store, utcnow
 
 BROWSER_COOKIE = "xelt_b"
 FORM_TYPE = "application/x-www-form-urlencoded"

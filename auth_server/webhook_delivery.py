@@ -1,7 +1,7 @@
 """Delivering webhooks out: a worker thread that posts the outbox's due events, with retries.
 
 Events are written to the store's outbox with the change they report
-(``connector/store/webhook_outbox.py``); this worker claims the due ones, signs and posts them
+(``store/webhook_outbox.py``); this worker claims the due ones, signs and posts them
 to ``[auth_server] webhook_url``, and records every attempt. A 2xx answer delivers an event;
 anything else (a refusal, a timeout, a 500, a redirect) is retried on ``RETRY_DELAYS``: 30 s,
 doubling to 4 h, until an attempt more than 24 h after the first has failed too; then the event
@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from auth_server.settings import AuthServerSettings
 from auth_server.webhook_signature import signed_headers
-from connector.store import Store, StoreError, utcnow
-from connector.store.webhook_outbox import WebhookEvent
+from store import Store, StoreError, utcnow
+from store.webhook_outbox import WebhookEvent
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from auth_server.errors import InvalidInput
 from auth_server.web import Request, Response, parse_json
-from connector.store import StoreError, utcnow
-from connector.store.xero_events import parse_event
+from store import StoreError, utcnow
+from store.xero_events import parse_event
 
 log = logging.getLogger(__name__)
 

@@ -37,11 +37,11 @@ def _serve(home: str, count: int, links: Any, port: Any, backlog: int | None) ->
     from auth_server.server import AuthServer, make_server
     from auth_server.settings import AuthServerSettings
     from connector.settings import XeroSettings
-    from connector.store import Store
+    from store import open_store
 
     if backlog is not None:  # to measure the stdlib's default (5) against ours
         AuthServer.request_queue_size = backlog
-    store = Store(Path(home))
+    store = open_store(Path(home))
     server = make_server("127.0.0.1", 0, store=store, settings=AuthServerSettings(),
                          xero_settings=XeroSettings(client_id="bench"))
     made = [create_invite(store, server.app.settings, f"Company {n}", f"c{n}@example.test")[1]

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.store import Store
 from sandbox.handle import (
     SandboxHandle,
     SandboxProcess,
@@ -23,6 +22,7 @@ from sandbox.handle import (
     make_grant,
     start_sandbox_process,
 )
+from store import open_store
 from tools.sandbox_setup import connect_organisations, store_grant
 
 PAGE_SIZE = 1000
@@ -44,7 +44,7 @@ class Home:
     def expire_access_tokens(self, age: timedelta) -> int:
         """Make every stored access token look `age` old (the same tokens, refreshed `age`
         ago), as the next hourly run finds them; how many grants were changed."""
-        store = Store(self.path)
+        store = open_store(self.path)
         try:
             grants = store.list_grants()
             for grant in grants:
@@ -126,7 +126,7 @@ class BenchSandbox:
     def connect_home(self, path: Path, tenant_ids: list[str]) -> Home:
         """A fresh XERO_ELT_HOME with a new grant and `tenant_ids` connected."""
         path.mkdir(parents=True, exist_ok=True)
-        store = Store(path)
+        store = open_store(path)
         try:
             grant, _ = connect_organisations(store, self.handle, self.app, list(tenant_ids),
                                              email="bench@example.test")
@@ -143,7 +143,7 @@ class BenchSandbox:
         for user in self.handle.users():
             if user["role"] == "admin" and len(user["tenant_ids"]) == 1:
                 admins.setdefault(user["tenant_ids"][0], user["email"])
-        store = Store(path)
+        store = open_store(path)
         grants: dict[str, XeroGrant] = {}
         try:
             for tenant_id in tenant_ids:

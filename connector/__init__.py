@@ -1,7 +1,8 @@
-"""xero-elt's connector: the one way to Xero (OAuth, HTTP client, credential store) and the dlt
-source that loads suppliers, accounts, tax rates and tracking categories.
+"""xero-elt's connector: the one way to Xero (OAuth, HTTP client, the token-provider
+interface and a token file for plain dlt use) and the dlt source that loads suppliers,
+accounts, tax rates and tracking categories. It imports nothing of the app around it.
 
-``xero_source`` is imported lazily so that ``connector.store`` or ``connector.identity`` (used by
+``xero_source`` is imported lazily so that the app's ``store`` or ``connector.identity`` (used by
 the auth server) do not pay for importing dlt's extract machinery.
 """
 

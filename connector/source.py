@@ -51,12 +51,7 @@ from connector.settings import XeroSettings, load_settings
 from connector.snapshot_state import SnapshotState
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
 from connector.suppliers import ReadOptions, SupplierRead, SupplierState
-from connector.token_providers import (
-    Organisation,
-    StoreTokens,
-    TokenProvider,
-    default_provider,
-)
+from connector.token_providers import Organisation, TokenProvider, default_provider
 
 log = logging.getLogger(__name__)
 
@@ -522,8 +517,8 @@ def xero_source(
         reconcile: force the supplier reconciliation (otherwise it runs every
             ``reconcile_interval_hours``).
         full_refresh: ignore the stored cursors and hashes of the organisations loaded.
-        tokens: a ``connector.token_providers.TokenProvider``; default ``SecretsTokens`` when
-            ``refresh_token`` is set, else ``StoreTokens`` over the app's store.
+        tokens: a ``connector.token_providers.TokenProvider``; default ``SecretsTokens`` (the
+            ``refresh_token`` setting); the app passes ``store.token_provider.StoreTokens``.
         settings: ``XeroSettings`` (default ``load_settings()``).
         stats: a ``SyncStats`` to fill with rows, API calls, outcome and error per
             (tenant, entity) and what access Xero took away (``access_lost()``).
@@ -582,18 +577,15 @@ def make_source(
     entities: Sequence[str] | None = None,
     reconcile: bool = False,
     full_refresh: bool = False,
-    store: Any = None,
     tokens: TokenProvider | None = None,
     settings: XeroSettings | None = None,
     stats: SyncStats | None = None,
     contact_ids: Mapping[str, Sequence[str]] | None = None,
 ) -> Any:
-    """``xero_source(...)`` for the app: ``store`` (the app's store) becomes a ``StoreTokens``
-    provider, and ``source.stats`` is the ``SyncStats`` it fills."""
+    """``xero_source(...)`` for the app (which passes ``store.token_provider.StoreTokens`` as
+    ``tokens``); ``source.stats`` is the ``SyncStats`` it fills."""
     stats = stats if stats is not None else SyncStats()
     settings = settings if settings is not None else load_settings()
-    if tokens is None and store is not None:
-        tokens = StoreTokens(store, settings)
     source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
                          full_refresh=full_refresh, tokens=tokens, settings=settings,
                          stats=stats, contact_ids=contact_ids)

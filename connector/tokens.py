@@ -22,18 +22,55 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.errors import GrantInvalid, XeroUnavailable
 from connector.identity import refresh_tokens
 from connector.settings import XeroSettings
 
 if TYPE_CHECKING:
+    import contextlib
+
     import httpx
 
-    from connector.store import Grant, Store
-
 log = logging.getLogger(__name__)
+
+
+
+class Grant(Protocol):
+    """What the token code reads of a stored grant."""
+
+    grant_id: str
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str
+    status: str
+    status_reason: str | None
+
+
+class GrantStore(Protocol):
+    """Where grants live: the app's store (``store``) or the plain use's token file
+    (``connector.token_file``)."""
+
+    def get_grant(self, grant_id: str) -> Grant:
+        """The grant as stored now."""
+        ...
+
+    def grant_lock(self, grant_id: str,
+                   timeout: float = 60.0) -> contextlib.AbstractContextManager[None]:
+        """Hold the grant exclusively (threads, processes, machines where it can)."""
+        ...
+
+    def save_rotated_tokens(self, grant_id: str, token_response: dict[str, Any], *,
+                            now: datetime | None = None) -> Grant:
+        """Keep the rotated tokens, committed before returning."""
+        ...
+
+
+# Told (grant id, Xero's reason) when Xero refuses a grant, inside the grant lock, before
+# GrantInvalid is raised: the owner of the grants records it (the app's store marks the grant
+# and moves its connections on, ``store.lifecycle``).
+OnGrantInvalid = Callable[[str, str], object]
 
 REFRESH_ATTEMPTS = 3
 MAX_REFRESH_BACKOFF_SECONDS = 8.0
@@ -55,7 +92,7 @@ def _check_active(grant: Grant) -> None:
 
 
 def access_token_for(
-    store: Store,
+    store: GrantStore,
     settings: XeroSettings,
     grant_id: str,
     *,
@@ -63,6 +100,7 @@ def access_token_for(
     now: datetime | None = None,
     on_refresh: Callable[[], None] | None = None,
     http: Callable[[], httpx.Client] | None = None,
+    on_grant_invalid: OnGrantInvalid | None = None,
 ) -> str:
     """A valid access token for the grant, refreshing it when needed.
 
@@ -76,10 +114,11 @@ def access_token_for(
         http: gives the client to send a refresh with (one shared by a run's many grants),
             called only when a refresh is sent (a client costs ~60 ms of CPU, mostly its TLS
             context); default a client of its own.
+        on_grant_invalid: told (grant id, reason) when Xero refuses the grant, before
+            ``GrantInvalid`` is raised, still inside the grant lock.
 
     Raises:
-        GrantInvalid: the grant is dead (``invalid_grant``); the grant is marked ``invalid`` and
-            every connected organisation on it ``needs_reconnection``.
+        GrantInvalid: the grant is dead (``invalid_grant``).
         OAuthError, XeroUnavailable, MalformedResponse: the refresh failed otherwise.
     """
     margin = settings.refresh_margin_seconds
@@ -95,7 +134,8 @@ def access_token_for(
             time.sleep(delay * random.uniform(0.5, 1.5))
         try:
             return _refresh_once(store, settings, grant_id, rejected=rejected, now=now,
-                                 on_refresh=on_refresh, http=http)
+                                 on_refresh=on_refresh, http=http,
+                                 on_grant_invalid=on_grant_invalid)
         except XeroUnavailable as exc:
             last = exc
     assert last is not None
@@ -103,7 +143,7 @@ def access_token_for(
 
 
 def _refresh_once(
-    store: Store,
+    store: GrantStore,
     settings: XeroSettings,
     grant_id: str,
     *,
@@ -111,6 +151,7 @@ def _refresh_once(
     now: datetime | None,
     on_refresh: Callable[[], None] | None,
     http: Callable[[], httpx.Client] | None = None,
+    on_grant_invalid: OnGrantInvalid | None = None,
 ) -> str:
     """Under the grant lock: use a token someone else just saved, or make one token call."""
     margin = settings.refresh_margin_seconds
@@ -125,7 +166,8 @@ def _refresh_once(
             token_set = refresh_tokens(settings, grant.refresh_token, attempts=1,
                                        http=http() if http else None)
         except GrantInvalid as exc:
-            mark_grant_invalid(store, grant_id, reason=exc.cause or "invalid_grant")
+            if on_grant_invalid is not None:
+                on_grant_invalid(grant_id, exc.cause or "invalid_grant")
             raise
         # Persist the rotated refresh token before anyone uses the new access token.
         saved = store.save_rotated_tokens(grant_id, token_set.raw, now=now)
@@ -133,26 +175,4 @@ def _refresh_once(
         return saved.access_token
 
 
-def mark_grant_invalid(store: Store, grant_id: str, *, reason: str) -> list[str]:
-    """Xero said ``invalid_grant``: mark the grant and its connected organisations.
-
-    Returns:
-        The tenant ids whose connections now need reconnection.
-    """
-    store.set_grant_status(grant_id, "invalid", reason)
-    tenants = []
-    for connection in store.list_connections(statuses=["connected"]):
-        if connection.grant_id == grant_id:
-            store.update_connection(
-                connection.connection_id,
-                status="needs_reconnection",
-                status_reason=f"Xero refused the grant ({reason}); connect again",
-            )
-            if connection.tenant_id:
-                tenants.append(connection.tenant_id)
-    log.warning("grant %s is invalid (%s); %d organisation(s) need reconnection",
-                grant_id, reason, len(tenants))
-    return tenants
-
-
-__all__ = ["access_token_for", "mark_grant_invalid"]
+__all__ = ["Grant", "GrantStore", "OnGrantInvalid", "access_token_for"]

@@ -2,7 +2,7 @@
 
 The daily call budget (``daily_call_budget``) must hold across all of a day's runs, whichever
 destination they load, so the count lives beside the credential store, not in dlt state (which is
-per pipeline): ``DailyUsage(store)`` counts in the store's ``api_usage`` table, shared by every
+per pipeline): ``DailyUsage(store)`` counts in the app store's ``api_usage`` table, shared by every
 machine on a PostgreSQL store; ``DailyUsage(home)`` in ``XERO_ELT_HOME/usage.sqlite3``, this
 machine only.
 
@@ -23,12 +23,21 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from connector.store.sqlite import connect_wal, retry_locked
+from connector.sqlite_files import connect_wal, retry_locked
 
-if TYPE_CHECKING:
-    from connector.store import Store
+
+class CallCountStore(Protocol):
+    """Somewhere else to keep the counts: the app's store (its ``api_usage`` table) is one."""
+
+    def api_calls(self, tenant_id: str, day: str) -> int:
+        """Calls stored for the organisation on ``day``."""
+        ...
+
+    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add ``counts`` per (tenant, day) in one transaction."""
+        ...
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_usage (
@@ -54,8 +63,8 @@ class DailyUsage:
             ``record`` writes at once).
     """
 
-    def __init__(self, where: Path | str | Store, *, flush_every: float = 0.0) -> None:
-        self._store: Store | None = None
+    def __init__(self, where: Path | str | CallCountStore, *, flush_every: float = 0.0) -> None:
+        self._store: CallCountStore | None = None
         self._local = threading.local()
         self._handles: list[sqlite3.Connection] = []
         self._handles_lock = threading.Lock()
@@ -164,4 +173,4 @@ class DailyUsage:
         self._local = threading.local()
 
 
-__all__ = ["DailyUsage", "today"]
+__all__ = ["CallCountStore", "DailyUsage", "today"]

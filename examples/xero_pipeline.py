@@ -8,10 +8,10 @@ A plain dlt project needs nothing but the package (``pip install xero-elt``) and
     client_secret = "its client secret"
     refresh_token = "a refresh token of a grant to your organisations"
 
-The refresh token is adopted into a local token store (``./.xero-elt``, or ``XERO_ELT_HOME``) on
-the first run. Xero rotates it on every refresh, so from then on the store's token is the one
-used; the one in the secrets file may go stale without harm. Every organisation the grant
-reaches is loaded unless ``tenant_ids`` names some.
+The refresh token is adopted into a token file (``./.xero-elt/tokens.json``, or under
+``XERO_ELT_HOME``) on the first run. Xero rotates it on every refresh, so from then on the file's
+token is the one used; the one in the secrets file may go stale without harm. Every
+organisation the grant reaches is loaded unless ``tenant_ids`` names some.
 
 Run it with ``python xero_pipeline.py``; the data lands in ``xero.duckdb`` (dataset
 ``xero_data``).

@@ -13,7 +13,7 @@ from typing import Any
 
 import dlt
 
-from connector.store import Connection
+from store import Connection
 
 SYNC_RUNS_COLUMNS: dict[str, dict[str, Any]] = {
     "run_id": {"data_type": "text", "nullable": False},

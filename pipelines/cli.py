@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
-    from connector.store import default_home
+    from store import default_home
 
     warn_if_home_is_open(default_home())
     try:

@@ -14,8 +14,8 @@ from typing import Any
 
 from connector.errors import ConfigurationError, XeroError
 from connector.logs import printable
-from connector.store import StoreError, open_store
 from pipelines import exitcodes
+from store import StoreError, open_store
 
 
 def _fail(message: str, code: int) -> int:

@@ -32,9 +32,9 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 
 from connector.settings import ENTITIES as TABLES
-from connector.store import ConnectionStatus, open_store
 from pipelines import exitcodes
 from pipelines.run import RunOptions, RunReport, execute
+from store import ConnectionStatus, open_store
 
 log = logging.getLogger("xero_elt.dagster")
 

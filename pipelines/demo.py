@@ -109,7 +109,7 @@ def _wait_for_first_sync(store: Any, connection_id: str, timeout: float = 120) -
 def _read_xero(store: Any, grant_id: str, tenant_id: str, resource: str) -> list[dict[str, Any]]:
     """Read a collection through Xero's own API, as any client would."""
     from connector.settings import load_settings
-    from connector.tokens import access_token_for
+    from store.token_provider import access_token_for
 
     settings = load_settings()
     token = access_token_for(store, settings, grant_id)
@@ -163,7 +163,7 @@ def _change_xero(sandbox: httpx.Client, store: Any, conn: Any) -> list[str]:
 
 def run_demo(directory: Path) -> int:
     """Run the whole demo; keeps everything it makes in `directory`."""
-    from connector.store import open_store
+    from store import open_store
 
     directory = directory.resolve()
     if directory.exists():

@@ -15,11 +15,11 @@ from typing import Any
 
 from connector.errors import XeroError
 from connector.settings import load_settings
-from connector.store import Store
-from connector.tokens import access_token_for
 from pipelines import state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes
 from pipelines.destinations import Target
+from store import Store, lifecycle
+from store.token_provider import StoreTokens, access_token_for
 
 log = logging.getLogger("xero_elt.run")
 
@@ -151,6 +151,7 @@ def load_organisations(
     from connector.stats import SyncStats
 
     keep_grants_alive(store, connections, outcomes)
+    settings = load_settings()
     remaining = list(connections)
     withdrawn: set[str] = set()
     while remaining:
@@ -160,7 +161,8 @@ def load_organisations(
             entities=entities,
             reconcile=options.reconcile,
             full_refresh=options.full_refresh,
-            store=store,
+            tokens=StoreTokens(store, settings),
+            settings=settings,
             stats=stats,
             contact_ids=contact_ids,
         )
@@ -214,10 +216,14 @@ def record_access_lost(store: Store, stats: Any) -> None:
                 continue
             if connection.grant_id not in (None, lost.grant_id):
                 continue
-            fields: dict[str, Any] = {"status": lost.status, "status_reason": lost.reason}
+            fields: dict[str, Any] = {"status_reason": lost.reason}
             if lost.status == "disconnected":
+                event = lifecycle.Event.XERO_DISCONNECTED
                 fields["disconnected_at"] = now
-            store.update_connection(connection.connection_id, **fields)
+            else:
+                event = lifecycle.Event.ACCESS_LOST
+            with contextlib.suppress(lifecycle.TransitionRefused):  # changed meanwhile
+                lifecycle.apply(store, connection.connection_id, event, **fields)
 
 
 def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target,

@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
-from connector.store import StoreError, open_store
-from connector.store.api_keys import DEFAULT_SCOPE, SCOPES
 from pipelines import exitcodes
+from store import StoreError, open_store
+from store.api_keys import DEFAULT_SCOPE, SCOPES
 
 
 def add_parsers(sub: Any) -> None:

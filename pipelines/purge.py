@@ -321,9 +321,9 @@ def _held(store: Any, tenant_id: str | None, wait: float) -> Iterator[None]:
     """
     import time
 
-    from connector.store import LockBusy
     from pipelines.lock import run_lock
     from pipelines.runlocks import organisation_locks
+    from store import LockBusy
 
     deadline = time.monotonic() + wait
     while True:
@@ -358,8 +358,8 @@ def purge(connection_id: str, *, destinations: list[str] | None = None,
     (the connection stays ``purging``; running the purge again finishes it)."""
     from auth_server.invites import get_connection
     from connector.settings import load_settings as load_xero_settings
-    from connector.store import ConnectionStatus, open_store, utcnow
     from pipelines.destinations import resolve_target
+    from store import ConnectionStatus, lifecycle, open_store, utcnow
 
     store = open_store()
     conn = get_connection(store, connection_id)
@@ -369,9 +369,8 @@ def purge(connection_id: str, *, destinations: list[str] | None = None,
     targets = [resolve_target(name, dataset) for name in destinations or [None]]
     if conn.status != ConnectionStatus.PURGING:
         # First, so no run selects the organisation from now on, and one under way drops it.
-        conn = store.update_connection(conn.connection_id, status=ConnectionStatus.PURGING,
-                                       status_reason=f"purge requested by {actor}",
-                                       sync_state=None)
+        conn = lifecycle.apply(store, conn.connection_id, lifecycle.Event.PURGE_REQUESTED,
+                               status_reason=f"purge requested by {actor}", sync_state=None)
     report: dict[str, dict[str, int]] = {}
     with _held(store, conn.tenant_id, wait):
         if conn.tenant_id:
@@ -383,8 +382,8 @@ def purge(connection_id: str, *, destinations: list[str] | None = None,
         forget_in_files(store.home, conn)
         store.forget_organisation(conn.connection_id, conn.tenant_id)
         purge_tokens(store, load_xero_settings(), conn)
-        store.update_connection(
-            conn.connection_id, status=ConnectionStatus.PURGED,
+        lifecycle.apply(
+            store, conn.connection_id, lifecycle.Event.PURGED,
             status_reason="purged on request", purged_at=utcnow(), purged_by=actor,
             tenant_id=None, organisation_name=None, company="", email="", sync_state=None,
             last_sync_outcome=None)
@@ -417,9 +416,9 @@ def purge_from_cli(args: argparse.Namespace) -> int:
     from auth_server.errors import AuthServerError, InvalidInput, NotFound
     from auth_server.invites import get_connection
     from connector.errors import ConfigurationError
-    from connector.store import LockBusy, StoreError, open_store
     from pipelines.destinations import DestinationError
     from pipelines.lock import LockHeld
+    from store import LockBusy, StoreError, open_store
 
     try:
         conn = get_connection(open_store(), args.connection)

@@ -23,7 +23,6 @@ from typing import Any
 
 from connector.entities import ENTITIES, select_entities
 from connector.errors import ConfigurationError
-from connector.store import ConnectionStatus, LockBusy, Store, StoreError, open_store
 from pipelines import exitcodes, state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes, bookkeeping_resources
 from pipelines.destinations import (
@@ -36,6 +35,7 @@ from pipelines.destinations import (
 from pipelines.layout import configured_layout, pipeline_name
 from pipelines.lock import LockHeld, run_lock
 from pipelines.runlocks import TurnTakingPipeline, organisation_locks
+from store import ConnectionStatus, LockBusy, Store, StoreError, open_store
 
 log = logging.getLogger("xero_elt.run")
 

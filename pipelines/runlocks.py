@@ -24,8 +24,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from connector.store import Store
 from pipelines.destinations import Target, held_open
+from store import Store
 
 # How long a run waits for its turn to load: other runs hold it for one load each (seconds,
 # for the incremental runs that are the norm), so a long wait means something is stuck.

@@ -10,9 +10,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.store import ConnectionStatus, Store, open_store
 from pipelines import exitcodes
 from pipelines.run import read_history
+from store import ConnectionStatus, Store, open_store
 
 # Xero forgets a refresh token unused for 60 days; warn with time to spare.
 REFRESH_IDLE_DAYS = 60

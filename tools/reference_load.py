@@ -118,9 +118,9 @@ def reference_load(sandbox_url: str, directory: Path) -> ReferenceLoad:
     """
     import dlt
 
-    from connector.store import Store
     from pipelines.destinations import resolve_target
     from pipelines.run import RunOptions, execute
+    from store import open_store
 
     directory.mkdir(parents=True, exist_ok=True)
     home = directory / "home"
@@ -128,7 +128,7 @@ def reference_load(sandbox_url: str, directory: Path) -> ReferenceLoad:
     duckdb_path = directory / DUCKDB_FILE
     with httpx.Client(base_url=sandbox_url.rstrip("/"), timeout=60) as http:
         _control(http, "POST", "/reset")
-        store = Store(home)
+        store = open_store(home)
         handle = SandboxHandle(sandbox_url.rstrip("/"))
         try:
             app = handle.create_app(["http://127.0.0.1:8765/callback"],

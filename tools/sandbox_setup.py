@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.settings import XeroSettings, load_settings
-from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant, make_grant, xero_urls
+from store import Store, lifecycle
 
 
 def store_grant(store: Store, grant: XeroGrant, names: dict[str, str],
@@ -37,8 +37,9 @@ def store_grant(store: Store, grant: XeroGrant, names: dict[str, str],
             names[tenant_id], email, invite_token_hash=f"h-{stored.grant_id}-{tenant_id}",
             invite_expires_at=now + timedelta(days=7),
         )
-        store.update_connection(
-            conn.connection_id, status="connected", status_reason=None, tenant_id=tenant_id,
+        lifecycle.apply(
+            store, conn.connection_id, lifecycle.Event.IMPORT, status_reason=None,
+            tenant_id=tenant_id,
             organisation_name=names[tenant_id], grant_id=stored.grant_id, connected_at=now,
             disconnected_at=None,
         )

@@ -12,8 +12,8 @@ import pytest
 from auth_server.server import make_server
 from auth_server.settings import AuthServerSettings
 from connector.settings import XeroSettings
-from connector.store import Connection, Store
 from sandbox.handle import SandboxHandle
+from store import Connection, open_store
 from tests.auth_server.helpers import ADMIN_TOKEN, RunningAuth
 
 PRODUCT = "Acme Finance"
@@ -32,7 +32,7 @@ def xero_settings_for(sandbox: SandboxHandle, app: dict[str, Any]) -> XeroSettin
 def start_auth(sandbox: SandboxHandle, home: Path, *, on_connected: Any = "record",
                **settings: Any) -> RunningAuth:
     """Bind a server on a free port, register a sandbox app for its callback, serve."""
-    store = Store(home)
+    store = open_store(home)
     synced: list[Connection] = []
 
     def record(conn: Connection) -> int:

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from auth_server.server import AuthServer
-from connector.store import Connection, Store
 from sandbox.handle import ConsentOutcome, SandboxHandle, consent_via_forms
+from store import Connection, Store
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"

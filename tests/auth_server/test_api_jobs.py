@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from auth_server import api, first_sync
-from connector.store import Store, utcnow
 from sandbox.handle import SandboxHandle, make_grant
+from store import open_store, utcnow
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth
 from tools.sandbox_setup import store_grant
@@ -181,7 +181,7 @@ def test_keys_have_scopes(busy_auth: RunningAuth, sandbox: SandboxHandle, gate: 
 
 
 def test_keys_made_before_scopes_keep_every_right(tmp_home: Path) -> None:
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     record, _ = store.create_api_key("old")
     assert record.scope == "admin"
     assert store.get_api_key(record.key_id).allows("admin")

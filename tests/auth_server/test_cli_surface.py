@@ -23,8 +23,8 @@ from auth_server.invites import create_invite, resend_invite
 from auth_server.mail import invite_subject
 from auth_server.settings import AuthServerSettings
 from connector import identity
-from connector.store import Store
 from sandbox.handle import REPO_ROOT, SandboxHandle
+from store import open_store
 from tests.auth_server.helpers import RunningAuth, read_eml
 
 
@@ -113,7 +113,7 @@ def test_invites_go_through_smtp_when_configured(
     settings = AuthServerSettings(product_name="Acme Finance", smtp_host="127.0.0.1",
                                   smtp_port=port, smtp_starttls=False,
                                   mail_from="Acme <invites@acme.test>")
-    _, link = create_invite(Store(tmp_home), settings, "Acme", "a@acme.test")
+    _, link = create_invite(open_store(tmp_home), settings, "Acme", "a@acme.test")
     [raw] = messages
     assert invite_subject("Acme Finance").encode() in raw
     assert b"invites@acme.test" in raw
@@ -131,7 +131,7 @@ def test_a_failing_smtp_server_leaves_the_email_in_the_outbox(tmp_home: Path) ->
         closed_port = sock.getsockname()[1]
     settings = AuthServerSettings(smtp_host="127.0.0.1", smtp_port=closed_port,
                                   smtp_starttls=False)
-    _, link = create_invite(Store(tmp_home), settings, "Acme", "a@acme.test")
+    _, link = create_invite(open_store(tmp_home), settings, "Acme", "a@acme.test")
     [path] = sorted((tmp_home / "outbox").glob("*.eml"))
     assert link in read_eml(path).get_body(("plain",)).get_content()
     assert smtplib  # the module the sender uses

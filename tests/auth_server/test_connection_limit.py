@@ -11,7 +11,7 @@ import pytest
 
 from auth_server.connections import ConnectionCapacity
 from auth_server.invites import create_invite
-from connector.store import Store
+from store import Store
 from tests.auth_server.helpers import RunningAuth
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from auth_server import flow
 from auth_server.connections import disconnect, list_connection_rows
 from auth_server.invites import create_invite, resend_invite
-from connector.store import utcnow
+from store import utcnow
 from tests.auth_server.helpers import RunningAuth
 
 

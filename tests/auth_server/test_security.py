@@ -13,8 +13,8 @@ import pytest
 from auth_server.errors import InvalidInput
 from auth_server.invites import create_invite
 from auth_server.settings import AuthServerSettings, load_settings
-from connector.store import utcnow
 from sandbox.handle import SandboxHandle
+from store import open_store, utcnow
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth
 
@@ -312,8 +312,7 @@ def test_bad_company_names_are_refused(auth: RunningAuth, company: str) -> None:
 
 def test_csrf_key_survives_a_restart_but_differs_per_store(tmp_path: Path) -> None:
     from auth_server.web import csrf_signer
-    from connector.store import Store
 
-    first = csrf_signer(Store(tmp_path / "a")).token("browser", "connect")
-    assert csrf_signer(Store(tmp_path / "a")).token("browser", "connect") == first
-    assert csrf_signer(Store(tmp_path / "b")).token("browser", "connect") != first
+    first = csrf_signer(open_store(tmp_path / "a")).token("browser", "connect")
+    assert csrf_signer(open_store(tmp_path / "a")).token("browser", "connect") == first
+    assert csrf_signer(open_store(tmp_path / "b")).token("browser", "connect") != first

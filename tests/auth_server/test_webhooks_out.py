@@ -21,6 +21,8 @@ import pytest
 from auth_server.errors import ConfigError
 from auth_server.settings import AuthServerSettings
 from auth_server.webhook_signature import verify
+from store import lifecycle
+from store.lifecycle import Event
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth, wait_for
 from tests.sandbox_handle import SandboxHandle
@@ -117,8 +119,8 @@ def test_a_connection_s_life_is_reported_and_reconnect_keeps_its_id(
     first_sync = hooked.connection(cid).last_synced_at
 
     # The connector finds the grant dead: the record needs reconnection (with its reason).
-    hooked.store.update_connection(cid, status="needs_reconnection",
-                                   status_reason="Xero refused access to the organisation")
+    lifecycle.apply(hooked.store, cid, Event.ACCESS_LOST,
+                    status_reason="Xero refused access to the organisation")
     wait_for(lambda: len(receiver.received) == 3)
     needs = receiver.events()[2]
     assert needs["type"] == "connection.needs_reconnection"
@@ -187,7 +189,7 @@ def test_after_the_retry_window_an_event_fails_and_the_cli_replays_it(
         hooked: RunningAuth, receiver: Receiver) -> None:
     conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h",
                                           invite_expires_at=datetime.now(UTC))
-    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    lifecycle.apply(hooked.store, conn.connection_id, Event.DISCONNECT)
     wait_for(lambda: hooked.store.list_webhook_events()[0].status == "failed", timeout=60)
     failed = hooked.store.list_webhook_events()[0]
     assert failed.attempts == 15  # 30 s doubling to 4 h: the last attempt past 24 h
@@ -211,7 +213,7 @@ def test_a_recorded_delivery_replayed_later_or_altered_fails_the_check(
     receiver.up()
     conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h2",
                                           invite_expires_at=datetime.now(UTC))
-    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    lifecycle.apply(hooked.store, conn.connection_id, Event.DISCONNECT)
     wait_for(lambda: len(receiver.received) == 1)
     delivery = receiver.received[0]
     headers, body = delivery["headers"], delivery["body"]
@@ -230,7 +232,7 @@ def test_the_admin_page_lists_events_and_replays_one(hooked: RunningAuth,
                                                      receiver: Receiver) -> None:
     conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h3",
                                           invite_expires_at=datetime.now(UTC))
-    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    lifecycle.apply(hooked.store, conn.connection_id, Event.DISCONNECT)
     wait_for(lambda: hooked.store.list_webhook_events()[0].status == "failed", timeout=60)
     event = hooked.store.list_webhook_events()[0]
     with hooked.admin() as admin:
@@ -258,7 +260,7 @@ def test_the_readme_s_receiver_check_accepts_a_real_delivery_and_refuses_a_repla
     receiver.up()
     conn = hooked.store.create_connection("Acme", "a@acme.test", invite_token_hash="h4",
                                           invite_expires_at=datetime.now(UTC))
-    hooked.store.update_connection(conn.connection_id, status="disconnected")
+    lifecycle.apply(hooked.store, conn.connection_id, Event.DISCONNECT)
     wait_for(lambda: len(receiver.received) == 1)
     delivery = receiver.received[0]
     assert namespace["is_genuine"](SECRET, delivery["headers"], delivery["body"])

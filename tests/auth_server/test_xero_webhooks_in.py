@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from auth_server.xero_webhooks import PATH, signature
-from connector.store import Store
 from sandbox.handle import SandboxHandle
+from store import Store, open_store
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import RunningAuth, wait_for
 
@@ -57,7 +57,7 @@ class Runs:
 @pytest.fixture
 def hooks(sandbox: SandboxHandle, tmp_home: Path) -> Iterator[tuple[RunningAuth, Runs]]:
     """An auth server with a webhook key, a fast dispatcher and a recording targeted run."""
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     runs = Runs(store)
     running = start_auth(sandbox, tmp_home, xero_webhook_key=KEY,
                          xero_webhook_coalesce_seconds=0.5, xero_webhook_poll_seconds=0.5)

@@ -14,9 +14,10 @@ import pytest
 from connector.settings import XeroSettings
 from connector.source import make_source
 from connector.stats import SyncStats
-from connector.store import Store
 from pipelines.loading import record_access_lost
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store, open_store
+from store.token_provider import StoreTokens
 from tools.sandbox_setup import sandbox_settings as tools_sandbox_settings
 from tools.sandbox_setup import store_grant
 
@@ -55,7 +56,8 @@ class Loader:
         """One run of the source; returns its stats."""
         settings = kwargs.pop("settings", self.settings)
         self.stats = SyncStats()
-        source = make_source(store=self.store, settings=settings, stats=self.stats, **kwargs)
+        source = make_source(tokens=StoreTokens(self.store, settings), settings=settings,
+                             stats=self.stats, **kwargs)
         try:
             self.load_info = self.pipeline.run(source, loader_file_format="parquet")
         finally:
@@ -83,7 +85,7 @@ class Loader:
 @pytest.fixture
 def store(tmp_home: Path) -> Store:
     """A store in the test's private XERO_ELT_HOME."""
-    return Store(tmp_home)
+    return open_store(tmp_home)
 
 
 @pytest.fixture

@@ -20,12 +20,13 @@ def _sha(token: str) -> str:
 
 def main(argv: list[str]) -> None:
     from connector.settings import load_settings
-    from connector.store import Store
+    from store import open_store
+    from store.token_provider import StoreTokens
 
-    store = Store()
+    store = open_store()
     settings = load_settings(backoff_seconds=0.05)
     if argv[0] == "token":
-        from connector.tokens import access_token_for
+        from store.token_provider import access_token_for
 
         grant_id, rejected_sha = argv[1], argv[2]
         grant = store.get_grant(grant_id)
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> None:
         pipeline = dlt.pipeline(pipeline_name=f"xero_proc_{int(time.time() * 1e6)}",
                                 destination=dlt.destinations.duckdb(argv[1]),
                                 dataset_name="xero")
-        source = make_source(store=store, settings=settings)
+        source = make_source(tokens=StoreTokens(store, settings), settings=settings)
         pipeline.run(source, loader_file_format="parquet")
         print(json.dumps({
             "outcomes": sorted({e.outcome for e in source.stats.entries()}),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store, open_store
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
 # Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
@@ -251,7 +251,7 @@ def test_two_organisations_on_separate_grants_load_in_parallel(
 ) -> None:
     from sandbox.handle import make_grant
 
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     grants = [make_grant(sandbox, xero_app, tenant_ids=[t]) for t in sandbox.tenant_ids()]
     for grant in grants:
         connect_tenants(store, grant, sandbox)

@@ -12,8 +12,8 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from connector.source import schema_changes
-from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant, make_grant
+from store import Store, open_store
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
 # Sandbox loads one after another (~5 s a test): `make test` runs these, `make test-fast` does not.
@@ -205,7 +205,7 @@ def test_full_load_call_count_is_pages_plus_three_per_organisation(
     big.reset()
     app = big.create_app()
     grant = make_grant(big, app)
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, grant, big)
     loader = Loader(tmp_path, store, sandbox_settings(big, grant))
     big.clear_requests()

@@ -18,9 +18,9 @@ from freezegun import freeze_time
 
 from connector.errors import GrantInvalid
 from connector.settings import XeroSettings
-from connector.store import Store
-from connector.tokens import access_token_for
 from sandbox.handle import REPO_ROOT, SandboxHandle, XeroGrant, make_grant
+from store import Store, open_store
+from store.token_provider import access_token_for
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
 
@@ -114,7 +114,7 @@ def test_concurrent_refreshes_in_threads_make_one_call(
 
     def refresh() -> None:
         start.wait()
-        results.append(access_token_for(Store(store.home), settings, grant_id,
+        results.append(access_token_for(open_store(store.home), settings, grant_id,
                                         rejected=rejected))
 
     threads = [threading.Thread(target=refresh) for _ in range(8)]
@@ -190,7 +190,7 @@ def test_a_revoked_grant_needs_reconnection_while_the_other_organisation_loads(
     tenant_a, tenant_b = sandbox.tenant_ids()
     grant_a = make_grant(sandbox, xero_app, tenant_ids=[tenant_a])
     grant_b = make_grant(sandbox, xero_app, tenant_ids=[tenant_b])
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     id_a = connect_tenants(store, grant_a, sandbox)
     connect_tenants(store, grant_b, sandbox)
     loader = Loader(tmp_path, store, sandbox_settings(sandbox, grant_a))

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connector.store import Store
+from connector.token_file import FileTokenStore
 from sandbox.handle import REPO_ROOT, SandboxHandle, make_grant
 
 # Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
@@ -110,8 +110,8 @@ def test_the_example_loads_every_organisation_twice_across_a_token_rotation(
         assert grant.refresh_token not in output
     adopted = (project / ".xero-elt" / "adopted-grants.json").read_text()
     assert grant.refresh_token not in adopted
-    # No token in dlt's state, schemas or load packages (the store holds them, encrypted).
-    stored = Store(project / ".xero-elt").list_grants()
+    # No token in dlt's state, schemas or load packages (the token file holds them).
+    stored = FileTokenStore(project / ".xero-elt").list_grants()
     secrets = {grant.refresh_token} | {g.refresh_token for g in stored} \
         | {g.access_token for g in stored}
     state_files = list((tmp_path / "dlt-home").rglob("state.json"))

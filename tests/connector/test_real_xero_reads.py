@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from connector.errors import PermissionLost
-from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant, make_grant
+from store import open_store
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import Loader, connect_tenants, sandbox_settings
 
@@ -28,7 +28,7 @@ def _world(sandbox_factory: SandboxFactory, tmp_path: Path, tmp_home: Path, *,
     sandbox.reset()
     app = sandbox.create_app(["http://127.0.0.1:8765/callback"], name="reads")
     grant = make_grant(sandbox, app)
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, grant, sandbox)
     loader = Loader(tmp_path, store, sandbox_settings(sandbox, grant, **settings))
     return sandbox, grant, loader
@@ -269,7 +269,7 @@ def test_a_masked_tax_number_never_overwrites_the_full_one(
     us = [t["tenantId"] for t in sandbox.tenants() if t["country_code"] == "US"]
     app = sandbox.create_app(["http://127.0.0.1:8765/callback"], name="masking")
     grant = make_grant(sandbox, app)
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, grant, sandbox)
     loader = Loader(tmp_path, store, sandbox_settings(sandbox, grant))
     loader.run(entities=["suppliers"])

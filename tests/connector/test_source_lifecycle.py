@@ -14,9 +14,9 @@ import pytest
 
 from connector import xero_source
 from connector.settings import XeroSettings
-from connector.store import Store
-from connector.token_providers import StoreTokens
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store
+from store.token_provider import StoreTokens
 
 # Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_a_source_built_and_never_run_opens_nothing(
     tmp_home: Path, settings: XeroSettings
 ) -> None:
     _, before = _ours()
-    source = xero_source(settings=settings)  # default provider: the store in XERO_ELT_HOME
+    source = xero_source(settings=settings)  # default provider: the secrets' refresh token
     assert set(source.resources) == {"suppliers", "accounts", "tax_rates",
                                      "tracking_categories", "tracking_options"}
     threads, extra = _settled(before, timeout=0.2)
@@ -115,7 +115,9 @@ def test_a_refresh_token_source_closes_its_own_token_store(
     with pipeline.sql_client() as client:
         loaded = client.execute_sql("select count(*) from tax_rates")[0][0]
     assert loaded == sum(t["counts"]["tax_rates"] for t in sandbox.tenants())
-    assert (tmp_home / "store.sqlite3").exists()  # the token was adopted there...
+    # The token was adopted into the connector's own token file, not the app's store...
+    assert (tmp_home / "tokens.json").exists()
+    assert not (tmp_home / "store.sqlite3").exists()
     threads, extra = _settled(before)
     assert threads == set()
     assert _relevant(extra) == []  # ...and the store, the counter and the client are closed

@@ -15,9 +15,10 @@ from connector.config import describe
 from connector.settings import XeroSettings, load_settings
 from connector.source import make_source
 from connector.stats import AccessLost
-from connector.store import Store
 from pipelines.loading import record_access_lost
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store
+from store.token_provider import StoreTokens
 
 
 def test_a_403_is_reported_not_written_and_the_caller_records_it(
@@ -26,7 +27,8 @@ def test_a_403_is_reported_not_written_and_the_caller_records_it(
 ) -> None:
     tenant_a, tenant_b = sandbox.tenant_ids()
     sandbox.disconnect(tenant_a, client_id=xero_grant.client_id)
-    source = make_source(store=store, settings=settings, entities=["accounts"])
+    source = make_source(tokens=StoreTokens(store, settings), settings=settings,
+                         entities=["accounts"])
     pipeline = dlt.pipeline(pipeline_name="xero_reports", dataset_name="xero",
                             destination=dlt.destinations.duckdb(str(tmp_path / "r.duckdb")),
                             pipelines_dir=str(tmp_path / "p"))

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from connector.store import Store
 from sandbox.handle import SandboxHandle, XeroGrant, make_grant
+from store import Store, open_store
 from tests.auth_server.conftest import auth, org  # noqa: F401 - the auth server's fixtures
 from tools.sandbox_setup import store_grant
 
@@ -70,7 +70,7 @@ class CliHome:
 
     @property
     def store(self) -> Store:
-        return Store(self.home)
+        return open_store(self.home)
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment a cron job would run with."""

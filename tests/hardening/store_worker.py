@@ -18,13 +18,13 @@ import time
 def main(argv: list[str]) -> None:
     from connector.errors import XeroError
     from connector.settings import load_settings
-    from connector.store import Store, StoreError
-    from connector.tokens import access_token_for
+    from store import StoreError, open_store
+    from store.token_provider import access_token_for
 
     if argv[0] != "refresh":
         raise SystemExit(f"unknown mode {argv[0]!r}")
     seconds, grant_ids = float(argv[1]), argv[2:]
-    store = Store()
+    store = open_store()
     settings = load_settings(backoff_seconds=0.05)
     done, errors = 0, []
     deadline = time.monotonic() + seconds

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 from auth_server.invites import create_invite, resend_invite
 from auth_server.server import ROUTES
-from connector.store import Store, utcnow
 from sandbox.handle import SandboxHandle, consent_via_forms
+from store import Store, utcnow
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import ADMIN_TOKEN, RunningAuth, csrf_of
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.store import Store
-from connector.tokens import access_token_for
 from sandbox.handle import SandboxHandle
+from store import Store
+from store.token_provider import access_token_for
 from tests.auth_server.conftest import start_auth, stop_auth, xero_settings_for
 from tests.auth_server.helpers import RunningAuth
 from tests.hardening.conftest import API, ROOT, CliHome, finished, sole_admin

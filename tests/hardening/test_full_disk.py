@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from connector.errors import XeroError
-from connector.store import Store, StoreError
-from connector.tokens import access_token_for
 from sandbox.handle import SandboxHandle
+from store import Store, StoreError, open_store
+from store.token_provider import access_token_for
 from tests.auth_server.conftest import xero_settings_for
 from tests.hardening.conftest import CliHome, counts_by_tenant, expected_counts
 
@@ -115,7 +115,7 @@ def test_full_disk_under_the_store_fails_the_run_and_keeps_the_credentials(
 
     assert result.code == 1, result
     assert "database or disk is full" in result.stderr, result.stderr[-3000:]
-    assert grant_snapshot(Store(home.home)) == before  # the previous credentials, intact
+    assert grant_snapshot(open_store(home.home)) == before  # the previous credentials, intact
 
     filler.unlink()
     again = home.run()
@@ -166,7 +166,7 @@ def test_full_disk_while_saving_rotated_tokens_keeps_the_previous_ones(
     assert "full" in str(caught.value) or "space" in str(caught.value), caught.value
     assert before[0][2] not in str(caught.value)  # no token in the message
 
-    assert grant_snapshot(Store(home.home)) == before
+    assert grant_snapshot(open_store(home.home)) == before
     filler.unlink()
     # Xero rotated, we could not save: the stored (previous) refresh token is still accepted.
     token = access_token_for(store, settings, grant_id, rejected=before[0][1])

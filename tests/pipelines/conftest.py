@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import dlt
 import pytest
 
-from connector.store import Store
 from pipelines.destinations import resolve_target
 from pipelines.run import RunOptions, RunReport, execute
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store, open_store
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
 from tools.reference_load import ReferenceLoad, reference_load
@@ -162,7 +162,7 @@ def connected_store(
     tmp_home: Path, sandbox: SandboxHandle, xero_grant: XeroGrant, xero_env: dict[str, str]
 ) -> Store:
     """A store in the test's XERO_ELT_HOME with both sandbox organisations connected."""
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, xero_grant, sandbox)
     return store
 

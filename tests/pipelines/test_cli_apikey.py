@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import Store
+from store import open_store
 
 # CLI subprocesses: `make test` runs these, `make test-fast` does not.
 pytestmark = pytest.mark.slow
@@ -32,10 +32,10 @@ def test_a_key_is_shown_once_listed_without_its_value_and_revoked(tmp_home: Path
     assert key not in listed.stdout + _cli("list").stdout
     for written in tmp_home.rglob("*"):  # the database, its WAL, logs: nowhere
         assert not written.is_file() or key.encode() not in written.read_bytes()
-    assert Store(tmp_home).check_api_key(key) is not None
+    assert open_store(tmp_home).check_api_key(key) is not None
 
     assert _cli("revoke", key_id).returncode == 0
-    assert Store(tmp_home).check_api_key(key) is None
+    assert open_store(tmp_home).check_api_key(key) is None
     assert _cli("revoke", "key_unknown").returncode == 2
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from connector.store import Store
 from pipelines.cli import main
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import open_store
 from tests.connector.conftest import connect_tenants
 
 
@@ -57,7 +57,7 @@ def test_connections_warn_as_the_connection_limit_nears(
     cli_env: Path, sandbox: SandboxHandle, xero_grant: XeroGrant,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    connect_tenants(Store(cli_env), xero_grant, sandbox)  # two organisations connected
+    connect_tenants(open_store(cli_env), xero_grant, sandbox)  # two organisations connected
     assert main(["connections"]) == 0
     assert "warning" not in capsys.readouterr().out  # 2 of 25
 
@@ -92,7 +92,7 @@ def test_import_from_stdin_then_disconnect(
     out = capsys.readouterr().out
     assert out.count("connected con_") == len(xero_grant.tenant_ids)
     assert xero_grant.refresh_token not in out
-    store = Store(cli_env)
+    store = open_store(cli_env)
     conns = store.list_connections(["connected"])
     assert {c.tenant_id for c in conns} == set(xero_grant.tenant_ids)
     # The imported refresh token was rotated at once and the rotated one stored.
@@ -117,7 +117,7 @@ def test_status_warns_before_the_refresh_token_dies(
     cli_env: Path, sandbox: SandboxHandle, xero_grant: XeroGrant,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    store = Store(cli_env)
+    store = open_store(cli_env)
     connect_tenants(store, xero_grant, sandbox)
     assert main(["run"]) == 0
     capsys.readouterr()

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from connector.store import Store
 from pipelines.cli import main
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import open_store
 from tests.connector.conftest import connect_tenants
 
 # CLI subprocesses: `make test` runs these, `make test-fast` does not.
@@ -55,7 +55,7 @@ def test_a_typo_in_the_destination_says_did_you_mean(cli_env: dict[str, str]) ->
 def test_a_wrong_client_secret_fails_the_run_with_a_hint(
         cli_env: dict[str, str], sandbox: SandboxHandle, xero_grant: XeroGrant,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    connect_tenants(Store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
+    connect_tenants(open_store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
     monkeypatch.setenv("SOURCES__XERO__CLIENT_SECRET", "not-the-secret")
     # While the access token cached at connection lives, Xero's API takes it: the secret is
     # not asked for and the run loads. Once it has expired, the refresh needs the secret.
@@ -86,7 +86,7 @@ def _closed_port() -> int:
 def test_an_unreachable_xero_is_named_by_the_url_tried(
         cli_env: dict[str, str], sandbox: SandboxHandle, xero_grant: XeroGrant,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    connect_tenants(Store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
+    connect_tenants(open_store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
     nowhere = f"http://127.0.0.1:{_closed_port()}/api.xro/2.0"
     monkeypatch.setenv("SOURCES__XERO__API_URL", nowhere)
     assert main(["run", "--entities", "accounts"]) == 1
@@ -98,7 +98,7 @@ def test_an_unreachable_xero_is_named_by_the_url_tried(
 def test_an_entity_s_error_names_that_entity(
         cli_env: dict[str, str], sandbox: SandboxHandle, xero_grant: XeroGrant,
         capsys: pytest.CaptureFixture[str]) -> None:
-    connect_tenants(Store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
+    connect_tenants(open_store(Path(cli_env["XERO_ELT_HOME"])), xero_grant, sandbox)
     sandbox.fault(kind="status", status=503, path="/api.xro/2.0/Accounts", count=50)
     assert main(["run"]) in (1, 3)
     failed = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
@@ -116,7 +116,7 @@ def test_ctrl_c_stops_the_run_quickly_with_one_line_and_records_it(
     import time
 
     home = Path(cli_env["XERO_ELT_HOME"])
-    connect_tenants(Store(home), xero_grant, sandbox)
+    connect_tenants(open_store(home), xero_grant, sandbox)
     sandbox.fault(kind="slow", seconds=8, path="/api.xro/2.0/Accounts", count=50)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "run"], cwd=REPO,
                             env={**os.environ, **cli_env}, stdout=subprocess.PIPE,
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_the_run_quickly_with_one_line_and_records_it(
     assert "Traceback" not in err
     history = [json.loads(line) for line in (home / "runs.jsonl").read_text().splitlines()]
     assert history[-1]["outcome"] == "interrupted"
-    conns = Store(home).list_connections()
+    conns = open_store(home).list_connections()
     assert {c.last_sync_outcome for c in conns} == {"interrupted"}
     assert {c.sync_state for c in conns} == {None}  # not "syncing" for ever, not "failed"
     # Nothing was lost: the next run loads everything.

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from connector.store import Store
-from connector.store.xero_events import parse_event
 from pipelines.cli import main
+from store import open_store
+from store.xero_events import parse_event
 
 
 def test_status_shows_webhook_health_and_warns_on_a_stuck_event(
         tmp_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     assert main(["status", "--json"]) == 0
     quiet = json.loads(capsys.readouterr().out)["webhooks"]
     assert (quiet["last_handshake_at"], quiet["pending"]) == (None, 0)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connector.store import Store
+from store import open_store
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
 from tests.pipelines.dagster_support import import_dagster_defs
@@ -81,7 +81,7 @@ def test_schedule_and_sensor_drive_organisations_one_run_each_at_a_time(
     sandbox = sandbox_factory(tenants=ORGANISATIONS, suppliers=60)
     sandbox.reset()
     app = sandbox.create_app([DEFAULT_REDIRECT_URI], name="xero-elt dagster")
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, make_grant(sandbox, app), sandbox)
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()

@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from connector.settings import ENTITIES as TABLES
-from connector.store import Store
 from pipelines.run import RunOptions, execute
+from store import Store
 from tests.pipelines.dagster_support import (
     apply_partition_requests,
     import_dagster_defs,

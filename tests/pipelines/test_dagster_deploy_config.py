@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from connector.store import Store
+from store import Store
 from tests.pipelines.dagster_support import import_dagster_defs
 from tests.sandbox_handle import SandboxHandle
 

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from connector.store import Store
 from sandbox.handle import SandboxHandle
+from store import Store
 from tests.pipelines.conftest import Warehouse
 
 

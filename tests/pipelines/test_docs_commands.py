@@ -55,7 +55,7 @@ def test_the_readme_query_one_liner_prints_the_answer(tmp_path: Path) -> None:
 def test_the_key_one_liner_makes_a_key_the_store_accepts(tmp_path: Path) -> None:
     line = re.search(r"`(export XERO_ELT_SECRET_KEY=\$\(.*?\))`", README)
     assert line, "the README's key one-liner moved"
-    out = _bash(line.group(1) + "\npython -c 'import os; from connector.store.keys import "
+    out = _bash(line.group(1) + "\npython -c 'import os; from store.keys import "
                 "fernet; fernet(os.environ[\"XERO_ELT_SECRET_KEY\"].encode()); print(\"ok\")'",
                 tmp_path)
     assert out.strip() == "ok"

@@ -84,8 +84,8 @@ def test_a_cron_run_exits_75_while_another_run_holds_one_of_its_organisations(
 
 HOLDER = """\
 import sys, duckdb
-from connector.store import Store
-store = Store(sys.argv[1])
+from store import Store, open_store
+store = open_store(sys.argv[1])
 with store.exclusive([sys.argv[2]]), duckdb.connect(sys.argv[3]):
     print("held", flush=True)
     sys.stdin.read()

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from connector.store import Store
 from pipelines.analyst import drop_views
 from sandbox.handle import SandboxHandle, make_grant
+from store import open_store
 from tests.connector.conftest import connect_tenants
 from tests.pipelines.conftest import Warehouse, _datasets, needs_history, readme_queries
 
@@ -206,7 +206,7 @@ def test_two_organisations_connected_one_after_the_other(
 ) -> None:
     first, second = sandbox.tenant_ids()[:2]
     names = {t["tenantId"]: t["name"] for t in sandbox.tenants()}
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, make_grant(sandbox, xero_app, tenant_ids=[first]), sandbox, [first])
     pg = Warehouse(store, "postgres", f"xero_t{next(_datasets)}_two")
     pg.run_ok()

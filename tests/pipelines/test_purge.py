@@ -22,10 +22,10 @@ import pytest
 from auth_server import mail
 from auth_server.first_sync import FirstSync
 from auth_server.settings import AuthServerSettings
-from connector.store import Connection, Store
 from pipelines.purge import purge
 from pipelines.runlocks import organisation_locks
 from sandbox.handle import SandboxHandle
+from store import Connection, Store, open_store
 from tests.pipelines.conftest import Warehouse
 
 # Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
@@ -228,7 +228,7 @@ def test_a_run_that_waits_behind_a_purge_leaves_the_organisation_out(
     gone, kept = connected_store.list_connections(statuses=["connected"])[:2]
     assert gone.tenant_id
     assert kept.tenant_id
-    holder = Store(connected_store.home)
+    holder = open_store(connected_store.home)
     release = threading.Event()
     held = threading.Event()
 

@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from connector.store import Store
 from pipelines.cli import main
 from sandbox.handle import SandboxHandle, XeroGrant
+from store import Store, open_store
 from tests.connector.conftest import connect_tenants
 
 ROOT = Path(__file__).parents[2]
@@ -38,7 +38,7 @@ def connected(
 ) -> Store:
     """Both sandbox organisations connected in the store; runs load into tmp_path/x.duckdb."""
     configure(monkeypatch, sandbox, xero_app, tmp_path / "x.duckdb")
-    store = Store(tmp_home)
+    store = open_store(tmp_home)
     connect_tenants(store, xero_grant, sandbox)
     return store
 

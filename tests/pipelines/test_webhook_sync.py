@@ -24,12 +24,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from auth_server.xero_webhooks import PATH
-from connector.store import Store
-from connector.store.xero_events import parse_event
 from pipelines import exitcodes
 from pipelines.runlocks import organisation_locks
 from pipelines.status import collect
 from sandbox.handle import SandboxHandle
+from store import Store
+from store.xero_events import parse_event
 from tests.auth_server.conftest import start_auth, stop_auth
 from tests.auth_server.helpers import wait_for
 from tests.pipelines.conftest import Warehouse

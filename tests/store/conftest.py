@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.store import Store, open_store
+from store import Store, open_store
 from tests.pipelines.conftest import POSTGRES_SERVER, _postgres_unavailable
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -23,8 +23,8 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from connector.errors import XeroError
     from connector.settings import load_settings
-    from connector.store import StoreError, open_store
-    from connector.tokens import access_token_for
+    from store import StoreError, open_store
+    from store.token_provider import access_token_for
 
     mode, grant_id = argv[0], argv[1]
     store = open_store()

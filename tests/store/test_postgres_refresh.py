@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.store import Store, open_store
-from connector.tokens import access_token_for
+from store import Store, open_store
+from store.token_provider import access_token_for
 from tests.connector.conftest import connect_tenants, sandbox_settings
 from tests.sandbox_handle import REPO_ROOT, SandboxHandle, XeroGrant
 

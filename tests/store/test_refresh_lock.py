@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector import tokens
-from connector.store import Store, StoreError, open_store
+from store import Store, StoreError, open_store
 from tests.connector.conftest import connect_tenants, sandbox_settings
 from tests.sandbox_handle import SandboxHandle, XeroGrant
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import LockBusy, Store, open_store
+from store import LockBusy, Store, open_store
 
 # Subprocesses, daemons or fresh interpreters: `make test` runs these, `make test-fast` does not.
 pytestmark = pytest.mark.slow
 
 HOLDER = """
 import sys, time
-from connector.store import open_store
+from store import open_store
 store = open_store(sys.argv[1], url=sys.argv[2])
 with store.exclusive(["organisation:a"]):
     print("held", flush=True)

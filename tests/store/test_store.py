@@ -15,8 +15,8 @@ import pytest
 from cryptography.fernet import Fernet
 from freezegun import freeze_time
 
-from connector.store import ConnectionStatus, Store, StoreError, open_store
 from connector.usage import DailyUsage
+from store import ConnectionStatus, Store, StoreError, open_store
 
 TOKENS = {
     "access_token": "eyJ-access-secret",
@@ -304,12 +304,12 @@ def test_sqlite_store_files_are_private(tmp_path: Path) -> None:
     assert mode & 0o077 == 0
 
 
-def test_calling_store_opens_the_configured_backend(
+def test_open_store_follows_the_configured_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Code that still says ``Store(home)`` gets what ``open_store(home)`` gives."""
+    """``open_store(home)`` opens the store the URL names, with ``home`` as its local folder."""
     monkeypatch.setenv("XERO_ELT_STORE_URL", f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}")
-    store = Store(tmp_path / "home")
+    store = open_store(tmp_path / "home")
     assert isinstance(store, Store)
     assert store.path == tmp_path / "elsewhere.sqlite3"
     assert store.home == tmp_path / "home"

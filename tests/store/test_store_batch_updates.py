@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector.store import Store, StoreError, utcnow
+from store import Store, StoreError, utcnow
 
 
 def _connected(store: Store, tenant: str) -> str:

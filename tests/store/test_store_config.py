@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import StoreConfigError, StoreError, open_store, redact
 from pipelines.cli import main as cli
+from store import StoreConfigError, StoreError, open_store, redact
 from tests.sandbox_handle import REPO_ROOT
 
 PASSWORD = "hunter2-not-for-logs"
@@ -54,7 +54,7 @@ def test_the_url_in_a_dlt_toml_file(toml: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XERO_ELT")}
     env.update({"XERO_ELT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO_ROOT)})
     out = subprocess.run(
-        [sys.executable, "-c", "from connector.store import open_store; print(open_store().path)"],
+        [sys.executable, "-c", "from store import open_store; print(open_store().path)"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert out.strip() == str(tmp_path / "from-toml.db")

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from connector.store import Store, StoreError, utcnow
-from connector.store.jobs import ABANDONED_AFTER, JobsBusy
+from store import Store, StoreError, utcnow
+from store.jobs import ABANDONED_AFTER, JobsBusy
 
 
 def _connection(store: Store) -> str:

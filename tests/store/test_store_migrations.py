@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import Store, StoreError, open_store
-from connector.store import migrations as store_migrations
+from store import Store, StoreError, open_store
+from store import migrations as store_migrations
 from tests.store.fixtures.make_v0_store import FIXTURE_KEY, NOW
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.sqlite3"

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from connector.store import Store, StoreError, utcnow
+from store import Store, StoreError, lifecycle, utcnow
+from store.lifecycle import Event
 
 
 def _invite(store: Store) -> str:
@@ -18,14 +19,14 @@ def _invite(store: Store) -> str:
 
 def test_status_changes_write_their_event_with_the_change(store: Store) -> None:
     cid = _invite(store)
-    store.update_connection(cid, status="link_opened")
+    lifecycle.apply(store, cid, Event.OPEN_LINK)
     assert store.list_webhook_events() == []  # not an event anyone subscribes to
 
-    store.update_connection(cid, status="connected", tenant_id="t-1", organisation_name="Acme")
+    lifecycle.apply(store, cid, Event.CONFIRM, tenant_id="t-1", organisation_name="Acme")
     store.update_connection(cid, sync_state="syncing")
     store.update_connection(cid, sync_state="synced", last_synced_at=utcnow())
     store.update_connection(cid, sync_state="failed", last_sync_outcome="failed")
-    store.update_connection(cid, status="needs_reconnection", status_reason="grant revoked")
+    lifecycle.apply(store, cid, Event.ACCESS_LOST, status_reason="grant revoked")
 
     events = store.list_webhook_events()
     assert [e.type for e in reversed(events)] == [
@@ -42,14 +43,14 @@ def test_status_changes_write_their_event_with_the_change(store: Store) -> None:
 def test_a_failed_update_writes_no_event(store: Store) -> None:
     cid = _invite(store)
     with pytest.raises(StoreError):
-        store.update_connection(cid, status="connected", grant_id="grt_missing")  # foreign key
+        lifecycle.apply(store, cid, Event.CONFIRM, grant_id="grt_missing")  # foreign key
     assert store.get_connection(cid).status == "invited"
     assert store.list_webhook_events() == []
 
 
 def test_events_are_claimed_once_retried_and_replayed(store: Store) -> None:
     cid = _invite(store)
-    store.update_connection(cid, status="disconnected")
+    lifecycle.apply(store, cid, Event.DISCONNECT)
     (event,) = store.claim_due_webhook_events(lease_seconds=60)
     assert store.claim_due_webhook_events(lease_seconds=60) == []  # leased
 

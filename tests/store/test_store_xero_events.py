@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from connector.store import Store
-from connector.store.xero_events import XeroEvent, parse_event
+from store import Store
+from store.xero_events import XeroEvent, parse_event
 
 TENANT = str(uuid.uuid4())
 

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from connector.store import open_store
+from store import open_store
 from tests.auth_server.helpers import ADMIN_TOKEN, csrf_of
 from tests.sandbox_handle import REPO_ROOT, SandboxHandle, consent_via_forms
 

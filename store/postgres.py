@@ -23,10 +23,10 @@ import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
-from connector.store import migrations
-from connector.store.base import Row, Store
-from connector.store.keys import KEY_ENV, fernet, key_from_env
-from connector.store.records import LockBusy, StoreConfigError, StoreError, to_text, utcnow
+from store import migrations
+from store.base import Row, Store
+from store.keys import KEY_ENV, fernet, key_from_env
+from store.records import LockBusy, StoreConfigError, StoreError, to_text, utcnow
 
 SCHEMA = "xero_elt"
 CONNECT_TIMEOUT_SECONDS = 10

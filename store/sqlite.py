@@ -16,49 +16,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connector.store import migrations
-from connector.store.base import Row, Store
-from connector.store.keys import fernet, key_from_env, load_or_create_key_file
-from connector.store.records import LockBusy, StoreError, to_text, utcnow
+from connector.sqlite_files import BUSY_TIMEOUT_SECONDS, connect_wal, retry_locked
+from store import migrations
+from store.base import Row, Store
+from store.keys import fernet, key_from_env, load_or_create_key_file
+from store.records import LockBusy, StoreError, to_text, utcnow
 
 DB_NAME = "store.sqlite3"
-BUSY_TIMEOUT_SECONDS = 30.0
-
-
-def retry_locked(action: Callable[[], object]) -> None:
-    """Run ``action``, retrying SQLite's immediate "database is locked" answers.
-
-    The busy timeout does not cover every wait: while a new file switches to WAL, or when a
-    reader would have to upgrade, SQLite answers "locked" at once (to avoid deadlocks). Those are
-    retried here, within the same timeout.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def connect_wal(path: Path, *, synchronous: str, check_same_thread: bool = True
-                ) -> sqlite3.Connection:
-    """A connection in autocommit mode with the file in WAL mode (also used by the usage file)."""
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                         check_same_thread=check_same_thread)
-    try:
-        retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-        db.execute(f"PRAGMA synchronous={synchronous}")
-    except sqlite3.Error:
-        db.close()
-        raise
-    return db
 
 
 class _SqliteTransaction:

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from connector.store.records import StoreError, from_text, to_text, utcnow
-from connector.store.webhook_outbox import EventType, insert_events
+from store.records import StoreError, from_text, to_text, utcnow
+from store.webhook_outbox import EventType, insert_events
 
 # A runner writes its heartbeat every HEARTBEAT_SECONDS; one silent for ABANDONED_AFTER is dead.
 HEARTBEAT_SECONDS = 15.0

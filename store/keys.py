@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from connector.store.records import StoreConfigError, StoreError
+from store.records import StoreConfigError, StoreError
 
 KEY_ENV = "XERO_ELT_SECRET_KEY"
 KEY_FILE = "secret.key"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.store.records import StoreError
+from store.records import StoreError
 
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS store_migrations (
@@ -110,7 +110,7 @@ _API_KEYS = ("""CREATE TABLE IF NOT EXISTS api_keys (
 )""",)
 
 # Webhooks out: each event is written in the same transaction as the connection change it
-# reports (connector/store/webhook_outbox.py), then delivered by the auth server's worker.
+# reports (store/webhook_outbox.py), then delivered by the auth server's worker.
 _WEBHOOK_OUTBOX = (
     """CREATE TABLE IF NOT EXISTS webhook_events (
     event_id TEXT PRIMARY KEY,
@@ -131,7 +131,7 @@ _WEBHOOK_OUTBOX = (
     "CREATE INDEX IF NOT EXISTS webhook_events_created ON webhook_events(created_at)",
 )
 
-# Xero's webhooks in (connector/store/xero_events.py): one row per event, keyed so that a
+# Xero's webhooks in (store/xero_events.py): one row per event, keyed so that a
 # delivery Xero retries adds nothing; the health marks (last handshake, last event) beside it.
 _XERO_EVENTS = (
     """CREATE TABLE IF NOT EXISTS xero_events (

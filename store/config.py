@@ -21,8 +21,8 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.common.configuration.specs import BaseConfiguration
 
-from connector.store.base import Store
-from connector.store.records import StoreConfigError, default_home
+from store.base import Store
+from store.records import StoreConfigError, default_home
 
 URL_ENV = "XERO_ELT_STORE_URL"
 SQLITE_PREFIX = "sqlite:///"
@@ -80,16 +80,16 @@ def open_store(
     home_path = Path(home) if home is not None else default_home()
     url = url if url is not None else configured_url()
     if not url:
-        from connector.store.sqlite import SqliteStore
+        from store.sqlite import SqliteStore
 
         return SqliteStore(home_path, secret_key=secret_key)
     if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
-        from connector.store.sqlite import SqliteStore
+        from store.sqlite import SqliteStore
 
         return SqliteStore(home_path, path=url[len(SQLITE_PREFIX):], secret_key=secret_key)
     scheme = url.split(":", 1)[0].lower()
     if scheme in POSTGRES_SCHEMES:
-        from connector.store.postgres import PostgresStore
+        from store.postgres import PostgresStore
 
         return PostgresStore(url, home=home_path, where=redact(url), secret_key=secret_key)
     raise StoreConfigError(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connector.store.records import StoreError, from_text, to_text, utcnow
+from store.records import StoreError, from_text, to_text, utcnow
 
 KEY_PREFIX = "xelt_"
 MIN_API_KEY_LENGTH = 32  # the admin token's floor (docs/reliability.md, Security)

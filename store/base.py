@@ -12,19 +12,19 @@ import contextlib
 import dataclasses
 import json
 import secrets
-from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from connector.store import migrations
-from connector.store.api_keys import ApiKeyQueries
-from connector.store.jobs import JobQueries
-from connector.store.keys import KEY_ENV, KEY_FILE
-from connector.store.records import (
+from store import migrations
+from store.api_keys import ApiKeyQueries
+from store.jobs import JobQueries
+from store.keys import KEY_ENV, KEY_FILE
+from store.records import (
     CONNECTION_FIELDS,
     DATETIME_FIELDS,
     UPDATABLE_CONNECTION_FIELDS,
@@ -37,37 +37,17 @@ from connector.store.records import (
     to_text,
     utcnow,
 )
-from connector.store.sql import Row, Transaction
-from connector.store.webhook_outbox import WebhookOutboxQueries, events_for_change, insert_events
-from connector.store.xero_events import XeroEventQueries
-
-# The factory ``Store(...)`` defers to; ``connector.store`` registers ``open_store`` on import
-# (the package is always imported before this module), so this module imports no backend.
-_factory: Callable[..., Any] | None = None
-
-
-def register_factory(factory: Callable[..., Any]) -> None:
-    """Let ``Store(...)`` open the configured backend through ``factory``."""
-    global _factory
-    _factory = factory
+from store.sql import Row, Transaction
+from store.webhook_outbox import (
+    EventType,
+    WebhookOutboxQueries,
+    events_for_change,
+    insert_events,
+)
+from store.xero_events import XeroEventQueries
 
 
-class _OpensConfiguredBackend(ABCMeta):
-    """``Store(home)`` opens the configured backend, as ``pathlib.Path()`` gives a PosixPath.
-
-    Code written before there were two backends constructs ``Store(...)`` directly; it keeps
-    working and follows the store URL like ``open_store``.
-    """
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is Store:
-            assert _factory is not None, "import connector.store, which registers open_store"
-            return _factory(*args, **kwargs)
-        return super().__call__(*args, **kwargs)
-
-
-class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
-            metaclass=_OpensConfiguredBackend):
+class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, ABC):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 
@@ -333,21 +313,27 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
     def update_connection(self, connection_id: str, **fields: Any) -> Connection:
         """Change some fields of a connection (``updated_at`` follows) and return it.
 
-        A change worth a webhook (connected, needs reconnection, disconnected, purged, first
-        sync done, sync failed) puts its event in the outbox in the same transaction. The update
-        is a compare-and-set on ``updated_at``, retried, so the before/after that decides the
-        events is exact even with writers racing.
+        A connection's status changes through ``store.lifecycle.apply`` (the transition table,
+        and who is told); ``status`` here is a raw write that checks nothing and tells nobody
+        (tests and repairs). A sync worth a webhook (first sync done, sync failed) puts its
+        event in the outbox in the same transaction. The update is a compare-and-set on
+        ``updated_at``, retried, so the before/after that decides the events is exact even with
+        writers racing.
         """
         fields = self._connection_fields(fields)
         while True:
-            rows = self._read("SELECT * FROM connections WHERE connection_id = ?",
-                              (connection_id,))
-            if not rows:
-                raise StoreError(f"no connection {connection_id!r} in the store")
+            row = self._connection_row(connection_id)
             with self._write() as tx:
-                changed = self._set_connection(tx, rows[0], fields)
+                changed = self._set_connection(tx, row, fields)
             if changed:
                 return self.get_connection(connection_id)
+
+    def _connection_row(self, connection_id: str) -> Row:
+        """The connection's row as stored; StoreError if there is none."""
+        rows = self._read("SELECT * FROM connections WHERE connection_id = ?", (connection_id,))
+        if not rows:
+            raise StoreError(f"no connection {connection_id!r} in the store")
+        return rows[0]
 
     def update_connections(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         """``update_connection`` for many connections (connection id -> fields) in one
@@ -383,9 +369,11 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
         fields.setdefault("updated_at", utcnow())
         return fields
 
-    def _set_connection(self, tx: Transaction, row: Row, fields: dict[str, Any]) -> bool:
-        """Compare-and-set one connection from ``row`` (as read) to ``fields``, with its
-        events; False if it changed since it was read."""
+    def _set_connection(self, tx: Transaction, row: Row, fields: dict[str, Any],
+                        status_events: Iterable[EventType] = ()) -> bool:
+        """Compare-and-set one connection from ``row`` (as read) to ``fields``, with its sync
+        events and ``status_events`` (``store.lifecycle`` says which); False if it changed
+        since it was read."""
         old = self._connection(row)
         new = dataclasses.replace(old, **fields)
         names = sorted(fields)
@@ -398,7 +386,8 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
             (*values, row["connection_id"], row["updated_at"]),
         )
         if changed == 1:
-            insert_events(tx, new, events_for_change(old, new), utcnow())
+            insert_events(tx, new, [*status_events, *events_for_change(old, new)],
+                          utcnow())
         return changed == 1
 
     def forget_organisation(self, connection_id: str, tenant_id: str | None) -> None:
@@ -406,7 +395,7 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries,
         audit record (see ``pipelines/purge.py``): Xero's events and the call counts of the
         tenant, and, in every webhook event of the connection, the organisation's fields
         (the events stay, so their delivery history does)."""
-        from connector.store.webhook_outbox import forget_connection_in_events
+        from store.webhook_outbox import forget_connection_in_events
 
         rows = self._read("SELECT event_id, body FROM webhook_events WHERE connection_id = ?",
                           (connection_id,))

@@ -1,4 +1,5 @@
-"""The credential and connection store, shared by the auth server and the connector.
+"""The app's records: grants, connections, API keys, the webhook outbox, Xero's events, jobs,
+locks, call counts, migrations; shared by the auth server and the pipelines.
 
 It holds:
 
@@ -12,10 +13,10 @@ SQLite, embedded, the default (``sqlite``), and PostgreSQL for several machines 
 ``open_store()`` opens the configured one; both apply the schema steps of ``migrations``.
 """
 
-from connector.store.base import Store, register_factory
-from connector.store.config import open_store, redact
-from connector.store.keys import KEY_ENV, KEY_FILE
-from connector.store.records import (
+from store.base import Store
+from store.config import open_store, redact
+from store.keys import KEY_ENV, KEY_FILE
+from store.records import (
     DEFAULT_HOME,
     HOME_ENV,
     Connection,
@@ -28,9 +29,7 @@ from connector.store.records import (
     default_home,
     utcnow,
 )
-from connector.store.sqlite import DB_NAME
-
-register_factory(open_store)
+from store.sqlite import DB_NAME
 
 __all__ = [
     "DB_NAME",

@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from connector.store.records import Connection, StoreError, from_text, to_text, utcnow
+from store.records import Connection, StoreError, from_text, to_text, utcnow
 
 if TYPE_CHECKING:
-    from connector.store.sql import Row, Transaction
+    from store.sql import Row, Transaction
 
 
 class EventType(StrEnum):
@@ -48,12 +48,6 @@ class DeliveryStatus(StrEnum):
     """Retried for the whole window without a 2xx; ``xero-elt webhooks replay`` sends it again."""
 
 
-_STATUS_EVENTS = {
-    "connected": EventType.CONNECTED,
-    "needs_reconnection": EventType.NEEDS_RECONNECTION,
-    "disconnected": EventType.DISCONNECTED,
-    "purged": EventType.PURGED,
-}
 PUBLIC_CONNECTION_FIELDS = (
     "connection_id", "company", "email", "status", "status_reason", "tenant_id",
     "organisation_name", "invited_at", "invite_expires_at", "link_opened_at", "connected_at",
@@ -63,10 +57,9 @@ PUBLIC_CONNECTION_FIELDS = (
 
 
 def events_for_change(old: Connection, new: Connection) -> list[EventType]:
-    """The events an update from ``old`` to ``new`` reports (usually none)."""
+    """The sync events an update from ``old`` to ``new`` reports (usually none); a status
+    change's event is the transition table's (``store.lifecycle``)."""
     events: list[EventType] = []
-    if new.status != old.status and new.status in _STATUS_EVENTS:
-        events.append(_STATUS_EVENTS[new.status])
     if old.last_synced_at is None and new.last_synced_at is not None:
         events.append(EventType.FIRST_SYNC_COMPLETED)
     if new.sync_state == "failed" and old.sync_state != "failed":
