@@ -29,7 +29,14 @@ from typing import Any
 from bench import postgres
 from bench.measure import Measured, run_child
 from bench.profile import py_spy_command, read_profile, summary
-from bench.world import PAGE_SIZE, BenchSandbox, Home
+from bench.world import (
+    NO_CHANGE_CALLS_PER_ORG,
+    PAGE_SIZE,
+    SNAPSHOT_CALLS,
+    BenchSandbox,
+    Home,
+    snapshot_reads_spec,
+)
 
 FLOOR_SCRIPT = str(Path(__file__).resolve().parent / "fetch_floor.py")
 LIMITS_OFF = {"minute": 1_000_000, "day": 1_000_000, "app_minute": 10_000_000}
@@ -169,7 +176,7 @@ class Bench:
     def floor(self, sb: BenchSandbox, home: Home, name: str, *, paced: bool) -> LoadFigures:
         """The fetch floor for `home`'s organisations."""
         spec = {"api_url": sb.handle.api_url, "tenants": home.tenant_ids,
-                "per_minute": 60 if paced else None}
+                "per_minute": 60 if paced else None, "snapshot_reads": snapshot_reads_spec()}
         sb.fresh_minute()
         sb.start_counting()
         measured = run_child([FLOOR_SCRIPT], workdir=home.path.parent, name=name,
@@ -353,9 +360,9 @@ def limits_on_and_incremental(bench: Bench) -> None:
         changed = bench.load(sb, home, "one-percent-changed")
         bench.results["s3"] = {
             "sandbox": sb.describe(),
-            "no_change": {"call_floor": 4, "load": asdict(unchanged)},
+            "no_change": {"call_floor": NO_CHANGE_CALLS_PER_ORG, "load": asdict(unchanged)},
             "reconcile": {"load": asdict(reconciled), "full_bytes": load.calls["bytes_out"]},
-            "changed": {"call_floor": math.ceil(len(changed_ids) / PAGE_SIZE) + 3,
+            "changed": {"call_floor": math.ceil(len(changed_ids) / PAGE_SIZE) + SNAPSHOT_CALLS,
                         "suppliers_changed": len(changed_ids), "mutation_s": mutation_s,
                         "overlap_rows": overlap,
                         "load": asdict(changed)},
