@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from bench.world import NO_CHANGE_CALLS_PER_ORG
 
-if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
-    from bench.scenarios import Bench
+if TYPE_CHECKING:
+    from bench.harness import Bench
     from bench.world import BenchSandbox, Home
 
 ROOT = Path(__file__).resolve().parent.parent

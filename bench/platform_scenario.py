@@ -23,12 +23,13 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.harness import LoadFigures
 from bench.measure import run_child
 from bench.world import NO_CHANGE_CALLS_PER_ORG, BenchSandbox, Home, snapshot_reads_spec
 from connector.client import MAX_CONNECTIONS
 
-if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
-    from bench.scenarios import Bench, LoadFigures
+if TYPE_CHECKING:
+    from bench.harness import Bench
 
 FLOOR_SCRIPT = str(Path(__file__).resolve().parent / "fetch_floor.py")
 TOKEN_LIFE = timedelta(minutes=30)  # Xero's access tokens
@@ -106,7 +107,6 @@ def _grants_file(home: Home) -> Path:
 
 def _floor(bench: Bench, sb: BenchSandbox, home: Home, grants_file: Path, name: str, *,
            refresh: bool, since: str) -> LoadFigures:
-    from bench.scenarios import LoadFigures
 
     app = sb.app
     spec = {"api_url": sb.handle.api_url, "token_url": sb.handle.token_url,
