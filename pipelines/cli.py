@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     make_private()  # before anything is written: the DuckDB file, load packages, logs
     if argv and argv[0] == "sandbox":
         # The sandbox parses its own flags; it stands alone and imports nothing of ours.
-        from sandbox.server import main as sandbox_main
+        from sandbox.cli import main as sandbox_main
 
         return sandbox_main(argv[1:])
     parser = build_parser()

@@ -35,16 +35,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.data import (
-    LAZY,
-    TYPE_CLASS,
-    Organisation,
-    build_contact_details,
-    build_option,
-    effective_rate,
-    tax_codes,
-)
+from sandbox.reference import TYPE_CLASS
+from sandbox.seeding import build_contact_details, build_option, effective_rate, tax_codes
 from sandbox.wire import MsDate, money, rate
+from sandbox.world import LAZY, Organisation
 
 # The sandbox's own model of Xero's records (it imports nothing of the product): entity -> key.
 _KEYS = {"contacts": "ContactID", "accounts": "AccountID", "tax_rates": "TaxType",
