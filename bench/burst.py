@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
-    from bench.scenarios import Bench
+if TYPE_CHECKING:
+    from bench.harness import Bench
 
 SYN_RETRY_SECONDS = 0.9  # Linux retries a dropped SYN after 1 s
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

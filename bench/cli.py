@@ -24,8 +24,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import machine
+from bench.harness import Bench, Plan
 from bench.report import render
-from bench.scenarios import SCENARIOS, Bench, Plan
+from bench.scenarios import SCENARIOS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"

@@ -4,7 +4,8 @@ organisation partition, the per-organisation layout), side by side.
 
 Each side first loads everything once (not measured: it sets the incremental state), then one
 no-change pass is measured: wall time from the first run's start to the last one's end, and the
-sandbox's call counts against the floor of 4 calls per organisation (one per entity).
+sandbox's call counts against the floor of a no-change run's calls per organisation (one per
+Xero path: `bench.world.NO_CHANGE_CALLS_PER_ORG`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
-    from bench.scenarios import Bench
+from bench.world import NO_CHANGE_CALLS_PER_ORG
+
+if TYPE_CHECKING:
+    from bench.harness import Bench
     from bench.world import BenchSandbox, Home
 
 ROOT = Path(__file__).resolve().parent.parent
 # BENCH_DAGSTER_ORGANISATIONS: fewer, to try the scenario out (the report says how many ran).
 ORGANISATIONS = int(os.environ.get("BENCH_DAGSTER_ORGANISATIONS", "200"))
 SUPPLIERS = 20
-NO_CHANGE_FLOOR_PER_ORG = 4
 # Dagster's own storage in PostgreSQL, as docs/deploy.md sets it up for many machines (SQLite
 # storage serialises the event log writes of runs side by side); SQLite when there is none.
 POSTGRES_STORAGE = """\
@@ -81,7 +83,7 @@ def many_organisations(bench: Bench) -> None:
         dagster = _dagster_no_change(bench, sb, bench.home(sb, "sd-dagster"))
         bench.results["dagster"] = {
             "sandbox": sb.describe(), "orgs": orgs, "latency_ms": bench.plan.latency_ms,
-            "call_floor": NO_CHANGE_FLOOR_PER_ORG * orgs, "dagster_runs_at_once": DAGSTER_RUNS,
+            "call_floor": NO_CHANGE_CALLS_PER_ORG * orgs, "dagster_runs_at_once": DAGSTER_RUNS,
             "cron": asdict(cron), "dagster": dagster,
         }
     finally:

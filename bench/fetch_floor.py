@@ -3,7 +3,8 @@
 `python bench/fetch_floor.py SPEC.json RESULT.json`, with the access token in the environment
 (`BENCH_ACCESS_TOKEN`, never on the command line). For each organisation, in parallel: the
 supplier pages (`where=IsSupplier==true`, `includeArchived=true`, 1000 a page, the same
-parameters the connector sends), Accounts, TaxRates and TrackingCategories, at most 5 requests
+parameters the connector sends) and the spec's `snapshot_reads` (`[path, collection, params]`:
+Accounts, TaxRates and TrackingCategories, from the connector's entity table), at most 5 requests
 in flight per organisation (Xero's limit), each body parsed with `json.loads` and then dropped.
 With `per_minute` set it also keeps Xero's 60-calls-a-minute window (as the connector does), and
 waits out a 429's Retry-After if one comes anyway.
@@ -42,7 +43,6 @@ SUPPLIER_PARAMS = {"where": "IsSupplier==true", "includeArchived": "true",
 # httpx's own queue of waiting requests grows quadratic in cost with thousands waiting, which
 # the connector avoids the same way (connector/client.py MAX_CONNECTIONS).
 GATE = threading.BoundedSemaphore(64)
-SMALL = (("Accounts", {}), ("TaxRates", {}), ("TrackingCategories", {"includeArchived": "true"}))
 
 
 class Window:
@@ -69,8 +69,8 @@ class Window:
 
 
 def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
-              per_minute: int | None, *, if_modified_since: str | None = None
-              ) -> dict[str, Any]:
+              per_minute: int | None, snapshot_reads: list[list[Any]], *,
+              if_modified_since: str | None = None) -> dict[str, Any]:
     """Every page of one organisation (with `if_modified_since`, the first supplier page only,
     since then: a no-change run); returns calls, 429s and records read."""
     window = Window(per_minute)
@@ -110,12 +110,12 @@ def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
         body = get("Contacts", {**SUPPLIER_PARAMS, "page": str(page)})
         return len(body["Contacts"])
 
-    def small(path: str, params: dict[str, str]) -> int:
-        body = get(path, params)
-        return len(body[path])
+    def small(path: str, collection: str, params: list[list[str]]) -> int:
+        body = get(path, dict(params))
+        return len(body[collection])
 
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
-        smalls = [pool.submit(small, path, params) for path, params in SMALL]
+        smalls = [pool.submit(small, *read) for read in snapshot_reads]
         since = {"If-Modified-Since": if_modified_since} if if_modified_since else None
         first = get("Contacts", {**SUPPLIER_PARAMS, "page": "1"}, since)
         pages = 1 if since else int(first["pagination"]["pageCount"])
@@ -156,7 +156,8 @@ def platform_org(client: httpx.Client, spec: dict[str, Any], tenant: str,
         retried = refresh(client, spec, tokens)
         token_calls = 1
     counts = fetch_org(client, spec["api_url"], tenant, tokens["access_token"],
-                       spec.get("per_minute"), if_modified_since=spec["if_modified_since"])
+                       spec.get("per_minute"), spec["snapshot_reads"],
+                       if_modified_since=spec["if_modified_since"])
     return {**counts, "token_calls": token_calls,
             "retried": counts.get("retried", 0) + retried}
 
@@ -181,7 +182,8 @@ def main(argv: list[str]) -> int:
         else:
             token = os.environ["BENCH_ACCESS_TOKEN"]
             futures = [orgs.submit(fetch_org, client, spec["api_url"], tenant, token,
-                                   spec.get("per_minute")) for tenant in spec["tenants"]]
+                                   spec.get("per_minute"), spec["snapshot_reads"])
+                       for tenant in spec["tenants"]]
         results = [f.result() for f in futures]
     finished = time.monotonic()
     if grants_file and spec.get("refresh"):

@@ -23,16 +23,15 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.harness import LoadFigures
 from bench.measure import run_child
-from bench.world import BenchSandbox, Home
+from bench.world import NO_CHANGE_CALLS_PER_ORG, BenchSandbox, Home, snapshot_reads_spec
 from connector.client import MAX_CONNECTIONS
 
-if TYPE_CHECKING:  # bench.scenarios registers this scenario: no import of it at run time
-    from bench.scenarios import Bench, LoadFigures
+if TYPE_CHECKING:
+    from bench.harness import Bench
 
 FLOOR_SCRIPT = str(Path(__file__).resolve().parent / "fetch_floor.py")
-NO_CHANGE_CALLS_PER_ORG = 4  # one per entity: Contacts since the cursor, Accounts, TaxRates,
-# TrackingCategories (tracking options come with their categories)
 TOKEN_LIFE = timedelta(minutes=30)  # Xero's access tokens
 HOURLY_AGE = timedelta(minutes=31)  # what an hourly run finds: every access token expired
 RUNS_PER_DAY = 24
@@ -108,13 +107,13 @@ def _grants_file(home: Home) -> Path:
 
 def _floor(bench: Bench, sb: BenchSandbox, home: Home, grants_file: Path, name: str, *,
            refresh: bool, since: str) -> LoadFigures:
-    from bench.scenarios import LoadFigures
 
     app = sb.app
     spec = {"api_url": sb.handle.api_url, "token_url": sb.handle.token_url,
             "client_id": app["client_id"], "tenants": home.tenant_ids,
             "grants_file": str(grants_file), "refresh": refresh, "if_modified_since": since,
-            "per_minute": 60, "connections": CONNECTIONS}
+            "per_minute": 60, "connections": CONNECTIONS,
+            "snapshot_reads": snapshot_reads_spec()}
     sb.fresh_minute()
     sb.start_counting()
     measured = run_child([FLOOR_SCRIPT], workdir=home.path.parent, name=name,

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import burst, dagster_scenario, platform_scenario
 from bench.findings import closing_notes
+from bench.world import NO_CHANGE_CALLS_PER_ORG, SNAPSHOT_CALLS
 
 TARGET_FULL_LOAD_S = 30.0  # issue 6
 TARGET_NO_CHANGE_S = 5.0  # issue 6
@@ -163,8 +164,9 @@ def _intro(results: dict[str, Any]) -> str:
         "The **fetch floor** is `bench/fetch_floor.py`: standard library and httpx only, it "
         "downloads the same pages with the same parameters (5 requests in flight per "
         "organisation, Xero's limit; paced to 60 a minute where limits are on) and parses each "
-        "body with `json.loads`, nothing else. The **call floor** is ceil(suppliers / 1000) + 3 "
-        "calls per organisation for a full load and one call per entity (4) for a no-change run; "
+        "body with `json.loads`, nothing else. The **call floor** is ceil(suppliers / 1000) + "
+        f"{SNAPSHOT_CALLS} calls per organisation for a full load and one call per Xero path "
+        f"({NO_CHANGE_CALLS_PER_ORG}) for a no-change run; "
         "token and connections calls are listed apart. With limits off, the sandbox neither "
         "refuses calls nor reports a small remaining quota (its limits are raised through "
         "`POST /_sandbox/limits`), and the connector's own pace is lifted with "
@@ -442,7 +444,8 @@ def _s3(results: dict[str, Any]) -> str:
         "",
         _table(["", "nothing changed", "1% of suppliers changed"], rows),
         "",
-        "The call floor of the changed run is ceil(changed / 1000) + 3. Suppliers are read "
+        f"The call floor of the changed run is ceil(changed / 1000) + {SNAPSHOT_CALLS}. "
+        "Suppliers are read "
         "with `If-Modified-Since` set to the cursor minus a 60-second overlap, so a run also "
         "re-reads the suppliers updated in the last minute before the cursor; those rows are "
         "recognised by their hash and not written again"

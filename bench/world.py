@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.entities import SNAPSHOT_READS
 from sandbox.handle import (
     SandboxHandle,
     SandboxProcess,
@@ -26,6 +27,17 @@ from store import open_store
 from tools.sandbox_setup import connect_organisations, store_grant
 
 PAGE_SIZE = 1000
+# Calls a run makes per organisation besides the supplier pages: one per Xero path of the tables
+# read whole (Accounts, TaxRates, TrackingCategories), from the connector's entity table.
+SNAPSHOT_CALLS = len(SNAPSHOT_READS)
+# A no-change run: the one supplier page since the cursor, and the snapshot calls.
+NO_CHANGE_CALLS_PER_ORG = 1 + SNAPSHOT_CALLS
+
+
+def snapshot_reads_spec() -> list[list]:
+    """`SNAPSHOT_READS` as JSON for the fetch floor's spec: `[path, collection, params]`."""
+    return [[path, collection, [list(p) for p in params]]
+            for path, collection, params in SNAPSHOT_READS]
 # Calls a limits-off run may make per minute: high enough never to pace (the connector's
 # `calls_per_minute`, which its docs say to raise only against a sandbox without limits).
 UNPACED_CALLS_PER_MINUTE = 1_000_000
@@ -108,8 +120,9 @@ class BenchSandbox:
         raise KeyError(tenant_id)
 
     def full_load_call_floor(self, tenant_ids: list[str]) -> int:
-        """ceil(suppliers / 1000) + 3 calls per organisation (issue 6's call floor); for a
-        high-volume organisation ceil(contacts / 1000) + 3, plus the one refused call that
+        """ceil(suppliers / 1000) + SNAPSHOT_CALLS (3) calls per organisation (issue 6's call
+        floor); for a high-volume organisation ceil(contacts / 1000) + 3, plus the one refused
+        call that
         tells the connector so."""
         floor = 0
         for tenant in self.handle.tenants():
@@ -118,9 +131,9 @@ class BenchSandbox:
             counts = tenant["counts"]
             threshold = self.high_volume_threshold
             if threshold is not None and counts["contacts"] > threshold:
-                floor += math.ceil(counts["contacts"] / PAGE_SIZE) + 3 + 1
+                floor += math.ceil(counts["contacts"] / PAGE_SIZE) + SNAPSHOT_CALLS + 1
             else:
-                floor += math.ceil(counts["suppliers"] / PAGE_SIZE) + 3
+                floor += math.ceil(counts["suppliers"] / PAGE_SIZE) + SNAPSHOT_CALLS
         return floor
 
     def connect_home(self, path: Path, tenant_ids: list[str]) -> Home:

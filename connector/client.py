@@ -18,6 +18,11 @@
   5xx (maintenance included) retry as above;
 - gzip answers are decoded by httpx; a damaged compressed body is treated like a malformed one.
 
+What an answer means is decided in one place, ``OrganisationSession.validate_response`` (and
+``_failed_transfer`` for a request that got no whole answer): a result, an error, or
+``Retriable``. Whether and when to try again is ``connector.retry``'s one policy, around the
+request.
+
 What Xero took away (a dead grant, a lost role, a tenant gone) is reported in
 ``SyncStats.access_lost()``; the caller records it (the connector writes no status).
 
@@ -59,7 +64,15 @@ from connector.errors import (
     XeroUnavailable,
 )
 from connector.identity import http_client, list_connections, raise_for_auth_status
-from connector.retry import backoff_delay, retry_after
+from connector.retry import (
+    DAMAGED,
+    THROTTLED,
+    TRANSIENT,
+    UNAUTHORIZED,
+    Retriable,
+    RetryPolicy,
+    retry_after,
+)
 from connector.settings import XeroSettings
 from connector.stats import AccessLost, SyncStats
 from connector.token_providers import Organisation, TokenProvider
@@ -69,8 +82,6 @@ log = logging.getLogger(__name__)
 
 # Our minute window is a little longer than Xero's so clock skew never tips us over.
 _WINDOW_SECONDS = 60.5
-# Minute 429s we sit out per call before giving the organisation up for this run.
-_MAX_THROTTLED = 8
 # How often the run writes its daily call counts (connector/usage.py: not a commit per call).
 _USAGE_FLUSH_SECONDS = 1.0
 # Connections of the run's one httpx client, and the requests handed to it at once. httpx
@@ -87,6 +98,44 @@ def _transport_cause(exc: BaseException) -> str:
     """``ConnectError: [Errno 111] Connection refused``: the type and httpx's short reason."""
     reason = " ".join(str(exc).split())[:200]
     return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
+def _failed_transfer(exc: httpx.TransportError | httpx.DecodingError, url: str,
+                     ctx: dict[str, str | None]) -> Retriable:
+    """What a request that got no whole answer means, for the retry policy."""
+    if isinstance(exc, httpx.DecodingError):
+        # A gzip stream that does not decode: the body is damaged, like a malformed one.
+        return Retriable(DAMAGED, lambda _n: MalformedResponse(
+            "Xero's compressed answer could not be decoded", cause="damaged gzip stream",
+            **ctx), note=f"damaged gzip stream ({ctx['endpoint']})")
+    cause = _transport_cause(exc)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if "complete message body" in str(exc):
+            # The answer started but stopped short: a truncated body, never an empty page.
+            return Retriable(DAMAGED, lambda _n: MalformedResponse(
+                "Xero's answer was cut off before the end of the body",
+                cause="connection closed mid-body", **ctx),
+                note=f"connection closed mid-body ({ctx['endpoint']})")
+        # Dropped before any answer: like a 5xx.
+        return Retriable(TRANSIENT, lambda tries: XeroUnavailable(
+            f"Xero dropped the connection to {url} {tries} times", cause=cause, **ctx),
+            note=f"{type(exc).__name__} for {ctx['endpoint']}")
+    return Retriable(TRANSIENT, lambda tries: XeroUnavailable(
+        f"Xero could not be reached at {url} after {tries} attempts", cause=cause, **ctx),
+        note=f"{type(exc).__name__} for {ctx['endpoint']}")
+
+
+class _AccessToken:
+    """The access token one call sends; renewed (never the refused one again) after a 401."""
+
+    def __init__(self, client: XeroClient, grant_id: str) -> None:
+        self._client = client
+        self._grant_id = grant_id
+        self.value = client.access_token(grant_id)
+
+    def renew(self) -> None:
+        self.value = self._client.access_token(self._grant_id, rejected=self.value)
+
 
 class _Pacer:
     """Spaces one organisation's calls within Xero's rolling minute window.
@@ -303,6 +352,7 @@ class OrganisationSession:
         self.stopped: XeroError | None = None
         self._semaphore = threading.BoundedSemaphore(self.settings.max_in_flight)
         self._pacer = _Pacer(self.settings.calls_per_minute, client.sleep)
+        self._policy = RetryPolicy.for_api(self.settings)
         self._budget_lock = threading.Lock()
         self._used_today: int | None = None  # read from the usage counter on the first call
         self._workers: ThreadPoolExecutor | None = None
@@ -392,19 +442,6 @@ class OrganisationSession:
             finally:
                 self._pacer.done(answer)
 
-    def _damaged_body(self, malformed: int, message: str, cause: str,
-                      ctx: dict[str, str | None]) -> int:
-        """A body that arrived damaged: retried once (returns the new count), then raised."""
-        malformed += 1
-        if malformed > 1:
-            raise MalformedResponse(message, cause=cause, **ctx) from None
-        log.info("%s (%s); retrying once", cause, ctx.get("endpoint"))
-        self._backoff(malformed)
-        return malformed
-
-    def _backoff(self, attempt: int) -> None:
-        self.client.sleep(backoff_delay(self.settings, attempt))
-
     def get(
         self,
         path: str,
@@ -440,6 +477,7 @@ class OrganisationSession:
         if_modified_since: datetime | None,
         on_answer: Callable[[], None] | None = None,
     ) -> Any:
+        """One GET under the retry policy: each try sends once and reads the answer."""
         self._check_stopped(entity)
         url = f"{self.settings.api_url}/{path.lstrip('/')}"
         endpoint = f"/{path.lstrip('/')}"
@@ -447,113 +485,86 @@ class OrganisationSession:
         if if_modified_since is not None:
             headers["If-Modified-Since"] = wire.format_if_modified_since(if_modified_since)
         ctx = self._context(entity, endpoint)
-        transient = throttled = malformed = 0
-        refreshed = False
-        token = self.client.access_token(self.org.grant_id)
-        while True:
+        token = _AccessToken(self.client, self.org.grant_id)
+
+        def attempt() -> Any:
             try:
-                response = self._send(url, params, headers, entity, endpoint, token, on_answer)
-            except httpx.RemoteProtocolError as exc:
-                if "complete message body" not in str(exc):
-                    transient += 1  # dropped before any answer: like a 5xx
-                    if transient > self.settings.max_retries:
-                        raise XeroUnavailable(
-                            f"Xero dropped the connection to {url} {transient} times",
-                            cause=_transport_cause(exc), **ctx,
-                        ) from None
-                    self._backoff(transient)
-                    continue
-                # The answer started but stopped short: a truncated body, never an empty page.
-                malformed = self._damaged_body(
-                    malformed, "Xero's answer was cut off before the end of the body",
-                    "connection closed mid-body", ctx)
-                continue
-            except httpx.DecodingError:
-                # A gzip stream that does not decode: the body is damaged, like a malformed one.
-                malformed = self._damaged_body(
-                    malformed, "Xero's compressed answer could not be decoded",
-                    "damaged gzip stream", ctx)
-                continue
-            except httpx.TransportError as exc:
-                transient += 1
-                if transient > self.settings.max_retries:
-                    raise XeroUnavailable(
-                        f"Xero could not be reached at {url} after {transient} attempts",
-                        cause=_transport_cause(exc), **ctx,
-                    ) from None
-                log.info("%s for %s; retrying", type(exc).__name__, endpoint)
-                self._backoff(transient)
-                continue
-            status = response.status_code
-            if status == 200:
-                try:
-                    return wire.loads(response.content, **ctx)
-                except MalformedResponse:
-                    malformed += 1
-                    if malformed > 1:
-                        raise
-                    log.info("malformed body from %s; retrying once", endpoint)
-                    self._backoff(malformed)
-                    continue
-            if status == 304:
-                return None
-            if status == 401:
-                try:
-                    raise_for_auth_status(response, **ctx)
-                except (TokenExpired, AuthenticationFailed):
-                    if refreshed:
-                        raise
-                    refreshed = True
-                    token = self.client.access_token(self.org.grant_id, rejected=token)
-                    continue
-            if status == 403:
-                self._forbidden(token, ctx)
-            if status == 429:
-                problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower()
-                retry_after_s = retry_after(response)
-                if problem in ("day", "daily"):
-                    raise DailyLimitReached(
-                        "Xero's day limit is reached", problem="day", retry_after=retry_after_s,
-                        cause=f"Retry-After {retry_after_s or '?'}s", **ctx,
-                    )
-                throttled += 1
-                cap = self.settings.max_retry_after_seconds
-                wait = retry_after_s if retry_after_s is not None \
-                    else min(backoff_delay(self.settings, throttled), cap)
-                if throttled > _MAX_THROTTLED or wait > cap:
-                    raise RateLimited(
-                        f"Xero kept answering 429 ({problem or 'unknown'} limit)",
-                        problem=problem or None, retry_after=retry_after_s, **ctx,
-                    )
-                log.info("429 (%s) from %s; waiting %.1fs", problem or "?", endpoint, wait)
-                self.client.sleep(wait)
-                self._pacer.forget_minute_counter()
-                continue
-            if status == 503 and _is_organisation_offline(response.content):
-                raise OrganisationOffline(
-                    "Xero has this organisation offline; it is deferred to the next run",
-                    cause="HTTP 503 Organisation offline", **ctx,
+                response = self._send(url, params, headers, entity, endpoint, token.value,
+                                      on_answer)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise _failed_transfer(exc, url, ctx) from None
+            return self.validate_response(response, token, ctx)
+
+        return self._policy.call(attempt, sleep=self.client.sleep)
+
+    def validate_response(self, response: httpx.Response, token: _AccessToken,
+                          ctx: dict[str, str | None]) -> Any:
+        """What Xero's answer means: its JSON (None for 304), or the error it stands for.
+
+        Raises:
+            Retriable: worth trying again (``connector.retry`` decides whether and when).
+            XeroError: anything else: this organisation cannot get past it in this run, or
+                (``XeroRequestError``) this request is refused.
+        """
+        status = response.status_code
+        endpoint = ctx["endpoint"]
+        if status == 200:
+            try:
+                return wire.loads(response.content, **ctx)
+            except MalformedResponse as exc:
+                raise Retriable(DAMAGED, lambda _n, error=exc: error,
+                                note=f"malformed body from {endpoint}") from None
+        if status == 304:
+            return None
+        if status == 401:
+            try:
+                raise_for_auth_status(response, **ctx)
+            except (TokenExpired, AuthenticationFailed) as exc:
+                # Ask the token provider again: it refreshes, or has a token another process
+                # already refreshed.
+                raise Retriable(UNAUTHORIZED, lambda _n, error=exc: error,
+                                before_retry=token.renew) from None
+        if status == 403:
+            self._forbidden(token.value, ctx)
+        if status == 429:
+            problem = (response.headers.get("X-Rate-Limit-Problem") or "").lower()
+            retry_after_s = retry_after(response)
+            if problem in ("day", "daily"):
+                raise DailyLimitReached(
+                    "Xero's day limit is reached", problem="day", retry_after=retry_after_s,
+                    cause=f"Retry-After {retry_after_s or '?'}s", **ctx,
                 )
-            if status >= 500:
-                transient += 1
-                if transient > self.settings.max_retries:
-                    raise XeroUnavailable(
-                        f"Xero kept failing after {transient} attempts",
-                        cause=f"HTTP {status}", **ctx,
-                    )
-                log.info("HTTP %d from %s; retrying", status, endpoint)
-                self._backoff(transient)
-                continue
-            detail = wire.problem_detail(response.content)
-            if status == 400 and wire.error_type(response.content) == "HighVolumeException":
-                raise HighVolumeRefused(
-                    "Xero refused a Contacts query this organisation is too large for",
-                    status=status, cause=f"HTTP 400 HighVolumeException: {detail}", **ctx,
-                )
-            raise XeroRequestError(
-                "Xero refused the request", status=status,
-                cause=f"HTTP {status} {detail}".strip(), **ctx,
+            raise Retriable(
+                THROTTLED,
+                lambda _n: RateLimited(
+                    f"Xero kept answering 429 ({problem or 'unknown'} limit)",
+                    problem=problem or None, retry_after=retry_after_s, **ctx),
+                retry_after=retry_after_s, note=f"429 ({problem or '?'}) from {endpoint}",
+                # After waiting out a minute 429, trust Retry-After over the last counter seen.
+                before_retry=self._pacer.forget_minute_counter,
             )
+        if status == 503 and _is_organisation_offline(response.content):
+            raise OrganisationOffline(
+                "Xero has this organisation offline; it is deferred to the next run",
+                cause="HTTP 503 Organisation offline", **ctx,
+            )
+        if status >= 500:
+            raise Retriable(
+                TRANSIENT,
+                lambda tries: XeroUnavailable(f"Xero kept failing after {tries} attempts",
+                                              cause=f"HTTP {status}", **ctx),
+                note=f"HTTP {status} from {endpoint}",
+            )
+        detail = wire.problem_detail(response.content)
+        if status == 400 and wire.error_type(response.content) == "HighVolumeException":
+            raise HighVolumeRefused(
+                "Xero refused a Contacts query this organisation is too large for",
+                status=status, cause=f"HTTP 400 HighVolumeException: {detail}", **ctx,
+            )
+        raise XeroRequestError(
+            "Xero refused the request", status=status,
+            cause=f"HTTP {status} {detail}".strip(), **ctx,
+        )
 
     def _forbidden(self, token: str, ctx: dict[str, str | None]) -> None:
         """A 403: ask ``/connections`` whether the tenant is still there; always raises."""

@@ -55,6 +55,20 @@ ENTITY_TABLE: dict[str, Entity] = {
 ENTITIES: tuple[str, ...] = tuple(ENTITY_TABLE)
 
 
+def _snapshot_reads() -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    reads: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {}
+    for entity in ENTITY_TABLE.values():
+        if not entity.incremental:
+            reads.setdefault(entity.path, (entity.path, entity.collection, entity.params))
+    return tuple(reads.values())
+
+
+SNAPSHOT_READS = _snapshot_reads()
+"""(path, collection, params) of each call a run makes for the tables read whole, one per Xero
+path (tracking options come with their categories): besides the supplier pages, a run makes
+``len(SNAPSHOT_READS)`` calls per organisation."""
+
+
 def select_entities(entities: Iterable[str] | str | None) -> list[str]:
     """The tables to load for a selection (a list or a comma-separated string; None: all).
 
@@ -76,4 +90,5 @@ def select_entities(entities: Iterable[str] | str | None) -> list[str]:
     return [e for e in ENTITIES if e in names]
 
 
-__all__ = ["ENTITIES", "ENTITY_TABLE", "TRACKING_PATH", "Entity", "select_entities"]
+__all__ = ["ENTITIES", "ENTITY_TABLE", "SNAPSHOT_READS", "TRACKING_PATH", "Entity",
+           "select_entities"]

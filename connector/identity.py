@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +30,10 @@ from connector.errors import (
     OAuthError,
     RateLimited,
     TokenExpired,
-    XeroError,
     XeroRequestError,
     XeroUnavailable,
 )
-from connector.retry import backoff_delay, retry_after
+from connector.retry import TRANSIENT, Retriable, RetryPolicy, retry_after
 from connector.settings import XeroSettings
 from connector.wire import oauth_error_code, problem_detail
 
@@ -150,27 +148,25 @@ def _with_retries(
     send: Callable[[], httpx.Response],
     retry_status: Callable[[int], bool],
 ) -> httpx.Response:
-    """Send up to ``attempts`` times, waiting the one backoff (``connector.retry``) between
-    transient failures: transport errors and the statuses ``retry_status`` names."""
-    last: XeroError | None = None
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(backoff_delay(settings, attempt))
+    """Send up to ``attempts`` times under the one retry policy (``connector.retry``): transport
+    errors and the statuses ``retry_status`` names are transient, everything else is returned."""
+
+    def attempt() -> httpx.Response:
         try:
             response = send()
         except httpx.TransportError as exc:
             reason = " ".join(str(exc).split())[:200]
-            last = XeroUnavailable(
+            error = XeroUnavailable(
                 f"{what} failed: Xero's identity service could not be reached at {endpoint}",
                 cause=f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__)
-            continue
+            raise Retriable(TRANSIENT, lambda _n: error, note=f"{what}: {error.cause}") from None
         if retry_status(response.status_code):
-            last = XeroUnavailable(f"{what} failed", endpoint=endpoint,
-                                   cause=f"HTTP {response.status_code}")
-            continue
+            error = XeroUnavailable(f"{what} failed", endpoint=endpoint,
+                                    cause=f"HTTP {response.status_code}")
+            raise Retriable(TRANSIENT, lambda _n: error, note=f"{what}: {error.cause}")
         return response
-    assert last is not None
-    raise last
+
+    return RetryPolicy.transient_only(settings, attempts).call(attempt)
 
 
 def _token_error(response: httpx.Response, *, what: str, endpoint: str) -> OAuthError:

@@ -52,6 +52,28 @@ BASE_PARAMS = {"includeArchived": "true", "order": ORDER}
 TARGETED = "t"  # marks a recent hash a targeted (webhook) read recorded
 
 
+# --- the supplier rule ---------------------------------------------------------------------------
+
+def is_supplier(record: dict, *, unknown: bool) -> bool:
+    """Whether a contact (a raw record or a built row) is a supplier by Xero's ``IsSupplier``.
+
+    Xero computes ``IsSupplier`` (true once a bill was entered against the contact) and sends it
+    as true or false; a record may also come without it (absent, null, or a value that is not a
+    boolean). What such an unknown flag means depends on the answer it came in, so the caller
+    says so with ``unknown``:
+
+    - ``unknown=True`` where Xero already chose the contacts (an answer to
+      ``where=IsSupplier==true``) or where only an explicit false may take a supplier away
+      (reads by ``IDs=``, membership updates): unknown counts as a supplier;
+    - ``unknown=False`` where we choose suppliers ourselves from an unfiltered answer (a
+      high-volume organisation): only an explicit true counts.
+
+    Every supplier decision of the connector goes through this function.
+    """
+    flag = record.get("IsSupplier")
+    return flag if isinstance(flag, bool) else unknown
+
+
 # --- the remembered state ------------------------------------------------------------------------
 
 def encode_ids(ids: Iterable[str]) -> str:
@@ -255,7 +277,7 @@ class SupplierRead:
             if watermark is None:
                 watermark = page.server_time
             rows = self._rows(page.records, watermark, newest)
-            new = {_key(r) for r in rows if r.get("IsSupplier") is not False} - found
+            new = {_key(r) for r in rows if is_supplier(r, unknown=True)} - found
             found |= new
             chunks.append(encode_ids(new))  # each page's ids once, not the whole set again
             state.full_read = {"watermark": _iso(watermark), "next_page": page.number + 1,
@@ -294,10 +316,10 @@ class SupplierRead:
         if members is None:
             return
         for row in rows:
-            if row.get("IsSupplier") is False:
-                members.discard(_key(row))
-            else:
+            if is_supplier(row, unknown=True):
                 members.add(_key(row))
+            else:
+                members.discard(_key(row))
 
     # -- reconciliation -------------------------------------------------------------------------
 
@@ -357,7 +379,7 @@ class SupplierRead:
         for page in pages:
             for raw in page.records:
                 contact_id = raw.get("ContactID")
-                if isinstance(contact_id, str) and raw.get("IsSupplier") is not False:
+                if isinstance(contact_id, str) and is_supplier(raw, unknown=True):
                     ids.add(contact_id.lower())
         return ids
 
@@ -393,7 +415,7 @@ class SupplierRead:
                         "pageSize": str(self.options.page_size)})
             records = page.records
             if targeted:
-                records = [r for r in records if r.get("IsSupplier") is not False
+                records = [r for r in records if is_supplier(r, unknown=True)
                            or str(r.get("ContactID")).lower() in (self.old.members or set())]
             rows = self._rows(records, self.state.cursor, [], dedupe=targeted,
                               mark=targeted)
@@ -421,7 +443,7 @@ class SupplierRead:
         rows: list[dict] = []
         for raw in records:
             contact_id = raw.get("ContactID")
-            if self.state.high_volume and raw.get("IsSupplier") is not True \
+            if self.state.high_volume and not is_supplier(raw, unknown=False) \
                     and str(contact_id).lower() not in members:
                 continue  # a contact that is not (and was not) a supplier
             hint = _updated_hint(raw)
@@ -475,4 +497,5 @@ def _updated_hint(raw: dict) -> datetime | None:
         return None
 
 
-__all__ = ["ReadOptions", "SupplierRead", "SupplierState", "decode_ids", "encode_ids"]
+__all__ = ["ReadOptions", "SupplierRead", "SupplierState", "decode_ids", "encode_ids",
+           "is_supplier"]

@@ -18,7 +18,6 @@ refreshes of one grant racing each other burn it. So:
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.errors import GrantInvalid, XeroUnavailable
 from connector.identity import refresh_tokens
+from connector.retry import TRANSIENT, Backoff, Retriable, RetryPolicy
 from connector.settings import XeroSettings
 
 if TYPE_CHECKING:
@@ -126,20 +126,21 @@ def access_token_for(
     _check_active(grant)
     if _usable(grant, now or datetime.now(UTC), margin, rejected):
         return grant.access_token
-    last: XeroUnavailable | None = None
-    for attempt in range(REFRESH_ATTEMPTS):
-        if attempt:
-            # Outside the lock: others are not held up while we wait.
-            delay = min(MAX_REFRESH_BACKOFF_SECONDS, settings.backoff_seconds * 2**attempt)
-            time.sleep(delay * random.uniform(0.5, 1.5))
+
+    def attempt() -> str:
         try:
             return _refresh_once(store, settings, grant_id, rejected=rejected, now=now,
                                  on_refresh=on_refresh, http=http,
                                  on_grant_invalid=on_grant_invalid)
         except XeroUnavailable as exc:
-            last = exc
-    assert last is not None
-    raise last
+            # Retried outside the lock: others are not held up while we wait.
+            raise Retriable(TRANSIENT, lambda _n, error=exc: error,
+                            note=f"token refresh of grant {grant_id}: {exc.cause}") from None
+
+    return RetryPolicy.transient_only(
+        settings, REFRESH_ATTEMPTS,
+        backoff=Backoff(2 * settings.backoff_seconds, MAX_REFRESH_BACKOFF_SECONDS),
+    ).call(attempt, sleep=lambda seconds: time.sleep(seconds))
 
 
 def _refresh_once(

@@ -203,6 +203,8 @@ def _active_suppliers_sql(cat: Catalog) -> str:
     cols = ["s.tenant_id", org, *_selection(cat, "suppliers", "s", _SUPPLIER_COLUMNS)]
     conditions = ["s.contact_status = 'ACTIVE'", *cat.current("suppliers", "s")]
     if "is_supplier" in cat.columns["suppliers"]:
+        # connector.suppliers.is_supplier(..., unknown=True) in SQL: the table holds what the
+        # supplier filter chose, and only an explicit false takes a supplier away.
         conditions.append("s.is_supplier IS NOT FALSE")
     return (f"SELECT {', '.join(cols)}\nFROM {cat.table('suppliers')} AS s\n{join}\n"
             f"{_where(conditions)}")

@@ -24,6 +24,19 @@ def _entities(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+class _EntityHelp(argparse.HelpFormatter):
+    """Fills ``{entities}`` in a help text from the entity table, only when help is shown (the
+    table brings the pydantic models along: half a second no other command should pay)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{entities}" in text:
+            from connector.entities import ENTITIES
+
+            text = text.replace("{entities}", ", ".join(ENTITIES))
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(
@@ -64,13 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     disconnect = sub.add_parser("disconnect", help="disconnect at Xero and here")
     disconnect.add_argument("connection_id")
 
-    run = sub.add_parser("run", help="load every connected organisation (or those named)")
+    run = sub.add_parser("run", help="load every connected organisation (or those named)",
+                         formatter_class=_EntityHelp)
     run.add_argument("--destination", help="dlt destination name (default from config: duckdb)")
     run.add_argument("--dataset", help="dataset (schema) name (default xero)")
     run.add_argument("--tenant", action="append", dest="tenants", metavar="ID",
                      help="only this organisation (repeatable)")
     run.add_argument("--entities", type=_entities, metavar="LIST",
-                     help="comma-separated: suppliers,accounts,tax_rates,tracking_categories")
+                     help="comma-separated, from: {entities}")
     run.add_argument("--reconcile", action="store_true",
                      help="full read of suppliers now (catches contacts that became suppliers)")
     run.add_argument("--full-refresh", action="store_true",
@@ -195,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     make_private()  # before anything is written: the DuckDB file, load packages, logs
     if argv and argv[0] == "sandbox":
         # The sandbox parses its own flags; it stands alone and imports nothing of ours.
-        from sandbox.server import main as sandbox_main
+        from sandbox.cli import main as sandbox_main
 
         return sandbox_main(argv[1:])
     parser = build_parser()

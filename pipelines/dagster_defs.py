@@ -31,6 +31,7 @@ import dagster as dg
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 
+from connector.entities import ENTITY_TABLE
 from connector.settings import ENTITIES as TABLES
 from pipelines import exitcodes
 from pipelines.run import RunOptions, RunReport, execute
@@ -44,8 +45,7 @@ ORGANISATION_TAG = "xero_elt/organisation"
 organisations = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 
 # The entity of `xero-elt run --entities` that loads each table: options come with categories.
-ENTITY_OF = {table: ("tracking_categories" if table == "tracking_options" else table)
-             for table in TABLES}
+ENTITY_OF = {table: ENTITY_TABLE[table].comes_with or table for table in TABLES}
 # The hourly schedule's runs are late after three hours without a load (two missed ticks).
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3),
                                            warn_window=timedelta(hours=2))
@@ -84,7 +84,8 @@ SPECS = [
         table_key(table), description=f"The `{table}` table of dataset xero, every organisation.",
         # A day's call budget defers a table without failing the run: no materialisation then.
         skippable=True, kinds={"dlt", "xero"}, group_name="xero", freshness_policy=FRESHNESS,
-        deps=[table_key("tracking_categories")] if table == "tracking_options" else None,
+        deps=[table_key(ENTITY_TABLE[table].comes_with)] if ENTITY_TABLE[table].comes_with
+        else None,
     )
     for table in TABLES
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from connector.suppliers import is_supplier
 from pipelines import exitcodes
 from pipelines.formwalk import Browser, PageError
 from pipelines.processes import ServerStartError, served
@@ -129,8 +130,9 @@ def _change_xero(sandbox: httpx.Client, store: Any, conn: Any) -> list[str]:
     """A few changes at "Xero" for the incremental sync to find."""
     tenant_id = conn.tenant_id
     contacts = _read_xero(store, conn.grant_id, tenant_id, "Contacts")
-    suppliers = [c for c in contacts if c.get("IsSupplier") and c.get("ContactStatus") == "ACTIVE"]
-    customers = [c for c in contacts if not c.get("IsSupplier")]
+    suppliers = [c for c in contacts
+                 if is_supplier(c, unknown=False) and c.get("ContactStatus") == "ACTIVE"]
+    customers = [c for c in contacts if not is_supplier(c, unknown=False)]
     accounts = _read_xero(store, conn.grant_id, tenant_id, "Accounts")
     done = []
     for contact in suppliers[:3]:

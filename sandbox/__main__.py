@@ -2,7 +2,7 @@
 
 import sys
 
-from sandbox.server import main
+from sandbox.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,7 +36,6 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox import wire
-from sandbox.data import LAZY, SKELETON_FIELDS, Organisation, Store
 from sandbox.wherequery import (
     BOOL,
     DATE,
@@ -49,6 +48,7 @@ from sandbox.wherequery import (
     parse_where,
     sort_records,
 )
+from sandbox.world import LAZY, SKELETON_FIELDS, Organisation, Store
 
 ACCOUNTING_RESOURCES = ("Contacts", "Accounts", "TaxRates", "TrackingCategories",
                         "Organisation", "Currencies")

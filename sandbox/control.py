@@ -17,11 +17,12 @@ from sandbox.clock import parse_iso
 from sandbox.faults import parse_fault
 from sandbox.grants import ConnectionLimitReached
 from sandbox.identity import is_known_scope, redirect_uri_problem
-from sandbox.server import Request, Response, Route, control_error, json_response
+from sandbox.web import Request, Response, Route, control_error, json_response
 from sandbox.webhooks import check_subscription
+from sandbox.world import User, counts
 
 if TYPE_CHECKING:
-    from sandbox.server import Sandbox
+    from sandbox.state import Sandbox
 
 DEFAULT_GRANT_SCOPES = (
     "openid profile email offline_access accounting.contacts.read accounting.settings.read"
@@ -116,7 +117,7 @@ def list_tenants(sb: Sandbox, _req: Request, _p: dict[str, str]) -> list[dict[st
             "name": org.name,
             "country_code": org.country_code,
             "base_currency": org.base_currency,
-            "counts": sb.data.counts(org),
+            "counts": counts(org),
         }
         for org in sb.world.organisations.values()
     ]
@@ -187,7 +188,7 @@ def create_user(sb: Sandbox, req: Request, _p: dict[str, str]) -> dict[str, Any]
     missing = [t for t in tenant_ids if sb.organisation(t) is None]
     if missing:
         raise BadRequest(f"unknown tenant_ids: {missing}")
-    user = sb.data.User(
+    user = User(
         email=email,
         password=password,
         role=role,

@@ -36,6 +36,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 CODE_TTL = timedelta(minutes=5)
 ACCESS_TTL = timedelta(minutes=30)
 ID_TOKEN_TTL = timedelta(minutes=5)
@@ -45,7 +48,7 @@ PENDING_TTL = timedelta(hours=1)
 
 
 class UserLike(Protocol):
-    """What the identity code needs of a seeded user (sandbox.data.User)."""
+    """What the identity code needs of a seeded user (sandbox.world.User)."""
 
     email: str
     role: str
@@ -83,42 +86,12 @@ def xero_connection_time(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0"
 
 
-# --- RS256 signing with the standard library only -------------------------------------------
-
-_SMALL_PRIMES = [p for p in range(3, 3000) if all(p % q for q in range(2, int(p**0.5) + 1))]
-_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
-
-
-def _probably_prime(n: int, rng: secrets.SystemRandom) -> bool:
-    for p in _SMALL_PRIMES:
-        if n % p == 0:
-            return n == p
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for _ in range(24):
-        x = pow(rng.randrange(2, n - 2), d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = pow(x, 2, n)
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
-def _random_prime(bits: int, rng: secrets.SystemRandom, e: int) -> int:
-    while True:
-        # The two top bits set make the product of two such primes exactly 2*bits long.
-        candidate = rng.getrandbits(bits) | (3 << (bits - 2)) | 1
-        if (candidate - 1) % e and _probably_prime(candidate, rng):
-            return candidate
+# --- RS256 signing ---------------------------------------------------------------------------
 
 
 class JwtSigner:
-    """RS256 JWTs with a 2048-bit RSA key generated (lazily, ~0.4 s) per sandbox process.
+    """RS256 JWTs with a 2048-bit RSA key generated (lazily) per sandbox process, signed with
+    ``cryptography`` (PKCS #1 v1.5, SHA-256: what RS256 means).
 
     A throwaway key is made at start rather than kept in the source, so no private key is ever
     committed; tokens verify against the published JWKS for the life of the process.
@@ -128,7 +101,7 @@ class JwtSigner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, int, int, int, int, int] | None = None  # n, p, q, dp, dq, qinv
+        self._key: rsa.RSAPrivateKey | None = None
         self._header: dict[str, str] = {}
         self._jwk: dict[str, str] = {}
 
@@ -136,17 +109,11 @@ class JwtSigner:
         """Generate the key now (the server does this in a background thread at start)."""
         self._material()
 
-    def _material(self) -> tuple[int, int, int, int, int, int]:
+    def _material(self) -> rsa.RSAPrivateKey:
         with self._lock:
             if self._key is None:
-                rng = secrets.SystemRandom()
-                p = _random_prime(1024, rng, self.E)
-                q = _random_prime(1024, rng, self.E)
-                while q == p:
-                    q = _random_prime(1024, rng, self.E)
-                d = pow(self.E, -1, (p - 1) * (q - 1))
-                n = p * q
-                n_bytes = n.to_bytes(256, "big")
+                key = rsa.generate_private_key(public_exponent=self.E, key_size=2048)
+                n_bytes = key.public_key().public_numbers().n.to_bytes(256, "big")
                 kid = hashlib.sha1(n_bytes).hexdigest().upper()  # noqa: S324 - a key id
                 # No certificate exists; x5t is the thumbprint of the modulus instead.
                 x5t = b64url(hashlib.sha1(n_bytes).digest())  # noqa: S324 - a thumbprint
@@ -160,7 +127,7 @@ class JwtSigner:
                     "e": b64url(self.E.to_bytes(3, "big")),
                     "n": b64url(n_bytes),
                 }
-                self._key = (n, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p))
+                self._key = key
             return self._key
 
     def jwks(self) -> dict[str, Any]:
@@ -170,17 +137,13 @@ class JwtSigner:
 
     def sign(self, claims: dict[str, Any]) -> str:
         """Encode and sign `claims` as a compact JWT."""
-        _n, p, q, dp, dq, qinv = self._material()
-        header = self._header
+        key = self._material()
         signing_input = ".".join(
-            b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+            b64url(json.dumps(part, separators=(",", ":")).encode())
+            for part in (self._header, claims)
         )
-        digest_info = _SHA256_DIGEST_INFO + hashlib.sha256(signing_input.encode()).digest()
-        encoded = b"\x00\x01" + b"\xff" * (256 - len(digest_info) - 3) + b"\x00" + digest_info
-        m = int.from_bytes(encoded, "big")
-        m1, m2 = pow(m, dp, p), pow(m, dq, q)
-        signature = m2 + ((qinv * (m1 - m2)) % p) * q
-        return signing_input + "." + b64url(signature.to_bytes(256, "big"))
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return signing_input + "." + b64url(signature)
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from sandbox.gateway import apply_faults, bearer_grant
 from sandbox.grants import (
     AuthCode,
     ConnectionLimitReached,
@@ -31,20 +32,18 @@ from sandbox.grants import (
     subject_id,
     user_claims,
 )
-from sandbox.server import (
+from sandbox.web import (
     JSON_TYPE,
     Request,
     Response,
     Route,
-    apply_faults,
-    bearer_grant,
     html_response,
     json_response,
     redirect,
 )
 
 if TYPE_CHECKING:
-    from sandbox.server import Sandbox
+    from sandbox.state import Sandbox
 
 SESSION_COOKIE = "xero_sandbox_session"
 # Next to an organisation greyed out at the app's connection cap (Xero's words UNCONFIRMED).

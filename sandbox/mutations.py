@@ -35,22 +35,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.data import (
-    LAZY,
-    TYPE_CLASS,
-    Organisation,
-    build_contact_details,
-    build_option,
-    effective_rate,
-    tax_codes,
-)
+from sandbox.reference import TYPE_CLASS
+from sandbox.seeding import build_contact_details, build_option, effective_rate, tax_codes
 from sandbox.wire import MsDate, money, rate
+from sandbox.world import LAZY, Organisation
 
-ENTITIES = ("contacts", "accounts", "tax_rates", "tracking_categories", "tracking_options")
-OPS = ("create", "update", "archive", "delete", "make_supplier", "add_field", "change_type")
-JSON_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+# The sandbox's own model of Xero's records (it imports nothing of the product): entity -> key.
 _KEYS = {"contacts": "ContactID", "accounts": "AccountID", "tax_rates": "TaxType",
          "tracking_categories": "TrackingCategoryID", "tracking_options": "TrackingOptionID"}
+ENTITIES = tuple(_KEYS)
+OPS = ("create", "update", "archive", "delete", "make_supplier", "add_field", "change_type")
+JSON_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 _MONEY_FIELDS = {"Discount", "Outstanding", "Overdue"}
 _RATE_FIELDS = {"Rate", "DisplayTaxRate", "EffectiveRate"}
 MAX_ACTIVE_CATEGORIES = 2

@@ -12,8 +12,8 @@ import pytest
 
 from sandbox import wire
 from sandbox.accounting import convert_type, handle_accounting, shape
-from sandbox.data import seed_world
 from sandbox.mutations import apply_mutation
+from sandbox.seeding import seed_world
 from sandbox.wherequery import (
     BOOL,
     DATE,

@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
+from sandbox.app import start_sandbox
 from sandbox.handle import REPO_ROOT, SandboxHandle, make_grant, start_sandbox_process
-from sandbox.server import start_sandbox
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -10,14 +10,9 @@ import pytest
 
 from sandbox import wire
 from sandbox.accounting import handle_accounting
-from sandbox.data import (
-    DEFAULT_START,
-    REGIONS,
-    TYPE_CLASS,
-    Organisation,
-    counts,
-    seed_world,
-)
+from sandbox.reference import REGIONS, TYPE_CLASS
+from sandbox.seeding import seed_world
+from sandbox.world import DEFAULT_START, Organisation, counts
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 JSON = {"accept": "application/json"}
