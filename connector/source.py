@@ -12,11 +12,11 @@ Tables (every row, child rows included, carries ``tenant_id``, part of every pri
   (tenant_id, tracking_option_id, with tracking_category_id): one call shared by both.
 
 Snapshot entities yield only what changed since the last run (a content hash per key is kept in
-the resource state, per organisation); a key that disappears at Xero is yielded once more with
-``is_deleted = true`` and ``deleted_at`` = the time it was found missing (rows Xero still lists
-but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry ``is_deleted = true`` and no
-``deleted_at``). With history on for an
-entity (``history`` setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
+the memory table beside the data, ``connector.memory``); a key that disappears at Xero is
+yielded once more with ``is_deleted = true`` and ``deleted_at`` = the time it was found missing
+(rows Xero still lists but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry
+``is_deleted = true`` and no ``deleted_at``). With history on for an entity (``history``
+setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
 retired only within the organisations loaded (``merge_key`` on ``tenant_id``).
 
 An organisation that fails (dead grant, disconnected, day limit, retries exhausted, malformed
@@ -46,11 +46,21 @@ from connector import masking
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
+from connector.memory import (
+    DestinationMemory,
+    Memory,
+    NoMemory,
+    as_memory,
+    memory_hints,
+    snapshot_rows,
+    supplier_rows,
+)
 from connector.models import validate_record
 from connector.settings import XeroSettings, load_settings
 from connector.snapshot_state import SnapshotState
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
-from connector.suppliers import ReadOptions, SupplierRead, SupplierState
+from connector.suppliers import VERSION as SUPPLIER_STATE_VERSION
+from connector.suppliers import Progress, ReadOptions, SupplierRead, SupplierState
 from connector.token_providers import (
     Organisation,
     StoreTokens,
@@ -132,8 +142,11 @@ class _Run:
         reconcile: bool,
         full_refresh: bool,
         contact_ids: Mapping[str, Sequence[str]] | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.settings = settings
+        self._given_memory = memory
+        self._memory: Memory | None = None
         self.stats = stats
         self.reconcile = reconcile
         self.full_refresh = full_refresh
@@ -156,6 +169,12 @@ class _Run:
         """The organisations being read (known once the first resource has started)."""
         assert self._orgs is not None, "the run is not open"
         return self._orgs
+
+    @property
+    def memory(self) -> Memory:
+        """Where the organisations' memory is read (while a resource is extracting)."""
+        assert self._memory is not None, "the run is not open"
+        return self._memory
 
     @property
     def client(self) -> XeroClient:
@@ -181,6 +200,8 @@ class _Run:
                 except BaseException:
                     self._release()
                     raise
+            if self._memory is None:
+                self._memory = self._given_memory or _destination_memory()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
                                                 thread_name_prefix="xero-org")
@@ -203,6 +224,9 @@ class _Run:
             self._client.close()  # sessions (and their pacing) stay; connections close
         if self._tokens is not None:
             self._tokens.close()
+        memory, self._memory = self._memory, None
+        if memory is not None:
+            memory.close()
 
     def _organisations(self, tokens: TokenProvider) -> list[Organisation]:
         """The provider's organisations (all, or the named ones); a named one it cannot reach
@@ -282,10 +306,18 @@ class _Run:
         return {TENANT_ID: org.tenant_id, **row}
 
 
+def _destination_memory() -> Memory:
+    """The memory of the pipeline running this extraction (called in dlt's thread: its context
+    is per thread); none when the source runs without one."""
+    pipeline = masking.running_pipeline()
+    return DestinationMemory(pipeline) if pipeline is not None else NoMemory()
+
+
 # --- snapshot entities ---------------------------------------------------------------------------
 
-def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[dict]]:
-    """Per organisation, the rows of a snapshot entity that changed (all of them, with history)."""
+def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
+    """Per organisation, the rows of a snapshot entity that changed (all of them, with history),
+    and the memory rows that changed with them (``connector.memory``)."""
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     futures = {run.pool.submit(run.fetch_snapshot, org, entity): org for org in run.orgs}
     for org in run.orgs:
@@ -294,6 +326,11 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[di
         org = futures[future]
         try:
             records = future.result()
+            legacy = tenants_state.get(org.tenant_id)
+            if SnapshotState.is_legacy(legacy):  # an older version kept it in dlt's state
+                stored = SnapshotState.from_state(legacy)
+            else:
+                stored = SnapshotState.from_memory(run.memory.read(org.tenant_id, entity.name))
         except XeroError as exc:
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
@@ -301,12 +338,14 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[di
             log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
-        before = SnapshotState() if run.full_refresh else SnapshotState.from_state(
-            tenants_state.get(org.tenant_id))
+        before = SnapshotState() if run.full_refresh else stored
         rows, after = _diff_snapshot(run, org, entity, records, before, history)
         if rows:
             yield rows
-        tenants_state[org.tenant_id] = after.to_state()
+        changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
+        if changes:
+            yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
+        tenants_state.pop(org.tenant_id, None)  # nothing per organisation stays in dlt's state
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
 
@@ -389,18 +428,18 @@ def _read_options(run: _Run) -> ReadOptions:
     )
 
 
-def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
-    """Yield suppliers as organisations read them (in parallel); record each organisation's
-    state only once the rows it covers have been handed over."""
+def _supplier_rows(run: _Run) -> Iterator[Any]:
+    """Yield suppliers as organisations read them (in parallel), each page's memory rows with
+    it; record each organisation's state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
     options = _read_options(run)
-    pages: queue.Queue[tuple[Organisation, Any, dict[str, Any] | None]] = queue.Queue(
+    pages: queue.Queue[tuple[Organisation, Any, Progress | None]] = queue.Queue(
         maxsize=4 * max(1, len(run.orgs)))
     cancelled = threading.Event()
+    memory = run.memory
 
-    def put(item: tuple[Organisation, Any, dict[str, Any] | None]) -> bool:
+    def put(item: tuple[Organisation, Any, Progress | None]) -> bool:
         while not cancelled.is_set():
             try:
                 pages.put(item, timeout=0.2)
@@ -409,40 +448,39 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
                 continue
         return False
 
-    def read(org: Organisation, state: SupplierState) -> None:
-        def emit(rows: list[dict], progress: dict[str, Any] | None) -> bool:
+    def read(org: Organisation, stored: dict[str, Any] | None) -> None:
+        def emit(rows: list[dict], progress: Progress | None) -> bool:
             return put((org, rows, progress))
 
         mine = options if run.contact_ids is None else replace(
             options, contact_ids=tuple(run.contact_ids.get(org.tenant_id, ())))
-        reader = SupplierRead(
-            run.client.session(org), state, mine,
-            build_row=lambda raw: run.build_row(org, entity, raw),
-            digest=lambda raw: _digest(_canonical(raw)),
-            warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
-            stored=masking.destination_values(pipeline, org.tenant_id),
-            emit=emit,
-        )
         try:
+            # An older version's state holds the memory itself; else it is read here, one
+            # organisation at a time.
+            rows = memory.read(org.tenant_id, entity.name) if int(
+                (stored or {}).get("v") or 0) >= SUPPLIER_STATE_VERSION else ()
+            state = SupplierState.load(stored, rows)
+            del rows
+            reader = SupplierRead(
+                run.client.session(org), state, mine,
+                build_row=lambda raw: run.build_row(org, entity, raw),
+                digest=lambda raw: _digest(_canonical(raw)),
+                warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
+                stored=lambda ids: memory.tax_numbers(org.tenant_id, ids),
+                emit=emit,
+            )
             final = reader.run()
-            put((org, _DONE, final.dump()))
+            put((org, _DONE, (final.dump(), final.memory_changes())))
         except BaseException as exc:
             put((org, exc, None))
 
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
-            state = SupplierState.load(tenants_state.get(org.tenant_id))
-            run.pool.submit(read, org, state)
+            run.pool.submit(read, org, tenants_state.get(org.tenant_id))
         active = len(run.orgs)
         while active:
             org, item, progress = pages.get()
-            if item is _DONE:
-                active -= 1
-                assert progress is not None
-                tenants_state[org.tenant_id] = progress
-                run.stats.finish(org.tenant_id, entity.name, OK)
-                continue
             if isinstance(item, BaseException):
                 active -= 1
                 if not isinstance(item, XeroError):
@@ -450,11 +488,18 @@ def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
                               item)
                 run.stats.fail(org.tenant_id, entity.name, item)
                 continue
-            if item:
+            if item is not _DONE and item:
                 yield item
-            # Only now, with the rows handed over, may the state move past them.
+            # Only now, with the rows handed over, may the state (and memory) move past them.
             if progress is not None:
-                tenants_state[org.tenant_id] = progress
+                state, changes = progress
+                if changes:
+                    yield as_memory(supplier_rows(org.tenant_id, changes))
+                tenants_state[org.tenant_id] = state
+            if item is _DONE:
+                active -= 1
+                run.stats.finish(org.tenant_id, entity.name, OK)
+                continue
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()
@@ -479,7 +524,7 @@ def _resource(
         hints["merge_key"] = key if entity.incremental else TENANT_ID
     else:
         hints["write_disposition"] = "merge"
-    def gen() -> Iterator[list[dict]]:
+    def gen() -> Iterator[Any]:
         run.open()  # opened by the first resource to extract, closed by the last to finish
         try:
             if entity.incremental:
@@ -488,10 +533,12 @@ def _resource(
                 yield from _snapshot_rows(run, entity, history)
         finally:
             run.resource_done()
-    return dlt.resource(
+    resource = dlt.resource(
         gen, name=entity.name, columns=columns,
         schema_contract=_contract(settings.schema_contract), **hints,
     )()
+    memory_hints(resource)  # each page's memory rows go to the memory table, with the page
+    return resource
 
 
 @dlt.source(name="xero", section="xero")
@@ -504,6 +551,7 @@ def xero_source(
     settings: Any = None,
     stats: Any = None,
     contact_ids: Any = None,
+    memory: Any = None,
 ) -> list[DltResource]:
     """Suppliers, accounts, tax rates and tracking categories/options of Xero organisations.
 
@@ -530,6 +578,8 @@ def xero_source(
         contact_ids: a targeted supplier read (Xero's webhook events): per tenant id, the
             ContactIDs to read by ``IDs=`` instead of the usual read; organisations not in it
             read nothing. Snapshot entities ignore it (name only ``suppliers`` then).
+        memory: where each organisation's memory is read (``connector.memory.Memory``);
+            default the dataset of the pipeline running the source.
 
     Returns:
         One resource per selected entity.
@@ -546,7 +596,7 @@ def xero_source(
         return tokens if tokens is not None else default_provider(settings)
 
     run = _Run(settings, provider, stats, tenant_ids, names, reconcile=reconcile,
-               full_refresh=full_refresh, contact_ids=contact_ids)
+               full_refresh=full_refresh, contact_ids=contact_ids, memory=memory)
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
@@ -587,6 +637,7 @@ def make_source(
     settings: XeroSettings | None = None,
     stats: SyncStats | None = None,
     contact_ids: Mapping[str, Sequence[str]] | None = None,
+    memory: Memory | None = None,
 ) -> Any:
     """``xero_source(...)`` for the app: ``store`` (the app's store) becomes a ``StoreTokens``
     provider, and ``source.stats`` is the ``SyncStats`` it fills."""
@@ -596,7 +647,7 @@ def make_source(
         tokens = StoreTokens(store, settings)
     source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
                          full_refresh=full_refresh, tokens=tokens, settings=settings,
-                         stats=stats, contact_ids=contact_ids)
+                         stats=stats, contact_ids=contact_ids, memory=memory)
     source.stats = stats
     return source
 

@@ -148,6 +148,7 @@ def load_organisations(
     their rows were never loaded.
     """
     from connector import make_source
+    from connector.memory import DestinationMemory
     from connector.stats import SyncStats
 
     keep_grants_alive(store, connections, outcomes)
@@ -163,6 +164,9 @@ def load_organisations(
             store=store,
             stats=stats,
             contact_ids=contact_ids,
+            # Read through the run's pipeline: its SQL client takes the dataset's load turn
+            # (pipelines.runlocks), so no other process has the DuckDB file open meanwhile.
+            memory=DestinationMemory(pipeline),
         )
         tenants = {c.tenant_id for c in remaining}
         gone: set[str] = set()
