@@ -34,6 +34,7 @@ written here as memory rows with that run's load, and dropped from the state (se
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -172,11 +173,24 @@ def memory_hints(resource: Any) -> None:
                          columns=MEMORY_COLUMNS)
 
 
-def as_memory(rows: list[dict[str, Any]]) -> Any:
-    """Memory rows marked for the memory table (yield them from the entity's resource)."""
-    import dlt
+@functools.cache
+def _arrow_schema() -> Any:
+    import pyarrow as pa
 
-    return dlt.mark.with_table_name(rows, MEMORY_TABLE)
+    kinds = {"text": pa.string(), "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
+    return pa.schema([pa.field(name, kinds[spec["data_type"]],
+                               nullable=spec.get("nullable", True))
+                      for name, spec in MEMORY_COLUMNS.items()])
+
+
+def as_memory(rows: list[dict[str, Any]]) -> Any:
+    """Memory rows as an Arrow table marked for the memory table (yield it from the entity's
+    resource): built once, typed as declared, dlt writes it as it is (no normalize step)."""
+    import dlt
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows, schema=_arrow_schema())
+    return dlt.mark.with_table_name(table, MEMORY_TABLE)
 
 
 # --- rows ------------------------------------------------------------------------------------

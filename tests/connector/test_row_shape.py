@@ -121,7 +121,7 @@ def test_rows_keep_their_tables_columns_types_and_content(
     # The fixture pins the data tables; the memory table (issue 22) is the connector's own,
     # pinned here by its declared columns.
     memory = columns.pop(MEMORY_TABLE)
-    assert set(memory) == set(MEMORY_COLUMNS) | {"_dlt_load_id", "_dlt_id"}
+    assert set(memory) == set(MEMORY_COLUMNS)
     assert columns == json.loads(FIXTURE.read_text())
     ref_columns.pop(MEMORY_TABLE)
     assert hints == _hints(reference)
