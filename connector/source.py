@@ -91,6 +91,11 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
+def _whole_digest(records: list[tuple[dict, str, str]]) -> str:
+    """One hash of a whole snapshot (its records' hashes, in any order)."""
+    return _digest(",".join(sorted(digest for _, _, digest in records)))
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -325,10 +330,14 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
     for future in as_completed(futures):
         org = futures[future]
         try:
-            records = future.result()
+            records = [(raw, text, _digest(text))
+                       for raw in future.result() for text in (_canonical(raw),)]
+            whole = _whole_digest(records)
             legacy = tenants_state.get(org.tenant_id)
             if SnapshotState.is_legacy(legacy):  # an older version kept it in dlt's state
-                stored = SnapshotState.from_state(legacy)
+                stored: SnapshotState | None = SnapshotState.from_state(legacy)
+            elif not (history or run.full_refresh) and (legacy or {}).get("d") == whole:
+                stored = None  # the very snapshot of the last run: no memory to read
             else:
                 stored = SnapshotState.from_memory(run.memory.read(org.tenant_id, entity.name))
         except XeroError as exc:
@@ -338,14 +347,21 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
             log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
-        before = SnapshotState() if run.full_refresh else stored
-        rows, after = _diff_snapshot(run, org, entity, records, before, history)
-        if rows:
-            yield rows
-        changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
-        if changes:
-            yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
-        tenants_state.pop(org.tenant_id, None)  # nothing per organisation stays in dlt's state
+        rows: list[dict] = []
+        clean = True  # every record passed its model (a bad one is reported every run)
+        if stored is not None:
+            before = SnapshotState() if run.full_refresh else stored
+            skipped = run.stats.entry(org.tenant_id, entity.name).skipped_records
+            rows, after = _diff_snapshot(run, org, entity, records, before, history)
+            clean = run.stats.entry(org.tenant_id, entity.name).skipped_records == skipped
+            if rows:
+                yield rows
+            changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
+            if changes:
+                yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
+        # dlt's state keeps one digest of the whole snapshot per organisation: the next run
+        # that finds the same snapshot reads no memory and writes nothing.
+        tenants_state[org.tenant_id] = {"d": whole} if clean else {}
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
 
@@ -364,19 +380,18 @@ def _diff_snapshot(
     run: _Run,
     org: Organisation,
     entity: Entity,
-    records: list[dict],
+    records: list[tuple[dict, str, str]],
     before: SnapshotState,
     history: bool,
 ) -> tuple[list[dict], SnapshotState]:
-    """Rows to yield and the new state for one organisation's snapshot."""
+    """Rows to yield and the new state for one organisation's snapshot (``records``: each raw
+    record with its canonical text and content hash)."""
     rows: list[dict] = []
     hashes: dict[str, str] = {}
     deleted: dict[str, str] = {}
     texts: dict[str, str] = {}
-    for raw in records:
+    for raw, text, digest in records:
         key = raw.get(entity.key)
-        text = _canonical(raw)
-        digest = _digest(text)
         unchanged = isinstance(key, str) and before.hashes.get(key) == digest
         if unchanged and not history and key not in before.deleted:
             # the same content passed its model when it was first loaded
@@ -455,12 +470,10 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
         mine = options if run.contact_ids is None else replace(
             options, contact_ids=tuple(run.contact_ids.get(org.tenant_id, ())))
         try:
-            # An older version's state holds the memory itself; else it is read here, one
-            # organisation at a time.
-            rows = memory.read(org.tenant_id, entity.name) if int(
-                (stored or {}).get("v") or 0) >= SUPPLIER_STATE_VERSION else ()
-            state = SupplierState.load(stored, rows)
-            del rows
+            # An older version's state holds the memory itself; else the reader reads it (one
+            # organisation at a time) when it first needs it.
+            state = SupplierState.load(stored)
+            beside = stored is not None and int(stored.get("v") or 0) >= SUPPLIER_STATE_VERSION
             reader = SupplierRead(
                 run.client.session(org), state, mine,
                 build_row=lambda raw: run.build_row(org, entity, raw),
@@ -468,6 +481,9 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                 warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
                 stored=lambda ids: memory.tax_numbers(org.tenant_id, ids),
                 emit=emit,
+                memory=(lambda: SupplierState.load(stored, memory.read(org.tenant_id,
+                                                                        entity.name)))
+                if beside else None,
             )
             final = reader.run()
             put((org, _DONE, (final.dump(), final.memory_changes())))

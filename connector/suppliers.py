@@ -249,14 +249,11 @@ class SupplierRead:
         warn: Callable[[str], None],
         stored: masking.StoredValues,
         emit: Emit,
+        memory: Callable[[], SupplierState] | None = None,
     ) -> None:
         self.session = session
-        self.old = state
-        self.state = SupplierState(**{**vars(state), "recent": dict(state.recent),
-                                      "members": set(state.members)
-                                      if state.members is not None else None,
-                                      "found": set(state.found),
-                                      "written": dict(state.written)})
+        self._take(state)
+        self._memory = memory
         self.options = options
         self.build_row = build_row
         self.digest = digest
@@ -266,25 +263,53 @@ class SupplierRead:
         self.yielded: set[str] = set()  # ContactIDs loaded by this run
         self.touched: set[str] = set()  # ContactIDs whose memory changed since the last emit
 
+    def _take(self, state: SupplierState) -> None:
+        """Read from ``state`` (kept as ``old``) into a working copy."""
+        self.old = state
+        self.state = SupplierState(**{**vars(state), "recent": dict(state.recent),
+                                      "members": set(state.members)
+                                      if state.members is not None else None,
+                                      "found": set(state.found),
+                                      "written": dict(state.written)})
+
+    def _ensure_memory(self) -> None:
+        """Read the organisation's memory rows, the first time they are needed.
+
+        An incremental read that Xero answers with no record (the usual run) needs none, so
+        it reads none: no query, no connection. What the read changed in dlt's part so far (the
+        high-volume switch) is kept.
+        """
+        if self._memory is None:
+            return
+        load, self._memory = self._memory, None
+        now = self.state
+        self._take(load())
+        for name in ("cursor", "reconciled_at", "high_volume", "sweep", "full_read"):
+            setattr(self.state, name, getattr(now, name))
+
     # -- the plan -------------------------------------------------------------------------------
 
     def run(self) -> SupplierState:
         """Read what this run needs; returns the state to remember."""
-        state, o = self.state, self.options
+        o = self.options
         if o.contact_ids is not None:
+            self._ensure_memory()
             self._targeted(o.contact_ids)
-            return state
+            return self.state
+        due = (o.reconcile or self.state.reconciled_at is None
+               or o.started_at - self.state.reconciled_at >= o.reconcile_interval)
+        if o.full_refresh or due or self.state.cursor is None or self.state.full_read:
+            self._ensure_memory()
+        state = self.state
         if o.full_refresh:
             state.full_read, state.cursor, state.recent = None, None, {}
-        due = (o.reconcile or state.reconciled_at is None
-               or o.started_at - state.reconciled_at >= o.reconcile_interval)
         if state.cursor is None or state.full_read or (due and state.members is None):
             self._full_read()
             return state
         self._incremental()
         if due:
             self._reconcile()
-        return state
+        return self.state
 
     def _pages(self, *, summary: bool = False, since: datetime | None = None,
                start_page: int = 1, page_size: int | None = None) -> Iterator[Page]:
@@ -362,6 +387,9 @@ class SupplierRead:
         for page in self._pages(since=since):
             if watermark is None:
                 watermark = page.server_time
+            if page.records and self._memory is not None:
+                self._ensure_memory()  # the hashes near the cursor drop re-sent rows
+                state = self.state
             rows = self._rows(page.records, state.cursor, [], dedupe=True)
             self._track_members(rows)
             if not self._emit(rows, None):

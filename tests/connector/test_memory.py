@@ -156,7 +156,8 @@ def test_state_an_older_version_wrote_moves_beside_the_data_without_a_reload(
         assert stats.api_calls(tenant_id) == 4
     assert _memory(loader) == memory_before
     tenants = _tenants_state(loader)
-    assert all(not tenants[e] for e in SNAPSHOTS)  # nothing per organisation stays
+    # per organisation and snapshot entity only one digest of the whole snapshot stays
+    assert all(set(s) == {"d"} for e in SNAPSHOTS for s in tenants[e].values())
     assert all(json.loads(json.dumps(s))["v"] == 3 for s in tenants["suppliers"].values())
     assert len(json.dumps(tenants)) < old_size / 10
 
@@ -179,3 +180,31 @@ def test_state_an_older_version_wrote_moves_beside_the_data_without_a_reload(
                         ) == [(name, True)]
     assert loader.query(f"select name from suppliers where contact_id = '{supplier}'"  # noqa: S608
                         ) == [("Moved Memory Ltd",)]
+
+
+@pytest.mark.slow
+def test_a_no_change_run_reads_no_memory_and_a_change_reads_only_its_organisation(
+    loader: Loader, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector import memory
+
+    loader.run()
+    reads: list[tuple[str, str]] = []
+    real = memory.DestinationMemory.read
+
+    def counting(self: Any, tenant_id: str, entity: str) -> list[dict[str, Any]]:
+        reads.append((tenant_id, entity))
+        return real(self, tenant_id, entity)
+
+    monkeypatch.setattr(memory.DestinationMemory, "read", counting)
+    loader.run()
+    assert reads == []  # Xero sent nothing new: neither hashes nor ids were needed
+    assert loader.rows_written() == {}
+
+    tenant_id = sandbox.tenant_ids()[1]
+    supplier = loader.query(f"select contact_id from suppliers where tenant_id = '{tenant_id}' "  # noqa: S608
+                            "and is_supplier limit 1")[0][0]
+    sandbox.mutate(tenant_id=tenant_id, entity="contacts", op="update", id=supplier,
+                   fields={"Name": "Read Once Ltd"})
+    loader.run()
+    assert reads == [(tenant_id, "suppliers")]
