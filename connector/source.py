@@ -27,13 +27,14 @@ Cursors advance only over rows that were yielded. No token ever reaches the stat
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -71,6 +72,10 @@ from connector.token_providers import (
 log = logging.getLogger(__name__)
 
 TENANT_ID = "tenant_id"
+# Supplier pages fetched but not yet handed to dlt, across all organisations of a run.
+PAGES_IN_HAND = 16
+# Snapshot answers (per entity) fetched but not yet taken by the extraction.
+SNAPSHOTS_IN_HAND = 32
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -324,11 +329,9 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
     """Per organisation, the rows of a snapshot entity that changed (all of them, with history),
     and the memory rows that changed with them (``connector.memory``)."""
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    futures = {run.pool.submit(run.fetch_snapshot, org, entity): org for org in run.orgs}
     for org in run.orgs:
         run.stats.start(org.tenant_id, entity.name, org.name)
-    for future in as_completed(futures):
-        org = futures[future]
+    for future, org in _windowed(run, entity):
         try:
             records = [(raw, text, _digest(text))
                        for raw in future.result() for text in (_canonical(raw),)]
@@ -364,6 +367,24 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
         tenants_state[org.tenant_id] = {"d": whole} if clean else {}
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
+
+
+def _windowed(run: _Run, entity: Entity) -> Iterator[tuple[Future[list[dict]], Organisation]]:
+    """Each organisation's snapshot fetch as it completes, at most ``SNAPSHOTS_IN_HAND`` at a
+    time: an answer waits decoded until the extraction takes it, so 1,000 organisations'
+    answers must not all wait at once."""
+    waiting = iter(run.orgs)
+    running: dict[Future[list[dict]], Organisation] = {}
+    for org in itertools.islice(waiting, SNAPSHOTS_IN_HAND):
+        running[run.pool.submit(run.fetch_snapshot, org, entity)] = org
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            org = running.pop(future)
+            following = next(waiting, None)
+            if following is not None:
+                running[run.pool.submit(run.fetch_snapshot, following, entity)] = following
+            yield future, org
 
 
 def _listed(row: dict) -> dict:
@@ -429,6 +450,11 @@ def _diff_snapshot(
 _DONE = object()
 
 
+def _give_back(slots: threading.BoundedSemaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()
+
+
 def _read_options(run: _Run) -> ReadOptions:
     s = run.settings
     return ReadOptions(
@@ -449,23 +475,38 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     options = _read_options(run)
-    pages: queue.Queue[tuple[Organisation, Any, Progress | None]] = queue.Queue(
-        maxsize=4 * max(1, len(run.orgs)))
+    # (organisation, rows | _DONE | an error, progress, page slots to give back)
+    pages: queue.Queue[tuple[Organisation, Any, Progress | None, int]] = queue.Queue()
+    # Pages fetched and decoded but not yet handed to dlt, across all organisations: a reader
+    # takes a slot before it fetches a page and the slot comes back once dlt has the page's
+    # rows. Readers wait without a page in hand (1,000 organisations' first load held every
+    # organisation's decoded page at once: bounding the queue alone left them in the readers).
+    slots = threading.BoundedSemaphore(PAGES_IN_HAND)
     cancelled = threading.Event()
     memory = run.memory
 
-    def put(item: tuple[Organisation, Any, Progress | None]) -> bool:
-        while not cancelled.is_set():
-            try:
-                pages.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def put(item: tuple[Organisation, Any, Progress | None, int]) -> bool:
+        if cancelled.is_set():
+            return False
+        pages.put(item)
+        return True
 
     def read(org: Organisation, stored: dict[str, Any] | None) -> None:
+        held = 0  # slots taken for pages not handed over yet
+
+        def admit() -> None:
+            nonlocal held
+            if held:  # a slot not used yet (the end of a page list): never wait holding one
+                return
+            while not cancelled.is_set():
+                if slots.acquire(timeout=0.2):
+                    held += 1
+                    return
+
         def emit(rows: list[dict], progress: Progress | None) -> bool:
-            return put((org, rows, progress))
+            nonlocal held
+            given, held = held, 0
+            return put((org, rows, progress, given))
 
         mine = options if run.contact_ids is None else replace(
             options, contact_ids=tuple(run.contact_ids.get(org.tenant_id, ())))
@@ -484,11 +525,12 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                 memory=(lambda: SupplierState.load(stored, memory.read(org.tenant_id,
                                                                         entity.name)))
                 if beside else None,
+                admit=admit,
             )
             final = reader.run()
-            put((org, _DONE, (final.dump(), final.memory_changes())))
+            put((org, _DONE, (final.dump(), final.memory_changes()), held))
         except BaseException as exc:
-            put((org, exc, None))
+            put((org, exc, None, held))
 
     try:
         for org in run.orgs:
@@ -496,8 +538,9 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
             run.pool.submit(read, org, tenants_state.get(org.tenant_id))
         active = len(run.orgs)
         while active:
-            org, item, progress = pages.get()
+            org, item, progress, given = pages.get()
             if isinstance(item, BaseException):
+                _give_back(slots, given)
                 active -= 1
                 if not isinstance(item, XeroError):
                     log.error("unexpected error reading suppliers for %s: %r", org.tenant_id,
@@ -512,6 +555,7 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                 if changes:
                     yield as_memory(supplier_rows(org.tenant_id, changes))
                 tenants_state[org.tenant_id] = state
+            _give_back(slots, given)
             if item is _DONE:
                 active -= 1
                 run.stats.finish(org.tenant_id, entity.name, OK)

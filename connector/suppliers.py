@@ -250,6 +250,7 @@ class SupplierRead:
         stored: masking.StoredValues,
         emit: Emit,
         memory: Callable[[], SupplierState] | None = None,
+        admit: Callable[[], None] = lambda: None,
     ) -> None:
         self.session = session
         self._take(state)
@@ -260,6 +261,7 @@ class SupplierRead:
         self.warn = warn
         self.stored = stored
         self.emit = emit
+        self.admit = admit
         self.yielded: set[str] = set()  # ContactIDs loaded by this run
         self.touched: set[str] = set()  # ContactIDs whose memory changed since the last emit
 
@@ -334,6 +336,17 @@ class SupplierRead:
                     raise
                 self._switch_to_high_volume()
 
+    def _admitted(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """``pages``, each fetched only once ``admit`` lets it: the run bounds how many
+        decoded pages wait for dlt across all organisations (a reader waits without one)."""
+        while True:
+            self.admit()
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            yield page
+
     def _switch_to_high_volume(self) -> None:
         self.state.high_volume = True
         self.state.full_read = None  # positions of the filtered list mean nothing now
@@ -350,7 +363,7 @@ class SupplierRead:
         found = state.found  # what the unfinished full read found (memory rows say which)
         start = int(resume.get("next_page") or 1)
         newest: list[datetime] = []  # the cursor if Xero's envelope had no DateTimeUTC
-        for page in self._pages(start_page=start):
+        for page in self._admitted(self._pages(start_page=start)):
             if watermark is None:
                 watermark = page.server_time
             rows = self._rows(page.records, watermark, newest)
@@ -384,7 +397,7 @@ class SupplierRead:
         assert state.cursor is not None
         since = state.cursor - self.options.overlap
         watermark: datetime | None = None
-        for page in self._pages(since=since):
+        for page in self._admitted(self._pages(since=since)):
             if watermark is None:
                 watermark = page.server_time
             if page.records and self._memory is not None:
@@ -496,6 +509,7 @@ class SupplierRead:
         step = max(1, self.options.ids_per_call)
         for i in range(0, len(wanted), step):
             chunk = wanted[i:i + step]
+            self.admit()
             page = self.session.get_page(
                 PATH, COLLECTION, entity=ENTITY,
                 params={"IDs": ",".join(chunk), "includeArchived": "true", "page": "1",
