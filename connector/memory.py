@@ -1,15 +1,25 @@
 """Each organisation's memory of its records, kept beside its data in the destination.
 
 What a run must remember about an organisation's records lives in one table of the dataset,
-``_xero_memory``, keyed ``(tenant_id, entity, record_id)``; dlt's state keeps only small
-per-organisation cursors and flags (``connector.suppliers.SupplierState.dump``: a few hundred
-bytes each, whatever the number of records). Where each piece lives, and why:
+``_xero_memory``, one row per (tenant_id, entity, record_id) and load; dlt's state keeps only
+small per-organisation cursors and flags (``connector.suppliers.SupplierState.dump``: a few
+hundred bytes each, whatever the number of records).
+
+**Memory is never ahead of the data.** A load package's tables are committed one by one (each
+merge is its own transaction on PostgreSQL), so a run killed mid-load can leave the memory rows
+of a package committed and its data rows not; the package is then dropped and dlt's state rolls
+back. So memory rows are appended, stamped with their load id, and a row counts only once its
+load is complete (in ``_dlt_loads``): a read takes each record's newest such row, so after a
+dropped package the memory is the last completed load's, and the next run reads again what the
+package held and merges it by key. ``compact`` deletes what no longer counts (pipelines do it
+after every load; a plain dlt project may call it after ``pipeline.run``).
+
+Where each piece lives, and why:
 
 - **which contacts are suppliers** (``member``) and **an unfinished full read's progress**
   (``found_by``: the watermark of the full read that found the contact; the page to resume at
-  stays in dlt's state): memory rows. They must commit with the rows they describe, so they are
-  yielded by the same resource into the same load package: a load that fails, or a package a
-  purge or a killed run aborts, takes both back together (dlt rolls its state back with them).
+  stays in dlt's state): memory rows, written into the same load package as the rows they
+  describe.
 - **a content hash per record** (``hash``; suppliers only near the cursor, with ``updated_at``
   and ``targeted``, snapshot entities every key): memory rows, for the same reason.
 - **a snapshot's last values and when a key was found missing** (``last_values``,
@@ -18,7 +28,7 @@ bytes each, whatever the number of records). Where each piece lives, and why:
   ``suppliers`` table itself (``connector.masking``).
 
 Not in the app's store: the connector is used on its own (a plain dlt project has no store), and
-only the destination commits the memory atomically with the data. Several machines already share
+only the destination knows which of its loads completed. Several machines already share
 the destination they load into, so a fresh machine (or another Dagster worker) finds every
 organisation's memory there; a purge deletes it with the organisation's rows (every table with a
 ``tenant_id``, staging included). It is read one organisation and entity at a time with
@@ -37,7 +47,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -45,7 +55,6 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 MEMORY_TABLE = "_xero_memory"
-MEMORY_KEY = ("tenant_id", "entity", "record_id")
 
 MEMORY_COLUMNS: dict[str, dict[str, Any]] = {
     "tenant_id": {"data_type": "text", "nullable": False},
@@ -58,10 +67,13 @@ MEMORY_COLUMNS: dict[str, dict[str, Any]] = {
     "found_by": {"data_type": "timestamp", "timezone": True},
     "deleted_at": {"data_type": "timestamp", "timezone": True},
     "last_values": {"data_type": "text"},
-    # A row written with ``forget`` true deletes the memory of that record.
-    "forget": {"data_type": "bool", "hard_delete": True},
+    # The record is forgotten from this load on (the row only hides older ones).
+    "forget": {"data_type": "bool"},
+    # The dlt load that wrote the row: only rows of completed loads (``_dlt_loads``) count.
+    "load_id": {"data_type": "text", "nullable": False},
 }
-_READ = ", ".join(c for c in MEMORY_COLUMNS if c not in ("tenant_id", "entity", "forget"))
+_READ = ", ".join(c for c in MEMORY_COLUMNS if c not in ("tenant_id", "entity"))
+_DONE = "SELECT load_id FROM {loads} WHERE status = 0"
 
 
 class Memory(Protocol):
@@ -123,9 +135,8 @@ class DestinationMemory:
             if self._missing:
                 return []
             client = self._open()
-            table = client.make_qualified_table_name(MEMORY_TABLE)
             try:
-                return list(client.execute_sql(sql.format(table=table), *args) or [])
+                return list(client.execute_sql(_named(client, sql), *args) or [])
             except DatabaseUndefinedRelation:
                 self._missing = True
                 return []
@@ -133,8 +144,9 @@ class DestinationMemory:
     def read(self, tenant_id: str, entity: str) -> list[dict[str, Any]]:
         names = _READ.split(", ")
         rows = self._query(f"SELECT {_READ} FROM {{table}} "  # noqa: S608 (names are ours)
-                           "WHERE tenant_id = %s AND entity = %s", tenant_id, entity)
-        return [dict(zip(names, row, strict=True)) for row in rows]
+                           f"WHERE tenant_id = %s AND entity = %s AND load_id IN ({_DONE})",
+                           tenant_id, entity)
+        return current([dict(zip(names, row, strict=True)) for row in rows])
 
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
         from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -159,16 +171,59 @@ class DestinationMemory:
             context.__exit__(None, None, None)
 
 
+def _named(client: Any, sql: str) -> str:
+    """``sql`` with ``{table}`` and ``{loads}`` as the client's qualified names."""
+    return sql.format(table=client.make_qualified_table_name(MEMORY_TABLE),
+                      loads=client.make_qualified_table_name("_dlt_loads"))
+
+
+def current(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of rows of completed loads, each record's newest (none if that one forgets it)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seen = newest.get(row["record_id"])
+        if seen is None or row["load_id"] > seen["load_id"]:
+            newest[row["record_id"]] = row
+    return [row for row in newest.values() if not row.get("forget")]
+
+
+def compact(client: Any, tenant_ids: Iterable[str]) -> None:
+    """Delete these organisations' memory rows that no longer count: older versions of a
+    record, forgotten records, and rows of loads that never completed.
+
+    Run it only where no load of theirs is under way (after a run's load, under its locks);
+    the rows it keeps are exactly what ``read`` returns.
+    """
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    tenants = sorted(set(tenant_ids))
+    for start in range(0, len(tenants), 500):
+        chunk = tenants[start:start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        try:
+            client.execute_sql(_named(client, (
+                f"DELETE FROM {{table}} WHERE tenant_id IN ({marks}) "  # noqa: S608
+                "AND (tenant_id, entity, record_id, load_id) NOT IN ("
+                "SELECT tenant_id, entity, record_id, max(load_id) FROM {table} "
+                f"WHERE tenant_id IN ({marks}) AND load_id IN ({_DONE}) "
+                "GROUP BY tenant_id, entity, record_id)")), *chunk, *chunk)
+            client.execute_sql(_named(client, (
+                f"DELETE FROM {{table}} WHERE tenant_id IN ({marks}) AND forget")),  # noqa: S608
+                *chunk)
+        except DatabaseUndefinedRelation:
+            return
+
+
 def memory_hints(resource: Any) -> None:
     """Give ``resource`` the memory table as a table variant of its own hints.
 
     A variant starts from the resource's hints; the memory table takes none of them (columns,
-    scd2, ``merge_key``, the schema contract: it is ours, not Xero's), only its own.
+    scd2, ``merge_key``, the schema contract: it is ours, not Xero's), only its own. Rows are
+    appended: a load never replaces memory a completed load wrote (see the module's docstring).
     """
     resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True, columns={},
-                         merge_key="", primary_key=MEMORY_KEY, schema_contract={},
-                         write_disposition={"disposition": "merge",
-                                            "strategy": "delete-insert"})
+                         merge_key="", primary_key="", schema_contract={},
+                         write_disposition="append")
     resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True,
                          columns=MEMORY_COLUMNS)
 
@@ -185,11 +240,14 @@ def _arrow_schema() -> Any:
 
 def as_memory(rows: list[dict[str, Any]]) -> Any:
     """Memory rows as an Arrow table marked for the memory table (yield it from the entity's
-    resource): built once, typed as declared, dlt writes it as it is (no normalize step)."""
+    resource, in dlt's extraction): built once, typed as declared, stamped with the load they
+    belong to, written by dlt as they are (no normalize step)."""
     import dlt
     import pyarrow as pa
 
-    table = pa.Table.from_pylist(rows, schema=_arrow_schema())
+    load_id = dlt.current.load_package_state()["load_id"]
+    table = pa.Table.from_pylist([{**row, "load_id": load_id} for row in rows],
+                                 schema=_arrow_schema())
     return dlt.mark.with_table_name(table, MEMORY_TABLE)
 
 
@@ -257,5 +315,5 @@ def snapshot_rows(tenant_id: str, entity: str,
 
 
 __all__ = ["MEMORY_COLUMNS", "MEMORY_TABLE", "DestinationMemory", "Memory", "NoMemory",
-           "as_memory", "memory_hints", "snapshot_entry", "snapshot_rows", "supplier_entry",
-           "supplier_rows"]
+           "as_memory", "compact", "current", "memory_hints", "snapshot_entry", "snapshot_rows",
+           "supplier_entry", "supplier_rows"]

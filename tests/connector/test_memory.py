@@ -208,3 +208,39 @@ def test_a_no_change_run_reads_no_memory_and_a_change_reads_only_its_organisatio
                    fields={"Name": "Read Once Ltd"})
     loader.run()
     assert reads == [(tenant_id, "suppliers")]
+
+
+@pytest.mark.slow
+def test_memory_of_a_load_that_did_not_complete_does_not_count(
+    loader: Loader, sandbox: SandboxHandle
+) -> None:
+    """A run killed mid-load can commit a package's memory rows and not its data (each table is
+    its own transaction); the package is then dropped. Its memory must not count: the next run
+    reads the change again and loads it."""
+    loader.run()
+    tenant_id = sandbox.tenant_ids()[0]
+    account = loader.query(f"select account_id from accounts where tenant_id = '{tenant_id}' "  # noqa: S608
+                           "limit 1")[0][0]
+    sandbox.mutate(tenant_id=tenant_id, entity="accounts", op="update", id=account,
+                   fields={"Name": "Half Loaded"})
+    stats = loader.run()
+    assert {(e.tenant_id, e.entity): e.rows for e in stats.entries() if e.rows} == {
+        (tenant_id, "accounts"): 1}
+    (load_id,) = loader.load_info.loads_ids
+    # Roll the data and dlt's state back as a dropped package leaves them; its memory rows stay.
+    loader.query(f"update accounts set name = 'Before' where account_id = '{account}'")  # noqa: S608
+    loader.query(f"delete from _dlt_loads where load_id = '{load_id}'")  # noqa: S608
+    with loader.pipeline.managed_state() as state:
+        state["sources"]["xero"]["resources"]["accounts"]["tenants"][tenant_id] = {}
+    assert loader.count(MEMORY_TABLE, f"load_id = '{load_id}'") == 1
+
+    stats = loader.run()
+
+    assert {(e.tenant_id, e.entity): e.rows for e in stats.entries() if e.rows} == {
+        (tenant_id, "accounts"): 1}
+    assert loader.query(f"select name from accounts where account_id = '{account}'"  # noqa: S608
+                        ) == [("Half Loaded",)]
+    # Compacted: one row per record, none of the load that never completed.
+    assert loader.count(MEMORY_TABLE, f"load_id = '{load_id}'") == 0
+    assert loader.query(f"select count(*), count(distinct (tenant_id, entity, record_id)) "  # noqa: S608
+                        f"from {MEMORY_TABLE}")[0] == (loader.count(MEMORY_TABLE),) * 2
