@@ -328,9 +328,10 @@ purged_at | — | When the organisation was purged (UTC); who asked is in the st
     "_xero_memory": TableDoc(
         "Each organisation's memory of its records, kept beside its data instead of in dlt's "
         "state (`connector/memory.py`): which contacts are suppliers, a content hash per "
-        "record, a snapshot's last values and when a key was found missing. Written with the "
-        "rows it describes, read one organisation at a time; not for analysis (the views "
-        "never read it). Key `(tenant_id, entity, record_id)`.",
+        "record, a snapshot's last values and when a key was found missing. Appended in the "
+        "load package of the rows it describes; a row counts once its load is in `_dlt_loads` "
+        "(the newest per record), runs delete the rest after loading. Read one organisation at "
+        "a time; not for analysis (the views never read it).",
         _columns("""
 entity | — | The table the record belongs to (suppliers, accounts, tax_rates, tracking_categories, tracking_options).
 record_id | — | The record's Xero key (ContactID in lower case, AccountID, TaxType, TrackingCategoryID, TrackingOptionID).
@@ -341,7 +342,8 @@ targeted | — | Suppliers: the hash was taken by a webhook-driven read.
 found_by | — | Suppliers: the start (Xero's clock) of the full read that found the contact; an interrupted full read resumes with it.
 deleted_at | — | Snapshot tables: when the key was found missing at Xero (UTC).
 last_values | — | Snapshot tables: the record's last values as Xero sent them (JSON), to mark its deletion with.
-forget | — | Always false or NULL in the table: a row written with true deletes that record's memory.
+forget | — | True: the record is forgotten from this row's load on (runs then delete the record's rows).
+load_id | — | The dlt load that wrote the row (`_dlt_loads.load_id`): rows of a load that never completed do not count.
 """),
     ),
 }
