@@ -209,10 +209,11 @@ def render(results: dict[str, Any]) -> str:
             f"rest of the run (the bookkeeping run of sync_runs and connections, the views, "
             f"the store) {_s(rest)}")
     state = (f" The pipeline's dlt state after the first load is {pf['state_mb']:.1f} MB — per "
-             "organisation: the supplier ids it holds, and per snapshot entity each key's hash "
-             "and the last values, compressed (kept to mark a deletion with them) — and dlt "
-             "serialises, compresses and stores it in every run that changes it (every run: "
-             "the cursors move)."
+             "organisation only cursors and flags (the supplier cursor, reconciliation time "
+             "and sweep; one digest per snapshot entity); what the runs remember about each "
+             "record (supplier ids, hashes, last values) is the table `_xero_memory` beside "
+             "the data (`connector/memory.py`) — and dlt serialises, compresses and stores it "
+             "in every run that changes it (every run: the cursors move)."
              if pf.get("state_mb") is not None else "")
     copies = pf.get("state_copies")
     if copies is not None:

@@ -4,7 +4,8 @@ For US organisations Xero shows a Standard-role user only the last four digits o
 ``TaxNumber`` (REFERENCE.md section 0, "Roles"). The exact mask is not documented, so any run of
 mask characters (``*``, ``x``, ``X``, ``•``, ``#``) before four digits counts, with or without
 separators. A masked value is replaced by the full one already loaded for that contact; when
-there is none, it loads as it came and a warning says so.
+there is none, it loads as it came and a warning says so. The full values are looked up in the
+``suppliers`` table already loaded (``connector.memory.Memory.tax_numbers``), never kept in state.
 """
 
 from __future__ import annotations
@@ -55,36 +56,4 @@ def running_pipeline() -> Any:
         return None
 
 
-def destination_values(pipeline: Any, tenant_id: str) -> StoredValues:
-    """Look the full values up in the table ``pipeline`` already loaded.
-
-    Nothing is kept anywhere else (tax numbers stay out of dlt state). Without a pipeline, or
-    before the first load, there is nothing to look up.
-    """
-
-    def lookup(contact_ids: list[str]) -> dict[str, str]:
-        if pipeline is None:
-            return {}
-        try:
-            with pipeline.sql_client() as client:
-                table = client.make_qualified_table_name("suppliers")
-                marks = ", ".join(["%s"] * len(contact_ids))
-                rows = client.execute_sql(
-                    f"SELECT contact_id, tax_number FROM {table} "  # noqa: S608 (names are ours)
-                    f"WHERE tenant_id = %s AND contact_id IN ({marks}) "
-                    "AND tax_number IS NOT NULL",
-                    tenant_id, *contact_ids,
-                )
-        except Exception as exc:  # no pipeline, no table yet, a destination without SQL
-            log.debug("no stored tax numbers to restore masked ones: %s", type(exc).__name__)
-            return {}
-        found: dict[str, str] = {}
-        for contact_id, value in rows or []:
-            if isinstance(value, str) and not is_masked(value):
-                found[str(contact_id)] = value
-        return found
-
-    return lookup
-
-
-__all__ = ["StoredValues", "destination_values", "is_masked", "restore", "running_pipeline"]
+__all__ = ["StoredValues", "is_masked", "restore", "running_pipeline"]

@@ -1,10 +1,13 @@
 """What a snapshot entity (accounts, tax rates, tracking) remembers per organisation between runs.
 
 Per key: a content hash, when the key was found missing (if it was), and the record's last
-values, kept so that a deletion can be marked with them. dlt hashes and stores the whole
-resource state on every run, so the last values are one compressed blob per organisation,
-rewritten only when something in that organisation changed: at 1,000 organisations the plain
-copies were ~40 MB of a 51 MB state.
+values, kept so that a deletion can be marked with them. It is kept as memory rows beside the
+data (``connector.memory``), one per key, and only the keys that changed are written by a run.
+
+dlt's state held it in two older layouts, both still read once (``from_state``) so that the
+first run of this version moves them into memory rows without a reload: layout 1
+``{"rows": {key: {"h", "raw", "deleted_at"?}}}`` and layout 2 ``{"v": 2, "h": {key: hash},
+"deleted": {key: time}, "last": base64(zlib(JSON {key: text}))}``.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-VERSION = 2
+from connector.memory import SnapshotEntry, snapshot_entry
 
 
 @dataclass
@@ -25,50 +28,77 @@ class SnapshotState:
 
     hashes: dict[str, str] = field(default_factory=dict)
     deleted: dict[str, str] = field(default_factory=dict)  # key -> ISO time found missing
-    blob: str | None = None  # base64 of zlib of JSON {key: canonical record text}
-    _texts: dict[str, str] | None = None  # the blob decoded, on first need
+    texts: dict[str, str] = field(default_factory=dict)  # key -> canonical record text
+
+    @staticmethod
+    def is_legacy(stored: Mapping[str, Any] | None) -> bool:
+        """True when dlt's state still holds this organisation's per-key memory."""
+        return bool(stored) and ("rows" in stored or "h" in stored)  # type: ignore[operator]
 
     @classmethod
     def from_state(cls, stored: Mapping[str, Any] | None) -> SnapshotState:
-        """Read what an earlier run left (either layout); empty for a first run."""
+        """Read what an older version left in dlt's state (either layout); empty if none."""
         if not stored:
             return cls()
-        if "rows" in stored:  # layout 1: {"rows": {key: {"h", "raw", "deleted_at"?}}}
+        if "rows" in stored:  # layout 1
             rows: Mapping[str, Mapping[str, Any]] = stored["rows"]
             return cls(
                 hashes={key: entry["h"] for key, entry in rows.items()},
                 deleted={key: entry["deleted_at"] for key, entry in rows.items()
                          if entry.get("deleted_at")},
-                _texts={key: entry["raw"] for key, entry in rows.items()},
+                texts={key: entry["raw"] for key, entry in rows.items()},
             )
+        blob = stored.get("last")
         return cls(hashes=dict(stored.get("h") or {}), deleted=dict(stored.get("deleted") or {}),
-                   blob=stored.get("last"))
+                   texts=_unpack(blob) if blob else {})
+
+    @classmethod
+    def from_memory(cls, rows: Iterable[Mapping[str, Any]]) -> SnapshotState:
+        """Read the memory rows of one organisation's entity."""
+        state = cls()
+        for row in rows:
+            if row.get("hash") is None:
+                continue
+            key = row["record_id"]
+            state.hashes[key], deleted_at, last = snapshot_entry(row)
+            if deleted_at:
+                state.deleted[key] = deleted_at
+            if last is not None:
+                state.texts[key] = last
+        return state
 
     def last_text(self, key: str) -> str:
         """The canonical JSON of the record as it was last seen."""
-        if self._texts is None:
-            self._texts = _unpack(self.blob) if self.blob else {}
-        return self._texts[key]
+        return self.texts[key]
 
     def after(self, hashes: dict[str, str], deleted: dict[str, str],
               texts: Mapping[str, str]) -> SnapshotState:
-        """This run's state: `texts` holds the records read now; every other key's last values
-        come from this state. The blob is kept as it is when nothing changed."""
-        if self.blob is not None and hashes == self.hashes and deleted == self.deleted:
-            return SnapshotState(hashes=hashes, deleted=deleted, blob=self.blob)
-        last = {key: texts[key] if key in texts else self.last_text(key) for key in hashes}
-        return SnapshotState(hashes=hashes, deleted=deleted, blob=_pack(last) if last else None,
-                             _texts=last)
+        """This run's memory: `texts` holds the records read now; every other key's last values
+        come from this one."""
+        last = {key: texts[key] if key in texts else self.texts[key] for key in hashes
+                if key in texts or key in self.texts}
+        return SnapshotState(hashes=hashes, deleted=deleted, texts=last)
 
-    def to_state(self) -> dict[str, Any]:
-        """The JSON-able form kept in dlt's resource state."""
-        state: dict[str, Any] = {"v": VERSION, "h": self.hashes, "deleted": self.deleted}
-        if self.blob is not None:
-            state["last"] = self.blob
-        return state
+    def entry(self, key: str) -> SnapshotEntry:
+        """The memory row's values for one key."""
+        return self.hashes[key], self.deleted.get(key), self.texts.get(key)
+
+    def changes(self, after: SnapshotState, *, everything: bool = False
+                ) -> list[tuple[str, SnapshotEntry | None]]:
+        """What to write so the stored memory (this) becomes ``after``: the keys whose hash or
+        deletion time changed (``everything``: every key, when moving out of dlt's state), and
+        None for a key ``after`` no longer knows (a full refresh forgets them)."""
+        out: list[tuple[str, SnapshotEntry | None]] = []
+        for key, digest in after.hashes.items():
+            if (everything or self.hashes.get(key) != digest
+                    or self.deleted.get(key) != after.deleted.get(key)):
+                out.append((key, after.entry(key)))
+        out.extend((key, None) for key in self.hashes if key not in after.hashes)
+        return out
 
 
 def _pack(texts: Mapping[str, str]) -> str:
+    """Layout 2's blob (kept for tests that write an older version's state)."""
     raw = json.dumps(texts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return base64.b64encode(zlib.compress(raw.encode(), 6)).decode("ascii")
 

@@ -12,11 +12,11 @@ Tables (every row, child rows included, carries ``tenant_id``, part of every pri
   (tenant_id, tracking_option_id, with tracking_category_id): one call shared by both.
 
 Snapshot entities yield only what changed since the last run (a content hash per key is kept in
-the resource state, per organisation); a key that disappears at Xero is yielded once more with
-``is_deleted = true`` and ``deleted_at`` = the time it was found missing (rows Xero still lists
-but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry ``is_deleted = true`` and no
-``deleted_at``). With history on for an
-entity (``history`` setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
+the memory table beside the data, ``connector.memory``); a key that disappears at Xero is
+yielded once more with ``is_deleted = true`` and ``deleted_at`` = the time it was found missing
+(rows Xero still lists but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry
+``is_deleted = true`` and no ``deleted_at``). With history on for an entity (``history``
+setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
 retired only within the organisations loaded (``merge_key`` on ``tenant_id``).
 
 An organisation that fails (dead grant, disconnected, day limit, retries exhausted, malformed
@@ -27,13 +27,14 @@ Cursors advance only over rows that were yielded. No token ever reaches the stat
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,16 +47,30 @@ from connector import masking
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
+from connector.memory import (
+    DestinationMemory,
+    Memory,
+    NoMemory,
+    as_memory,
+    memory_hints,
+    snapshot_rows,
+    supplier_rows,
+)
 from connector.models import validate_record
 from connector.settings import XeroSettings, load_settings
 from connector.snapshot_state import SnapshotState
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
-from connector.suppliers import ReadOptions, SupplierRead, SupplierState
+from connector.suppliers import VERSION as SUPPLIER_STATE_VERSION
+from connector.suppliers import Progress, ReadOptions, SupplierRead, SupplierState
 from connector.token_providers import Organisation, TokenProvider, default_provider
 
 log = logging.getLogger(__name__)
 
 TENANT_ID = "tenant_id"
+# Supplier pages fetched but not yet handed to dlt, across all organisations of a run.
+PAGES_IN_HAND = 16
+# Snapshot answers (per entity) fetched but not yet taken by the extraction.
+SNAPSHOTS_IN_HAND = 32
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -74,6 +89,11 @@ def _json_number(value: Any) -> Any:
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def _whole_digest(records: list[tuple[dict, str, str]]) -> str:
+    """One hash of a whole snapshot (its records' hashes, in any order)."""
+    return _digest(",".join(sorted(digest for _, _, digest in records)))
 
 
 def _iso(moment: datetime) -> str:
@@ -127,8 +147,11 @@ class _Run:
         reconcile: bool,
         full_refresh: bool,
         contact_ids: Mapping[str, Sequence[str]] | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.settings = settings
+        self._given_memory = memory
+        self._memory: Memory | None = None
         self.stats = stats
         self.reconcile = reconcile
         self.full_refresh = full_refresh
@@ -151,6 +174,12 @@ class _Run:
         """The organisations being read (known once the first resource has started)."""
         assert self._orgs is not None, "the run is not open"
         return self._orgs
+
+    @property
+    def memory(self) -> Memory:
+        """Where the organisations' memory is read (while a resource is extracting)."""
+        assert self._memory is not None, "the run is not open"
+        return self._memory
 
     @property
     def client(self) -> XeroClient:
@@ -176,6 +205,8 @@ class _Run:
                 except BaseException:
                     self._release()
                     raise
+            if self._memory is None:
+                self._memory = self._given_memory or _destination_memory()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
                                                 thread_name_prefix="xero-org")
@@ -198,6 +229,9 @@ class _Run:
             self._client.close()  # sessions (and their pacing) stay; connections close
         if self._tokens is not None:
             self._tokens.close()
+        memory, self._memory = self._memory, None
+        if memory is not None:
+            memory.close()
 
     def _organisations(self, tokens: TokenProvider) -> list[Organisation]:
         """The provider's organisations (all, or the named ones); a named one it cannot reach
@@ -277,18 +311,33 @@ class _Run:
         return {TENANT_ID: org.tenant_id, **row}
 
 
+def _destination_memory() -> Memory:
+    """The memory of the pipeline running this extraction (called in dlt's thread: its context
+    is per thread); none when the source runs without one."""
+    pipeline = masking.running_pipeline()
+    return DestinationMemory(pipeline) if pipeline is not None else NoMemory()
+
+
 # --- snapshot entities ---------------------------------------------------------------------------
 
-def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[dict]]:
-    """Per organisation, the rows of a snapshot entity that changed (all of them, with history)."""
+def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
+    """Per organisation, the rows of a snapshot entity that changed (all of them, with history),
+    and the memory rows that changed with them (``connector.memory``)."""
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    futures = {run.pool.submit(run.fetch_snapshot, org, entity): org for org in run.orgs}
     for org in run.orgs:
         run.stats.start(org.tenant_id, entity.name, org.name)
-    for future in as_completed(futures):
-        org = futures[future]
+    for future, org in _windowed(run, entity):
         try:
-            records = future.result()
+            records = [(raw, text, _digest(text))
+                       for raw in future.result() for text in (_canonical(raw),)]
+            whole = _whole_digest(records)
+            legacy = tenants_state.get(org.tenant_id)
+            if SnapshotState.is_legacy(legacy):  # an older version kept it in dlt's state
+                stored: SnapshotState | None = SnapshotState.from_state(legacy)
+            elif not (history or run.full_refresh) and (legacy or {}).get("d") == whole:
+                stored = None  # the very snapshot of the last run: no memory to read
+            else:
+                stored = SnapshotState.from_memory(run.memory.read(org.tenant_id, entity.name))
         except XeroError as exc:
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
@@ -296,14 +345,41 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[list[di
             log.exception("unexpected error reading %s for %s", entity.name, org.tenant_id)
             run.stats.fail(org.tenant_id, entity.name, exc)
             continue
-        before = SnapshotState() if run.full_refresh else SnapshotState.from_state(
-            tenants_state.get(org.tenant_id))
-        rows, after = _diff_snapshot(run, org, entity, records, before, history)
-        if rows:
-            yield rows
-        tenants_state[org.tenant_id] = after.to_state()
+        rows: list[dict] = []
+        clean = True  # every record passed its model (a bad one is reported every run)
+        if stored is not None:
+            before = SnapshotState() if run.full_refresh else stored
+            skipped = run.stats.entry(org.tenant_id, entity.name).skipped_records
+            rows, after = _diff_snapshot(run, org, entity, records, before, history)
+            clean = run.stats.entry(org.tenant_id, entity.name).skipped_records == skipped
+            if rows:
+                yield rows
+            changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
+            if changes:
+                yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
+        # dlt's state keeps one digest of the whole snapshot per organisation: the next run
+        # that finds the same snapshot reads no memory and writes nothing.
+        tenants_state[org.tenant_id] = {"d": whole} if clean else {}
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
+
+
+def _windowed(run: _Run, entity: Entity) -> Iterator[tuple[Future[list[dict]], Organisation]]:
+    """Each organisation's snapshot fetch as it completes, at most ``SNAPSHOTS_IN_HAND`` at a
+    time: an answer waits decoded until the extraction takes it, so 1,000 organisations'
+    answers must not all wait at once."""
+    waiting = iter(run.orgs)
+    running: dict[Future[list[dict]], Organisation] = {}
+    for org in itertools.islice(waiting, SNAPSHOTS_IN_HAND):
+        running[run.pool.submit(run.fetch_snapshot, org, entity)] = org
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            org = running.pop(future)
+            following = next(waiting, None)
+            if following is not None:
+                running[run.pool.submit(run.fetch_snapshot, following, entity)] = following
+            yield future, org
 
 
 def _listed(row: dict) -> dict:
@@ -320,19 +396,18 @@ def _diff_snapshot(
     run: _Run,
     org: Organisation,
     entity: Entity,
-    records: list[dict],
+    records: list[tuple[dict, str, str]],
     before: SnapshotState,
     history: bool,
 ) -> tuple[list[dict], SnapshotState]:
-    """Rows to yield and the new state for one organisation's snapshot."""
+    """Rows to yield and the new state for one organisation's snapshot (``records``: each raw
+    record with its canonical text and content hash)."""
     rows: list[dict] = []
     hashes: dict[str, str] = {}
     deleted: dict[str, str] = {}
     texts: dict[str, str] = {}
-    for raw in records:
+    for raw, text, digest in records:
         key = raw.get(entity.key)
-        text = _canonical(raw)
-        digest = _digest(text)
         unchanged = isinstance(key, str) and before.hashes.get(key) == digest
         if unchanged and not history and key not in before.deleted:
             # the same content passed its model when it was first loaded
@@ -370,6 +445,11 @@ def _diff_snapshot(
 _DONE = object()
 
 
+def _give_back(slots: threading.BoundedSemaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()
+
+
 def _read_options(run: _Run) -> ReadOptions:
     s = run.settings
     return ReadOptions(
@@ -384,72 +464,97 @@ def _read_options(run: _Run) -> ReadOptions:
     )
 
 
-def _supplier_rows(run: _Run) -> Iterator[list[dict]]:
-    """Yield suppliers as organisations read them (in parallel); record each organisation's
-    state only once the rows it covers have been handed over."""
+def _supplier_rows(run: _Run) -> Iterator[Any]:
+    """Yield suppliers as organisations read them (in parallel), each page's memory rows with
+    it; record each organisation's state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    pipeline = masking.running_pipeline()  # dlt's context is this thread's, not the readers'
     options = _read_options(run)
-    pages: queue.Queue[tuple[Organisation, Any, dict[str, Any] | None]] = queue.Queue(
-        maxsize=4 * max(1, len(run.orgs)))
+    # (organisation, rows | _DONE | an error, progress, page slots to give back)
+    pages: queue.Queue[tuple[Organisation, Any, Progress | None, int]] = queue.Queue()
+    # Pages fetched and decoded but not yet handed to dlt, across all organisations: a reader
+    # takes a slot before it fetches a page and the slot comes back once dlt has the page's
+    # rows. Readers wait without a page in hand (1,000 organisations' first load held every
+    # organisation's decoded page at once: bounding the queue alone left them in the readers).
+    slots = threading.BoundedSemaphore(PAGES_IN_HAND)
     cancelled = threading.Event()
+    memory = run.memory
 
-    def put(item: tuple[Organisation, Any, dict[str, Any] | None]) -> bool:
-        while not cancelled.is_set():
-            try:
-                pages.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def put(item: tuple[Organisation, Any, Progress | None, int]) -> bool:
+        if cancelled.is_set():
+            return False
+        pages.put(item)
+        return True
 
-    def read(org: Organisation, state: SupplierState) -> None:
-        def emit(rows: list[dict], progress: dict[str, Any] | None) -> bool:
-            return put((org, rows, progress))
+    def read(org: Organisation, stored: dict[str, Any] | None) -> None:
+        held = 0  # slots taken for pages not handed over yet
+
+        def admit() -> None:
+            nonlocal held
+            if held:  # a slot not used yet (the end of a page list): never wait holding one
+                return
+            while not cancelled.is_set():
+                if slots.acquire(timeout=0.2):
+                    held += 1
+                    return
+
+        def emit(rows: list[dict], progress: Progress | None) -> bool:
+            nonlocal held
+            given, held = held, 0
+            return put((org, rows, progress, given))
 
         mine = options if run.contact_ids is None else replace(
             options, contact_ids=tuple(run.contact_ids.get(org.tenant_id, ())))
-        reader = SupplierRead(
-            run.client.session(org), state, mine,
-            build_row=lambda raw: run.build_row(org, entity, raw),
-            digest=lambda raw: _digest(_canonical(raw)),
-            warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
-            stored=masking.destination_values(pipeline, org.tenant_id),
-            emit=emit,
-        )
         try:
+            # An older version's state holds the memory itself; else the reader reads it (one
+            # organisation at a time) when it first needs it.
+            state = SupplierState.load(stored)
+            beside = stored is not None and int(stored.get("v") or 0) >= SUPPLIER_STATE_VERSION
+            reader = SupplierRead(
+                run.client.session(org), state, mine,
+                build_row=lambda raw: run.build_row(org, entity, raw),
+                digest=lambda raw: _digest(_canonical(raw)),
+                warn=lambda message: run.stats.warn(org.tenant_id, entity.name, message),
+                stored=lambda ids: memory.tax_numbers(org.tenant_id, ids),
+                emit=emit,
+                memory=(lambda: SupplierState.load(stored, memory.read(org.tenant_id,
+                                                                        entity.name)))
+                if beside else None,
+                admit=admit,
+            )
             final = reader.run()
-            put((org, _DONE, final.dump()))
+            put((org, _DONE, (final.dump(), final.memory_changes()), held))
         except BaseException as exc:
-            put((org, exc, None))
+            put((org, exc, None, held))
 
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
-            state = SupplierState.load(tenants_state.get(org.tenant_id))
-            run.pool.submit(read, org, state)
+            run.pool.submit(read, org, tenants_state.get(org.tenant_id))
         active = len(run.orgs)
         while active:
-            org, item, progress = pages.get()
-            if item is _DONE:
-                active -= 1
-                assert progress is not None
-                tenants_state[org.tenant_id] = progress
-                run.stats.finish(org.tenant_id, entity.name, OK)
-                continue
+            org, item, progress, given = pages.get()
             if isinstance(item, BaseException):
+                _give_back(slots, given)
                 active -= 1
                 if not isinstance(item, XeroError):
                     log.error("unexpected error reading suppliers for %s: %r", org.tenant_id,
                               item)
                 run.stats.fail(org.tenant_id, entity.name, item)
                 continue
-            if item:
+            if item is not _DONE and item:
                 yield item
-            # Only now, with the rows handed over, may the state move past them.
+            # Only now, with the rows handed over, may the state (and memory) move past them.
             if progress is not None:
-                tenants_state[org.tenant_id] = progress
+                state, changes = progress
+                if changes:
+                    yield as_memory(supplier_rows(org.tenant_id, changes))
+                tenants_state[org.tenant_id] = state
+            _give_back(slots, given)
+            if item is _DONE:
+                active -= 1
+                run.stats.finish(org.tenant_id, entity.name, OK)
+                continue
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()
@@ -474,7 +579,7 @@ def _resource(
         hints["merge_key"] = key if entity.incremental else TENANT_ID
     else:
         hints["write_disposition"] = "merge"
-    def gen() -> Iterator[list[dict]]:
+    def gen() -> Iterator[Any]:
         run.open()  # opened by the first resource to extract, closed by the last to finish
         try:
             if entity.incremental:
@@ -483,10 +588,12 @@ def _resource(
                 yield from _snapshot_rows(run, entity, history)
         finally:
             run.resource_done()
-    return dlt.resource(
+    resource = dlt.resource(
         gen, name=entity.name, columns=columns,
         schema_contract=_contract(settings.schema_contract), **hints,
     )()
+    memory_hints(resource)  # each page's memory rows go to the memory table, with the page
+    return resource
 
 
 @dlt.source(name="xero", section="xero")
@@ -499,6 +606,7 @@ def xero_source(
     settings: Any = None,
     stats: Any = None,
     contact_ids: Any = None,
+    memory: Any = None,
 ) -> list[DltResource]:
     """Suppliers, accounts, tax rates and tracking categories/options of Xero organisations.
 
@@ -525,6 +633,8 @@ def xero_source(
         contact_ids: a targeted supplier read (Xero's webhook events): per tenant id, the
             ContactIDs to read by ``IDs=`` instead of the usual read; organisations not in it
             read nothing. Snapshot entities ignore it (name only ``suppliers`` then).
+        memory: where each organisation's memory is read (``connector.memory.Memory``);
+            default the dataset of the pipeline running the source.
 
     Returns:
         One resource per selected entity.
@@ -541,7 +651,7 @@ def xero_source(
         return tokens if tokens is not None else default_provider(settings)
 
     run = _Run(settings, provider, stats, tenant_ids, names, reconcile=reconcile,
-               full_refresh=full_refresh, contact_ids=contact_ids)
+               full_refresh=full_refresh, contact_ids=contact_ids, memory=memory)
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
@@ -581,6 +691,7 @@ def make_source(
     settings: XeroSettings | None = None,
     stats: SyncStats | None = None,
     contact_ids: Mapping[str, Sequence[str]] | None = None,
+    memory: Memory | None = None,
 ) -> Any:
     """``xero_source(...)`` for the app (which passes ``store.token_provider.StoreTokens`` as
     ``tokens``); ``source.stats`` is the ``SyncStats`` it fills."""
@@ -588,7 +699,7 @@ def make_source(
     settings = settings if settings is not None else load_settings()
     source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
                          full_refresh=full_refresh, tokens=tokens, settings=settings,
-                         stats=stats, contact_ids=contact_ids)
+                         stats=stats, contact_ids=contact_ids, memory=memory)
     source.stats = stats
     return source
 

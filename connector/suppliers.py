@@ -40,6 +40,7 @@ from typing import Any
 from connector import masking, wire
 from connector.client import OrganisationSession, Page
 from connector.errors import HighVolumeRefused
+from connector.memory import SupplierEntry, supplier_entry
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,17 @@ def _from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+VERSION = 3  # dlt state without per-record data (memory rows hold it: connector.memory)
+
+
 @dataclass
 class SupplierState:
     """What the next run needs to know about one organisation's suppliers.
+
+    dlt's state keeps the small part (``dump``): the cursor, when the last reconciliation ran,
+    the high-volume flag, the sweep position and an unfinished full read's watermark and next
+    page. The per-record part (members, hashes near the cursor, what an unfinished full read
+    found) is memory rows (``connector.memory``): ``memory_changes`` says which to write.
 
     ``members`` is None for state written before membership was kept: the next reconciliation is
     then a full read, which establishes it.
@@ -114,36 +123,100 @@ class SupplierState:
     high_volume: bool = False  # read without the IsSupplier filter
     sweep: int = 0  # where the next reconciliation's sweep starts (a slice index)
     full_read: dict[str, Any] | None = None  # an unfinished full read: watermark, next page
+    found: set[str] = field(default_factory=set)  # what the unfinished full read found so far
+    # the memory rows as stored: id -> entry (empty when moving out of an older dlt state)
+    written: dict[str, SupplierEntry] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, raw: dict[str, Any] | None) -> SupplierState:
+    def load(cls, raw: dict[str, Any] | None,
+             memory_rows: Iterable[dict[str, Any]] = ()) -> SupplierState:
+        """The state from dlt's part and the organisation's memory rows.
+
+        State an older version wrote (ids, hashes and a full read's ids in dlt's state) is read
+        from there instead, and ``written`` left empty, so this run writes all of it as memory
+        rows.
+        """
         raw = raw or {}
-        members = raw.get("members")
-        return cls(
+        full_read = raw.get("full_read")
+        state = cls(
             cursor=_from_iso(raw.get("cursor")),
-            recent=dict(raw.get("recent") or {}),
             reconciled_at=_from_iso(raw.get("reconciled_at")),
-            members=decode_ids(members) if isinstance(members, str) else None,
             high_volume=bool(raw.get("high_volume")),
             sweep=int(raw.get("sweep") or 0),
-            full_read=raw.get("full_read"),
+            full_read={"watermark": full_read.get("watermark"),
+                       "next_page": full_read.get("next_page")} if full_read else None,
         )
+        if raw and int(raw.get("v") or 0) < VERSION:  # an older version's state
+            members = raw.get("members")
+            state.members = decode_ids(members) if isinstance(members, str) else None
+            state.recent = dict(raw.get("recent") or {})
+            chunks = (full_read or {}).get("members") or []
+            state.found = decode_ids(chunks if isinstance(chunks, list) else [chunks])
+            return state
+        watermark = (state.full_read or {}).get("watermark")
+        members: set[str] | None = set() if raw.get("members") else None
+        for row in memory_rows:
+            key = row["record_id"]
+            entry = supplier_entry(row)
+            state.written[key] = entry
+            member, digest, updated, targeted, found_by = entry
+            if member and members is not None:
+                members.add(key)
+            if digest is not None and updated is not None:
+                state.recent[key] = [digest, updated, *([TARGETED] if targeted else [])]
+            if watermark is not None and found_by == watermark:
+                state.found.add(key)
+        state.members = members
+        return state
 
-    def dump(self, members_text: str | None = None) -> dict[str, Any]:
-        """The state as dlt keeps it; ``members_text`` is ``encode_ids(members)`` when the
-        caller already has it (a full read records its progress after every page)."""
-        state: dict[str, Any] = {"recent": self.recent, "sweep": self.sweep}
+    def dump(self) -> dict[str, Any]:
+        """dlt's part of the state: a few hundred bytes, whatever the number of suppliers."""
+        state: dict[str, Any] = {"v": VERSION, "sweep": self.sweep}
         if self.cursor:
             state["cursor"] = _iso(self.cursor)
         if self.reconciled_at:
             state["reconciled_at"] = _iso(self.reconciled_at)
         if self.members is not None:
-            state["members"] = members_text or encode_ids(self.members)
+            state["members"] = True  # the memory rows say who
         if self.high_volume:
             state["high_volume"] = True
         if self.full_read:
             state["full_read"] = self.full_read
         return state
+
+    def entry(self, key: str) -> SupplierEntry | None:
+        """The memory row one supplier should have now (None: nothing to remember)."""
+        in_read = key in self.found and self.full_read is not None
+        member = (key in self.members or in_read) if self.members is not None else (
+            True if in_read else None)
+        recent = self.recent.get(key)
+        if not member and recent is None:
+            return None
+        written = self.written.get(key)
+        found_by = self.full_read["watermark"] if in_read and self.full_read else (
+            written[4] if written else None)
+        if recent is None:
+            return member, None, None, False, found_by
+        return member, recent[0], recent[1], recent[2:] == [TARGETED], found_by
+
+    def memory_changes(self, keys: Iterable[str] | None = None
+                       ) -> list[tuple[str, SupplierEntry | None]]:
+        """The memory rows to write for ``keys`` (default every key this state knows) so the
+        stored ones match this state; they count as written from now on."""
+        if keys is None:
+            keys = set(self.written) | set(self.recent) | self.found | (self.members or set())
+        out: list[tuple[str, SupplierEntry | None]] = []
+        for key in keys:
+            entry = self.entry(key)
+            written = self.written.get(key)
+            if entry == written:
+                continue
+            if entry is None:
+                del self.written[key]
+            else:
+                self.written[key] = entry
+            out.append((key, entry))
+        return out
 
 
 # --- one organisation's read ---------------------------------------------------------------------
@@ -165,14 +238,17 @@ class ReadOptions:
     else (no full, incremental or reconciliation read)."""
 
 
-Emit = Callable[[list[dict], "dict[str, Any] | None"], bool]
+# dlt's part of the state, and the memory rows (id, entry or None to forget) written with it
+Progress = tuple[dict[str, Any], list[tuple[str, "SupplierEntry | None"]]]
+Emit = Callable[[list[dict], "Progress | None"], bool]
 
 
 class SupplierRead:
     """Reads one organisation's suppliers; hands rows over with ``emit``.
 
-    ``emit(rows, state)`` passes rows on (and, where given, the dumped state to record with them
-    so a later run resumes there); it returns False when the run was cancelled.
+    ``emit(rows, progress)`` passes rows on (and, where given, the dumped state and the memory
+    rows to record with them so a later run resumes there); it returns False when the run was
+    cancelled. When the read ends, ``state.dump()`` and ``state.memory_changes()`` are the rest.
 
     Args:
         session: the organisation's session of the run's client.
@@ -195,39 +271,69 @@ class SupplierRead:
         warn: Callable[[str], None],
         stored: masking.StoredValues,
         emit: Emit,
+        memory: Callable[[], SupplierState] | None = None,
+        admit: Callable[[], None] = lambda: None,
     ) -> None:
         self.session = session
-        self.old = state
-        self.state = SupplierState(**{**vars(state), "recent": dict(state.recent),
-                                      "members": set(state.members)
-                                      if state.members is not None else None})
+        self._take(state)
+        self._memory = memory
         self.options = options
         self.build_row = build_row
         self.digest = digest
         self.warn = warn
         self.stored = stored
         self.emit = emit
+        self.admit = admit
         self.yielded: set[str] = set()  # ContactIDs loaded by this run
+        self.touched: set[str] = set()  # ContactIDs whose memory changed since the last emit
+
+    def _take(self, state: SupplierState) -> None:
+        """Read from ``state`` (kept as ``old``) into a working copy."""
+        self.old = state
+        self.state = SupplierState(**{**vars(state), "recent": dict(state.recent),
+                                      "members": set(state.members)
+                                      if state.members is not None else None,
+                                      "found": set(state.found),
+                                      "written": dict(state.written)})
+
+    def _ensure_memory(self) -> None:
+        """Read the organisation's memory rows, the first time they are needed.
+
+        An incremental read that Xero answers with no record (the usual run) needs none, so
+        it reads none: no query, no connection. What the read changed in dlt's part so far (the
+        high-volume switch) is kept.
+        """
+        if self._memory is None:
+            return
+        load, self._memory = self._memory, None
+        now = self.state
+        self._take(load())
+        for name in ("cursor", "reconciled_at", "high_volume", "sweep", "full_read"):
+            setattr(self.state, name, getattr(now, name))
 
     # -- the plan -------------------------------------------------------------------------------
 
     def run(self) -> SupplierState:
         """Read what this run needs; returns the state to remember."""
-        state, o = self.state, self.options
+        o = self.options
         if o.contact_ids is not None:
+            self._ensure_memory()
             self._targeted(o.contact_ids)
-            return state
+            return self.state
+        due = (o.reconcile or self.state.reconciled_at is None
+               or o.started_at - self.state.reconciled_at >= o.reconcile_interval)
+        if o.full_refresh or due or self.state.cursor is None or self.state.full_read:
+            self._ensure_memory()
+        state = self.state
         if o.full_refresh:
             state.full_read, state.cursor, state.recent = None, None, {}
-        due = (o.reconcile or state.reconciled_at is None
-               or o.started_at - state.reconciled_at >= o.reconcile_interval)
         if state.cursor is None or state.full_read or (due and state.members is None):
             self._full_read()
             return state
         self._incremental()
         if due:
             self._reconcile()
-        return state
+        return self.state
 
     def _pages(self, *, summary: bool = False, since: datetime | None = None,
                start_page: int = 1, page_size: int | None = None) -> Iterator[Page]:
@@ -252,6 +358,17 @@ class SupplierRead:
                     raise
                 self._switch_to_high_volume()
 
+    def _admitted(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """``pages``, each fetched only once ``admit`` lets it: the run bounds how many
+        decoded pages wait for dlt across all organisations (a reader waits without one)."""
+        while True:
+            self.admit()
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            yield page
+
     def _switch_to_high_volume(self) -> None:
         self.state.high_volume = True
         self.state.full_read = None  # positions of the filtered list mean nothing now
@@ -265,33 +382,35 @@ class SupplierRead:
         state = self.state
         resume = state.full_read or {}
         watermark = _from_iso(resume.get("watermark"))
-        chunks: list[str] = list(resume.get("members") or [])
-        if isinstance(resume.get("members"), str):
-            chunks = [resume["members"]]
-        found = decode_ids(chunks)
+        found = state.found  # what the unfinished full read found (memory rows say which)
         start = int(resume.get("next_page") or 1)
-        # The state before this read, encoded once: progress is recorded after every page.
-        members_text = encode_ids(state.members) if state.members is not None else None
         newest: list[datetime] = []  # the cursor if Xero's envelope had no DateTimeUTC
-        for page in self._pages(start_page=start):
+        for page in self._admitted(self._pages(start_page=start)):
             if watermark is None:
                 watermark = page.server_time
             rows = self._rows(page.records, watermark, newest)
             new = {_key(r) for r in rows if is_supplier(r, unknown=True)} - found
             found |= new
-            chunks.append(encode_ids(new))  # each page's ids once, not the whole set again
-            state.full_read = {"watermark": _iso(watermark), "next_page": page.number + 1,
-                               "members": list(chunks)}
-            if not self._emit(rows, state.dump(members_text)):
+            self.touched |= new
+            state.full_read = {"watermark": _iso(watermark), "next_page": page.number + 1}
+            # The page's members go with its rows: a full read a day limit stops resumes here.
+            if not self._emit(rows, self._progress()):
                 return
         gone = (self.old.members or set()) - found - self.yielded
         if gone:
             self._load_ids(gone)
         state.members = found
         state.full_read = None
+        state.found = set()
         state.cursor = watermark or max(newest, default=None) or state.cursor
         state.reconciled_at = self.options.started_at
         self._prune_recent()
+
+    def _progress(self) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        """The state to record with the rows emitted now, and the memory rows that go with
+        them (those of the records touched since the last emit)."""
+        keys, self.touched = self.touched, set()
+        return self.state.dump(), self.state.memory_changes(keys)
 
     # -- incremental read -----------------------------------------------------------------------
 
@@ -300,9 +419,12 @@ class SupplierRead:
         assert state.cursor is not None
         since = state.cursor - self.options.overlap
         watermark: datetime | None = None
-        for page in self._pages(since=since):
+        for page in self._admitted(self._pages(since=since)):
             if watermark is None:
                 watermark = page.server_time
+            if page.records and self._memory is not None:
+                self._ensure_memory()  # the hashes near the cursor drop re-sent rows
+                state = self.state
             rows = self._rows(page.records, state.cursor, [], dedupe=True)
             self._track_members(rows)
             if not self._emit(rows, None):
@@ -409,6 +531,7 @@ class SupplierRead:
         step = max(1, self.options.ids_per_call)
         for i in range(0, len(wanted), step):
             chunk = wanted[i:i + step]
+            self.admit()
             page = self.session.get_page(
                 PATH, COLLECTION, entity=ENTITY,
                 params={"IDs": ",".join(chunk), "includeArchived": "true", "page": "1",
@@ -464,6 +587,7 @@ class SupplierRead:
                 if near:
                     self.state.recent[row["ContactID"]] = [text, updated.isoformat(),
                                                            *([TARGETED] if mark else [])]
+                    self.touched.add(row["ContactID"])
             rows.append(row)
         masking.restore(rows, self.stored, self.warn)
         self.yielded.update(_key(r) for r in rows)
@@ -476,8 +600,8 @@ class SupplierRead:
         self.state.recent = {k: v for k, v in self.state.recent.items()
                              if datetime.fromisoformat(v[1]) >= horizon}
 
-    def _emit(self, rows: list[dict], state: dict[str, Any] | None) -> bool:
-        return self.emit(rows, state)
+    def _emit(self, rows: list[dict], progress: Progress | None) -> bool:
+        return self.emit(rows, progress)
 
 
 def _key(row: dict) -> str:

@@ -148,6 +148,7 @@ def load_organisations(
     their rows were never loaded.
     """
     from connector import make_source
+    from connector.memory import DestinationMemory
     from connector.stats import SyncStats
 
     keep_grants_alive(store, connections, outcomes)
@@ -165,11 +166,14 @@ def load_organisations(
             settings=settings,
             stats=stats,
             contact_ids=contact_ids,
+            # Read through the run's pipeline: its SQL client takes the dataset's load turn
+            # (pipelines.runlocks), so no other process has the DuckDB file open meanwhile.
+            memory=DestinationMemory(pipeline),
         )
         tenants = {c.tenant_id for c in remaining}
         gone: set[str] = set()
         try:
-            gone = _extract_normalize_load(pipeline, source, stats, target,
+            gone = _extract_normalize_load(pipeline, source, stats, target, tenants,
                                            lambda t=tenants: being_purged(store, t))
         finally:
             record_access_lost(store, stats)
@@ -227,7 +231,7 @@ def record_access_lost(store: Store, stats: Any) -> None:
 
 
 def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Target,
-                            withdrawn: Callable[[], set[str]]) -> set[str]:
+                            tenants: set[str], withdrawn: Callable[[], set[str]]) -> set[str]:
     """What `pipeline.run(source)` does, with normalize's workers chosen by the size extracted,
     and a last look at the store before loading: when ``withdrawn()`` names organisations (a
     purge began meanwhile), the package is aborted instead and they are returned.
@@ -250,8 +254,22 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
     if gone:
         pipeline.abort_packages()
         return gone
-    pipeline.load()
+    info = pipeline.load()
+    _compact_memory(pipeline, info, tenants)
     return set()
+
+
+def _compact_memory(pipeline: Any, info: Any, tenants: set[str]) -> None:
+    """Drop the memory rows this load made obsolete (``connector.memory.compact``), for the
+    organisations of the run (their locks are held), when the load wrote memory at all."""
+    from connector.memory import MEMORY_TABLE, compact
+
+    wrote = any(job.job_file_info.table_name == MEMORY_TABLE
+                for package in info.load_packages
+                for job in package.jobs.get("completed_jobs", []))
+    if wrote and tenants:
+        with pipeline.sql_client() as client:
+            compact(client, tenants)
 
 
 def _bounded_slices() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import dlt
 import pytest
 
+from connector.memory import compact
 from connector.settings import XeroSettings
 from connector.source import make_source
 from connector.stats import SyncStats
@@ -60,10 +61,16 @@ class Loader:
                              stats=self.stats, **kwargs)
         try:
             self.load_info = self.pipeline.run(source, loader_file_format="parquet")
+            with self.pipeline.sql_client() as client:  # as the app's runs do after a load
+                compact(client, self.tenants_loaded())
         finally:
             # The connector only reports lost access; like `xero-elt run`, the caller records it.
             record_access_lost(self.store, self.stats)
         return self.stats
+
+    def tenants_loaded(self) -> set[str]:
+        """The organisations the last run read."""
+        return {entry.tenant_id for entry in self.stats.entries()}
 
     def query(self, sql: str) -> list[tuple]:
         """Rows of a query against the loaded dataset (tables unqualified)."""

@@ -1,61 +1,82 @@
-"""The per-organisation memory of a snapshot entity: both layouts read, last values kept
-compressed and rewritten only on change."""
+"""The per-organisation memory of a snapshot entity: both older dlt-state layouts are read (to be
+moved out of the state), memory rows are read and only what changed is written."""
 
 from __future__ import annotations
 
 import json
 
-from connector.snapshot_state import SnapshotState
+from connector.memory import snapshot_rows
+from connector.snapshot_state import SnapshotState, _pack
 
 
 def _text(name: str) -> str:
     return json.dumps({"AccountID": name, "Name": f"Account {name}", "Code": "200"})
 
 
-def test_a_first_run_has_an_empty_state() -> None:
-    state = SnapshotState.from_state(None)
-    assert state.hashes == {}
-    assert state.deleted == {}
-    assert state.after({}, {}, {}).to_state() == {"v": 2, "h": {}, "deleted": {}}
+def _stored(state: SnapshotState, changes: list) -> list[dict]:
+    """The memory rows a destination holds after writing ``changes`` over ``state``'s rows."""
+    rows = {r["record_id"]: r for r in snapshot_rows("t", "accounts",
+                                                      [(k, state.entry(k)) for k in state.hashes])}
+    for row in snapshot_rows("t", "accounts", changes):
+        if row["forget"]:
+            rows.pop(row["record_id"], None)
+        else:
+            rows[row["record_id"]] = row
+    return list(rows.values())
 
 
-def test_the_first_layout_is_read_and_rewritten_in_the_compact_one() -> None:
-    stored = {"rows": {
+def test_a_first_run_has_an_empty_memory() -> None:
+    state = SnapshotState.from_memory([])
+    assert (state.hashes, state.deleted, state.texts) == ({}, {}, {})
+    assert state.changes(state.after({}, {}, {})) == []
+    assert not SnapshotState.is_legacy(None)
+    assert not SnapshotState.is_legacy({})
+
+
+def test_both_older_state_layouts_are_read_so_the_memory_moves_out_of_dlt_state() -> None:
+    layout1 = {"rows": {
         "a": {"h": "ha", "raw": _text("a")},
         "b": {"h": "hb", "raw": _text("b"), "deleted_at": "2026-11-30T10:00:00+00:00"},
     }}
-    state = SnapshotState.from_state(stored)
-    assert state.hashes == {"a": "ha", "b": "hb"}
-    assert state.deleted == {"b": "2026-11-30T10:00:00+00:00"}
-    assert state.last_text("b") == _text("b")
+    layout2 = {"v": 2, "h": {"a": "ha", "b": "hb"},
+               "deleted": {"b": "2026-11-30T10:00:00+00:00"},
+               "last": _pack({"a": _text("a"), "b": _text("b")})}
+    for stored in (layout1, layout2):
+        assert SnapshotState.is_legacy(stored)
+        state = SnapshotState.from_state(stored)
+        assert state.hashes == {"a": "ha", "b": "hb"}
+        assert state.deleted == {"b": "2026-11-30T10:00:00+00:00"}
+        assert state.last_text("b") == _text("b")
+        # nothing changed, yet everything is written: the memory moves into memory rows
+        same = state.after(dict(state.hashes), dict(state.deleted), {"a": _text("a")})
+        changes = state.changes(same, everything=True)
+        assert {k for k, _ in changes} == {"a", "b"}
+        moved = SnapshotState.from_memory(snapshot_rows("t", "accounts", changes))
+        assert (moved.hashes, moved.deleted, moved.texts) == (
+            state.hashes, state.deleted, {"a": _text("a"), "b": _text("b")})
 
-    # nothing changed, yet the old layout is replaced: the blob holds both last values
-    kept = state.after(dict(state.hashes), dict(state.deleted), {"a": _text("a")}).to_state()
-    assert set(kept) == {"v", "h", "deleted", "last"}
-    again = SnapshotState.from_state(json.loads(json.dumps(kept)))
-    assert again.last_text("a") == _text("a")
-    assert again.last_text("b") == _text("b")
 
+def test_only_changed_keys_are_written_and_a_forgotten_key_is_deleted() -> None:
+    first = SnapshotState().after({"a": "ha", "b": "hb", "c": "hc"}, {},
+                                  {"a": _text("a"), "b": _text("b"), "c": _text("c")})
+    before = SnapshotState.from_memory(_stored(first, []))
 
-def test_the_blob_is_untouched_when_nothing_changed_and_rebuilt_when_something_did() -> None:
-    first = SnapshotState().after({"a": "ha", "b": "hb"}, {},
-                                  {"a": _text("a"), "b": _text("b")})
-    stored = json.loads(json.dumps(first.to_state()))
-    before = SnapshotState.from_state(stored)
-
-    same = before.after({"a": "ha", "b": "hb"}, {}, {"a": _text("a"), "b": _text("b")})
-    assert same.blob is before.blob  # not even decoded
+    same = before.after({"a": "ha", "b": "hb", "c": "hc"}, {}, {})
+    assert before.changes(same) == []  # a no-change run writes no memory
 
     changed = _text("a").replace("Account a", "Renamed")
-    after = before.after({"a": "ha2", "b": "hb"}, {}, {"a": changed})  # b's record was bad
-    reread = SnapshotState.from_state(json.loads(json.dumps(after.to_state())))
+    after = before.after({"a": "ha2", "b": "hb", "c": "hc"},
+                         {"c": "2026-12-01T00:00:00+00:00"}, {"a": changed})
+    changes = before.changes(after)
+    assert {k for k, _ in changes} == {"a", "c"}  # b's record was unchanged (or bad)
+    reread = SnapshotState.from_memory(_stored(before, changes))
     assert reread.last_text("a") == changed
-    assert reread.last_text("b") == _text("b")  # carried over from the blob before
+    assert reread.last_text("b") == _text("b")  # carried over
+    assert reread.deleted == {"c": "2026-12-01T00:00:00+00:00"}
 
-
-def test_last_values_are_not_kept_as_readable_text() -> None:
-    texts = {f"k{i}": _text(f"k{i}") for i in range(200)}
-    state = SnapshotState().after({k: f"h{k}" for k in texts}, {}, texts).to_state()
-    encoded = json.dumps(state)
-    assert "Account k1" not in encoded
-    assert len(encoded) < sum(len(t) for t in texts.values()) / 2
+    # a full refresh knows only what Xero lists now: the rest is forgotten, not marked
+    refreshed = SnapshotState().after({"a": "ha2"}, {}, {"a": changed})
+    gone = reread.changes(refreshed)
+    assert ("b", None) in gone
+    assert ("c", None) in gone
+    assert [r["record_id"] for r in _stored(reread, gone)] == ["a"]

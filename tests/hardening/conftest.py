@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 API = "/api.xro/2.0"
 ENTITIES = ("suppliers", "accounts", "tax_rates", "tracking_categories", "tracking_options")
 # dlt's bookkeeping columns differ from load to load; the data must not.
-VOLATILE_COLUMNS = {"_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id", "deleted_at"}
+# found_by and load_id: the watermark and load of the run that wrote a memory row.
+VOLATILE_COLUMNS = {"_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id", "deleted_at",
+                    "found_by", "load_id"}
 # A big sandbox shared with tests/pipelines (same settings = same process): 3 pages of suppliers.
 BIG_SANDBOX = {"suppliers": 3000, "rate_limits": False, "latency_ms": 20}
 

@@ -139,6 +139,8 @@ def test_purge_removes_one_organisation_everywhere_and_leaves_the_other(
     assert _found_in_destination(warehouse, needles), "the search must find what is there"
     assert _found_in_files(connected_store.home, needles)
     kept_before = _rows_of(warehouse, kept.tenant_id)
+    # Each organisation's memory (supplier ids, hashes, last values) is a table beside its data.
+    assert _rows_of(warehouse, gone.tenant_id)["_xero_memory"] > 0
 
     report = purge(gone.connection_id, destinations=[warehouse.destination],
                    dataset=warehouse.dataset, actor="test:purger")
@@ -148,6 +150,7 @@ def test_purge_removes_one_organisation_everywhere_and_leaves_the_other(
     assert _found_in_destination(warehouse, needles) == []
     assert _found_in_files(connected_store.home, needles) == []
     assert _rows_of(warehouse, kept.tenant_id) == kept_before
+    assert _rows_of(warehouse, gone.tenant_id)["_xero_memory"] == 0
     record = connected_store.get_connection(gone.connection_id)
     assert (record.status, record.purged_by, record.grant_id, record.tenant_id,
             record.organisation_name, record.company) == ("purged", "test:purger", None, None,
