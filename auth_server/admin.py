@@ -34,7 +34,7 @@ from auth_server.web import (
     page,
     redirect,
 )
-from store import Connection, ConnectionStatus, Store, utcnow
+from store import Connection, ConnectionStatus, Store, lifecycle, utcnow
 from store.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -463,7 +463,7 @@ def disconnect(request: Request, auth: AdminAuth) -> Response:
         return form
     try:
         conn = connections.disconnect(request.app.store, request.app.xero, conn.connection_id)
-    except XeroCallFailed as exc:
+    except (XeroCallFailed, lifecycle.TransitionRefused) as exc:
         return _done(request, auth, {"text": f"Nothing changed: {exc}", "tone": "bad"})
     return _done(request, auth, {
         "text": f"Disconnected {conn.organisation_name or conn.company} ({conn.connection_id})."

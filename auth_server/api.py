@@ -164,7 +164,7 @@ def _answers(handler: ApiHandler) -> ApiHandler:
             return error("unsupported_media_type", str(exc))
         except InvalidInput as exc:
             return error("invalid_field" if exc.field else "invalid_request", str(exc))
-        except InviteError as exc:
+        except (InviteError, lifecycle.TransitionRefused) as exc:
             return error("conflict", str(exc))
         except XeroCallFailed as exc:
             # Xero's own words (its error body) stay in the log, under the reference we show.

@@ -265,10 +265,14 @@ def disconnect(
     Raises:
         InvalidInput, NotFound: bad or unknown connection id.
         XeroCallFailed: Xero could not be reached; the record is left as it was.
+        lifecycle.TransitionRefused: the status does not allow it (purging, purged).
     """
     conn = get_connection(store, connection_id)
     if conn.status == ConnectionStatus.DISCONNECTED:
         return conn
+    if lifecycle.transition_for(conn.status, lifecycle.Event.DISCONNECT) is None:
+        # Refused before Xero is asked anything (a purge under way, a purged record).
+        raise lifecycle.TransitionRefused(conn, lifecycle.Event.DISCONNECT)
     now = now or utcnow()
     removed_at_xero = None
     if conn.status in IN_USE and conn.grant_id and conn.xero_connection_id:
