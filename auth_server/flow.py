@@ -136,9 +136,17 @@ def open_link(
     # One transaction (one fsync on SQLite): a burst of customers opening their links queues
     # on the store's writes, so each open costs one commit rather than two or three.
     with store.together():
+        opened = False
         if conn.status == ConnectionStatus.INVITED:
-            conn = lifecycle.apply(store, conn.connection_id, lifecycle.Event.OPEN_LINK, **fields)
-        else:
+            try:
+                conn = lifecycle.apply(store, conn.connection_id, lifecycle.Event.OPEN_LINK,
+                                       **fields)
+                opened = True
+            except lifecycle.TransitionRefused:
+                # Another tab opened (or someone withdrew) the link since we read it: ask again,
+                # so a withdrawn link says so and an opened one is simply open.
+                conn = lookup_invite(store, token, now=now)
+        if not opened:
             conn = store.update_connection(conn.connection_id, **fields)
         store.put_flow(
             _visit_key(browser_id),

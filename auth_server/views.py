@@ -30,7 +30,7 @@ from auth_server.web import (
     steps,
     support_contact,
 )
-from store import Connection, StoreError
+from store import Connection, StoreError, lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,15 @@ def _guard(request: Request, action) -> Response:  # type: ignore[no-untyped-def
         visit = flow.unfinished_visit(request.app.store, request.browser_id())
         _note_organisation(request, visit.connection if visit else None)
         return flow_problem(request, exc)
+    except lifecycle.TransitionRefused as exc:
+        # Another window (or an admin) moved the connection on between our read and our write.
+        _note_organisation(request, exc.connection)
+        _ = request._
+        return message(request, _("This changed in the meantime"), [
+            _("Something else changed this connection a moment ago (another window, or your "
+              "contact), so this request changed nothing."),
+            _("Open the link from your invitation email to see where things stand."),
+        ], status=409, tone="warning")
 
 
 def _note_organisation(request: Request, conn: Connection | None) -> None:

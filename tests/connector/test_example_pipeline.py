@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +109,11 @@ def test_the_example_loads_every_organisation_twice_across_a_token_rotation(
     assert all(r["status"] == 200 for r in token_calls)
     for output in (first.stdout, first.stderr, second.stdout, second.stderr):
         assert grant.refresh_token not in output
-    adopted = (project / ".xero-elt" / "adopted-grants.json").read_text()
-    assert grant.refresh_token not in adopted
+    # The secrets' token was adopted into the token file (owner-only, like the secrets file)
+    # and rotated away there: the file holds only the live grant.
+    token_file = project / ".xero-elt" / "tokens.json"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert grant.refresh_token not in token_file.read_text()
     # No token in dlt's state, schemas or load packages (the token file holds them).
     stored = FileTokenStore(project / ".xero-elt").list_grants()
     secrets = {grant.refresh_token} | {g.refresh_token for g in stored} \
