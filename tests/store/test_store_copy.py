@@ -86,12 +86,17 @@ def url_of(backend: str, request: pytest.FixtureRequest, tmp_path: Path, name: s
 
 
 @pytest.fixture
-def pair(request: pytest.FixtureRequest, tmp_path: Path,
-         keys: tuple[str, str]) -> tuple[Store, str]:
-    """(the source store, the target's URL), backends from the test's ``direction``."""
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(the source's URL, the target's), backends from the test's ``direction``."""
     source_backend, target_backend = request.node.callspec.params["direction"]
-    source = open_store(tmp_path / "home", url=url_of(source_backend, request, tmp_path, "src"))
-    return source, url_of(target_backend, request, tmp_path, "dst")
+    return (url_of(source_backend, request, tmp_path, "src"),
+            url_of(target_backend, request, tmp_path, "dst"))
+
+
+@pytest.fixture
+def pair(urls: tuple[str, str], tmp_path: Path, keys: tuple[str, str]) -> tuple[Store, str]:
+    """(the source store, opened as usual, the target's URL)."""
+    return open_store(tmp_path / "home", url=urls[0]), urls[1]
 
 
 def test_every_table_of_the_schema_is_copied_or_left_for_a_reason(tmp_path: Path) -> None:
@@ -202,12 +207,12 @@ def test_a_postgres_store_is_not_copied_into_itself(postgres_url: str,
     assert everything(source) == before
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("direction", DIRECTIONS)
 def test_a_conflicting_row_stops_the_copy_before_anything_is_written(
-        postgres_url: str, tmp_path: Path, keys: tuple[str, str]) -> None:
-    source = open_store(tmp_path / "home", url=f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        direction: tuple[str, str], pair: tuple[Store, str], keys: tuple[str, str]) -> None:
+    source, to = pair
     fill(source)
-    target = open_target(postgres_url, key=keys[1])
+    target = open_target(to, key=keys[1])
     copy_store(source, target)
     # The target lived on its own (a run refreshed the grant there); the source gained an invite.
     (grant,) = target.list_grants()
@@ -228,32 +233,49 @@ def test_a_conflicting_row_stops_the_copy_before_anything_is_written(
     assert everything(target) == before  # the late invite did not land either
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("direction", DIRECTIONS)
 def test_a_source_key_that_cannot_decrypt_refuses_and_writes_nothing(
-        postgres_url: str, tmp_path: Path, keys: tuple[str, str]) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    fill(open_store(tmp_path / "home", url=url))
-    wrong = open_store(tmp_path / "home", url=url, secret_key=Fernet.generate_key().decode())
-    target = open_target(postgres_url, key=keys[1])
+        direction: tuple[str, str], urls: tuple[str, str], pair: tuple[Store, str],
+        tmp_path: Path, keys: tuple[str, str]) -> None:
+    source, to = pair
+    fill(source)
+    wrong = open_store(tmp_path / "home", url=urls[0],
+                       secret_key=Fernet.generate_key().decode())
+    target = open_target(to, key=keys[1])
 
     with pytest.raises(CopyRefused, match=r"source's key .* cannot decrypt grants grt_"):
         copy_store(wrong, target)
     assert all(not table_rows for table_rows in everything(target).values())
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("direction", DIRECTIONS)
 def test_a_target_key_that_cannot_read_the_targets_grants_refuses(
-        postgres_url: str, tmp_path: Path, keys: tuple[str, str]) -> None:
-    source = open_store(tmp_path / "home", url=f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        direction: tuple[str, str], pair: tuple[Store, str], keys: tuple[str, str]) -> None:
+    source, to = pair
     fill(source)
-    copy_store(source, open_target(postgres_url, key=keys[1]))
-    other = open_target(postgres_url, key=Fernet.generate_key().decode())
+    copy_store(source, open_target(to, key=keys[1]))
+    other = open_target(to, key=Fernet.generate_key().decode())
 
     with pytest.raises(CopyRefused, match=f"{TARGET_KEY_ENV} cannot decrypt grants"):
         copy_store(source, other)
 
 
+def test_a_target_url_of_another_kind_is_refused(keys: tuple[str, str]) -> None:
+    with pytest.raises(CopyRefused, match=r"--to: .* must start with sqlite:/// or postgresql://"):
+        open_target("mysql://db/xero", key=keys[1])
+
+
 # -- the command line -------------------------------------------------------------------------
+
+def schema_exists(url: str) -> bool:
+    import psycopg2
+
+    with psycopg2.connect(url) as db, db.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = 'xero_elt'")
+        found = cursor.fetchone() is not None
+    db.close()
+    return found
+
 
 def xero_elt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=REPO_ROOT, env=env,
@@ -274,6 +296,7 @@ def test_the_command_copies_twice_and_refuses_clearly(postgres_url: str, tmp_pat
     missing = xero_elt("store", "copy", "--to", postgres_url, env=env)
     assert missing.returncode == 2, missing.stderr
     assert f"{TARGET_KEY_ENV} is not set" in missing.stderr
+    assert not schema_exists(postgres_url)  # refused before the target was touched
 
     env[TARGET_KEY_ENV] = target
     first = xero_elt("store", "copy", "--to", postgres_url, env=env)
