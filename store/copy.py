@@ -11,7 +11,9 @@ there" and left as it is, which makes a second copy change nothing; a different 
 same key is a conflict, and the copy refuses before writing anything (neither side wins: a
 target that has lived on its own, e.g. refreshed a grant since the first copy, holds the newer
 truth, and a source that moved on holds the other). Rows only the target has are kept. Either
-every missing row lands, in one transaction, or none does.
+every missing row lands, in one transaction, or none does: a new row that collides with a
+target row of another key on a unique column (an API key's hash, an invite's token hash) fails
+the write as a whole.
 
 The source must be still while it is copied (stop ``xero-elt serve`` and the cron job): the
 tables are read one after another, and a grant rotated between the read and the switch-over
