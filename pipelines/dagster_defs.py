@@ -1,24 +1,43 @@
-"""Dagster definitions: every connected Xero organisation is a partition of one job.
+"""Dagster definitions: every connected Xero organisation is a partition; a run loads a batch.
 
     dagster dev -m pipelines.dagster_defs          # or dagster-webserver + dagster-daemon
 
-- ``xero_organisations``: dynamic partitions keyed by tenant id, one per connected organisation;
+- ``xero_organisations``: dynamic partitions keyed by tenant id, one per connected organisation
+  (status, history, backfills and alerts per customer);
 - ``xero_organisations_sensor``: keeps them in step with the store — a new connection adds a
-  partition and asks for its first load, one no longer connected loses its partition (its
+  partition and, unless its first load already ran or runs (the auth server starts one when
+  the customer confirms), asks for it; one no longer connected loses its partition (its
   history stays in Dagster's event log);
-- ``xero_hourly``: a run per organisation every hour;
-- ``xero_sync_job``: materialises the five tables of one organisation.
+- ``xero_hourly``: every organisation every hour, in runs of up to ``batch_size``;
+- ``xero_sync_job``: materialises the five tables of the run's organisations.
 
-A partition runs what ``xero-elt run --tenant ID`` runs (``pipelines.run.execute``), with the
-per-organisation pipeline layout (``pipelines/layout.py``): same source, store, ``sync_runs``
-and ``connections`` rows, the store's organisation lock. We do not use dagster-dlt's
-``@dlt_assets``: it runs the dlt pipeline itself, which would be a second loading path beside
-the one with our locks, bookkeeping and exit meanings.
+Batches. A Python process per run costs seconds before any work (docs/benchmarks.md), so the
+schedule and the sensor ask for runs over up to ``batch_size`` (50) partitions at once, by
+Dagster's partition-range tags ``dagster/asset_partition_range_start`` / ``…_end`` — what
+Dagster's docs give for one run over many partitions, and the one of its mechanisms a schedule
+and a sensor can use (``BackfillPolicy.multi_run`` applies to backfills only, and a run request
+has no list of keys). A range covers every key between its ends in the partitions' order (the
+order they were added), so batches are blocks of neighbours in that order (``batches``). A
+batch of one asks by ``partition_key``, as before.
 
-Concurrency: at most one run per organisation comes from the store's organisation lock (every
-worker sees it) and, so runs queue rather than fail, from a run tag limit on ``dagster/partition``
-in ``dagster.yaml``; the pool ``xero_organisations`` caps the organisations loading at once
-(docs/deploy.md has both).
+Inside a run, one process runs what ``xero-elt run --tenant A --tenant B …`` runs
+(``pipelines.run.execute``) on the per-organisation layout (``pipelines/layout.py``): a dlt
+pipeline per organisation, side by side in threads, each with its own ``sync_runs`` rows and
+organisation lock. Each organisation's tables are materialised on its own partition (metadata:
+``organisation`` — its name —, tenant id, rows, API calls, outcome); one that failed gets an
+observation saying why on its partition, and the run then fails, which is how Dagster marks a
+partition failed: planned by a failed run and not materialised — only that organisation's. We
+do not use dagster-dlt's ``@dlt_assets``: it runs the dlt pipeline itself, which would be a
+second loading path beside the one with our locks, bookkeeping and exit meanings.
+
+Run tags: ``xero_elt/tenant_ids`` (the batch's partitions, exact) and ``xero_elt/organisations``
+(their names, cut to ``NAMES_TAG_CHARS``).
+
+Concurrency: at most one run per organisation comes from the store's organisation locks (every
+worker sees them); the schedule leaves out organisations a queued or running run already
+covers, and a run tag limit on ``dagster/partition`` in ``dagster.yaml`` queues single-partition
+runs (a backfill's, a launch from the UI); the pool ``xero_organisations`` caps the runs
+loading at once (docs/deploy.md has both).
 """
 
 # No `from __future__ import annotations`: Dagster reads the config class from the annotations.

@@ -4,6 +4,10 @@ One run: take the lock, finish load packages a killed run left behind, extract e
 organisation and entity in parallel through the connector's source, load, then write
 `sync_runs` and `connections`, update the store, log one line per organisation, and exit with
 0 (ok), 1 (failed), 2 (usage), 3 (partial) or 75 (locked).
+
+On the per-organisation layout (Dagster's) a run of several organisations is one run of each,
+through its own pipeline, side by side in threads of this process, reported as one
+(``_execute_each``).
 """
 
 from __future__ import annotations
