@@ -13,6 +13,7 @@ through its own pipeline, side by side in threads of this process, reported as o
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -161,6 +162,7 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
 
     reports: list[RunReport] = []
     if tenants:
+        _import_before_threads(target)
         with ThreadPoolExecutor(max_workers=min(len(tenants), ORGANISATION_PIPELINES_AT_ONCE),
                                 thread_name_prefix="xero-elt-org") as pool:
             reports = list(pool.map(one, tenants))
@@ -197,6 +199,22 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
     log.info("run of %d organisation(s), one pipeline each: %s (%.1f s)", len(tenants), overall,
              summary["duration_s"])
     return RunReport(code, summary)
+
+
+def _import_before_threads(target: Target) -> None:
+    """Import what a run imports lazily, once, before its threads do: two threads importing
+    pandas at once in a fresh process (a Dagster run) get a partially initialised module
+    ("partially initialized module 'pandas' has no attribute 'DataFrame'")."""
+    import dlt  # noqa: F401
+
+    import pipelines.loading  # noqa: F401
+
+    for module in ("dlt.common.libs.pyarrow", "dlt.common.libs.pandas",
+                   "dlt.extract.extractors", "dlt.normalize", "dlt.load"):
+        with contextlib.suppress(Exception):  # optional ones (pandas, pyarrow) may be absent
+            importlib.import_module(module)
+    with contextlib.suppress(Exception):
+        _ = target.destination.client_class  # the destination's client module and driver
 
 
 def _overall(codes: Sequence[int]) -> tuple[int, str]:
