@@ -31,11 +31,26 @@ LAYOUTS: tuple[str, ...] = ("shared", "per_organisation")
 
 @configspec
 class LayoutSettings(BaseConfiguration):
-    """``[pipelines]``: how runs map onto dlt pipelines."""
+    """``[pipelines]``: how runs map onto dlt pipelines and load packages."""
 
     layout: str = "shared"
     """``shared`` (one pipeline for every organisation) or ``per_organisation`` (one pipeline
     per organisation: what Dagster runs). Also ``PIPELINES__LAYOUT``."""
+    first_loads_per_package: int = 100
+    """Organisations never loaded before that one load package takes at most: a run of many
+    first loads loads them in slices, so its memory is bounded by a slice (DuckDB merges a
+    package in one go) rather than by the number of organisations. Organisations loaded
+    before all go in one package (their runs are small). Also
+    ``PIPELINES__FIRST_LOADS_PER_PACKAGE``."""
+
+
+def first_loads_per_package() -> int:
+    """``[pipelines] first_loads_per_package`` (at least 1)."""
+    value = resolve_configuration(LayoutSettings(), sections=("pipelines",)).first_loads_per_package
+    if value < 1:
+        raise DestinationError("[pipelines] first_loads_per_package must be at least 1, "
+                               f"not {value}")
+    return int(value)
 
 
 def configured_layout(explicit: str | None = None) -> str:

@@ -18,6 +18,7 @@ from connector.settings import load_settings
 from pipelines import state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes
 from pipelines.destinations import Target
+from pipelines.layout import first_loads_per_package
 from store import Store, lifecycle
 from store.token_provider import StoreTokens, access_token_for
 
@@ -147,12 +148,33 @@ def load_organisations(
     Returns the tenants left out because a purge of theirs began while the run extracted them:
     their rows were never loaded.
     """
+    keep_grants_alive(store, connections, outcomes)
+    settings = load_settings()
+    withdrawn: set[str] = set()
+    for group in load_groups(connections, first_loads_per_package()):
+        withdrawn |= _load_group(pipeline, target, store, group, entities, options, outcomes,
+                                 settings, contact_ids)
+    return withdrawn
+
+
+def load_groups(connections: list[Any], first_loads: int) -> list[list[Any]]:
+    """The load packages of a run: every organisation loaded before in one, then those never
+    loaded (``last_synced_at`` unset) in slices of ``first_loads``."""
+    known = [c for c in connections if c.last_synced_at is not None]
+    new = [c for c in connections if c.last_synced_at is None]
+    groups = [known] if known else []
+    groups += [new[start:start + first_loads] for start in range(0, len(new), first_loads)]
+    return groups
+
+
+def _load_group(pipeline: Any, target: Target, store: Store, connections: list[Any],
+                entities: list[str], options: Any, outcomes: RunOutcomes, settings: Any,
+                contact_ids: dict[str, list[str]] | None) -> set[str]:
+    """One load package of organisations (again without those a purge took meanwhile)."""
     from connector import make_source
     from connector.memory import DestinationMemory
     from connector.stats import SyncStats
 
-    keep_grants_alive(store, connections, outcomes)
-    settings = load_settings()
     remaining = list(connections)
     withdrawn: set[str] = set()
     while remaining:
