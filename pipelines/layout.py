@@ -36,7 +36,7 @@ class LayoutSettings(BaseConfiguration):
     layout: str = "shared"
     """``shared`` (one pipeline for every organisation) or ``per_organisation`` (one pipeline
     per organisation: what Dagster runs). Also ``PIPELINES__LAYOUT``."""
-    first_loads_per_package: int = 100
+    first_loads_per_package: int = 25
     """Organisations never loaded before that one load package takes at most: a run of many
     first loads loads them in slices, so its memory is bounded by a slice (DuckDB merges a
     package in one go) rather than by the number of organisations. Organisations loaded
