@@ -287,7 +287,10 @@ def validate_record(model: type[XeroModel], record: dict, tenant_id: str | None 
     Raises:
         ValueError: the record lacks a field we rely on (the message names the fields).
     """
-    _prepare(record, tenant_id, (key, record.get(key)) if key is not None else None)
+    # The key stamped on child rows only when it is text: anything else fails validation below
+    # (and a list holding the child itself would make the walk endless).
+    value = record.get(key) if key is not None else None
+    _prepare(record, tenant_id, (key, value) if isinstance(value, str) else None)
     context: dict[str, Any] = {}
     try:
         parsed = model.model_validate(record, context=context)
