@@ -13,9 +13,10 @@ that every process calling Xero for the app shares:
 
 A lease is up to ``lease_calls`` calls, granted while the calls counted in the window leave room
 under the limit, and usable for ``hold`` seconds. The ledger counts a lease's calls until a window
-after the last of them was sent (the holder settles the lease: what it used and when; what it did
-not use goes back), or, when its holder died before settling (SIGKILL), until a window after its
-hold ran out. So a killed worker's budget is never lost for longer than a window and a hold.
+after the last of them was answered (Xero has counted it by then, however slow the way there; the
+holder settles the lease: what it used and when; what it did not use goes back), or, when its
+holder died before settling (SIGKILL), until a window after its hold ran out. So a killed
+worker's budget is never lost for longer than a window and a hold.
 
 Xero's word wins over our count: a 429 ``appminute`` is recorded in the ledger as "no calls
 before now + Retry-After", which every process honours at its next lease (the one held is given
@@ -133,7 +134,9 @@ class _Held:
     taken_at: float  # our clock, when we asked for it (never after the ledger's grant)
     deadline: float
     used: int = 0
-    last_used: float = 0.0
+    last_used: float = 0.0  # when the last of its calls was answered (or sent, until then)
+    in_flight: int = 0
+    retired: bool = False  # no more calls from it; settled once the last one is answered
 
 
 class AppBudget:
@@ -176,43 +179,57 @@ class AppBudget:
         self._retry_at = 0.0
         self._paused_until = 0.0
 
-    def acquire(self) -> None:
-        """Block until this process may send one call to Xero, and book it."""
+    def acquire(self) -> _Held:
+        """Block until this process may send one call to Xero, and book it; hand the slot back
+        to ``done`` once the call was answered (or failed)."""
         with self._cond:
             self._waiting += 1
             try:
-                while not self._take_slot():
-                    pass
+                while True:
+                    slot = self._take_slot()
+                    if slot is not None:
+                        return slot
             finally:
                 self._waiting -= 1
 
-    def _take_slot(self) -> bool:
-        """One look (the condition held): True when a slot was booked; otherwise this waited,
-        or asked the ledger for a lease, and the caller looks again."""
+    def done(self, slot: _Held) -> None:
+        """The call of ``slot`` was answered: Xero has counted it by now, so its lease counts
+        until a window after this moment (settled once the lease's last call is answered)."""
+        with self._cond:
+            slot.in_flight -= 1
+            slot.last_used = max(slot.last_used, self._clock())
+            settle = slot.retired and slot.in_flight == 0
+        if settle:
+            self._settle(slot)
+
+    def _take_slot(self) -> _Held | None:
+        """One look (the condition held): the lease a slot was booked from; otherwise None
+        after this waited, or asked the ledger for a lease, and the caller looks again."""
         now = self._clock()
         if now < self._paused_until:
             self._cond.wait(self._paused_until - now)
-            return False
+            return None
         lease = self._lease
         if lease is not None and lease.left > 0 and now < lease.deadline:
             lease.left -= 1
             lease.used += 1
-            lease.last_used = now
-            return True
+            lease.in_flight += 1
+            lease.last_used = max(lease.last_used, now)
+            return lease
         if self._taking:  # another thread is asking the ledger
             self._cond.wait(1.0)
-            return False
+            return None
         if now < self._retry_at:
             self._cond.wait(self._retry_at - now)
-            return False
+            return None
         self._renew_lease(min(self.lease_calls, max(1, self._waiting)))
-        return False
+        return None
 
     def _renew_lease(self, want: int) -> None:
         """Settle the lease held (if any) and ask for the next, without holding the condition
         during the ledger's round trip."""
         self._taking = True
-        spent, self._lease = self._lease, None
+        spent = self._retire()
         self._cond.release()
         granted: AppLease | None = None
         taken_at = self._clock()
@@ -238,9 +255,18 @@ class AppBudget:
         self.ledger.settle_app_calls(held.lease_id, held.used, max(0.0, after),
                                      window=self._counted)
 
-    def _give_back(self) -> None:
-        """Settle the lease held now (the condition held); its unused calls go back."""
+    def _retire(self) -> _Held | None:
+        """Stop using the lease held (the condition held); it, if it must be settled now (none of
+        its calls in flight; otherwise the last one's ``done`` settles it)."""
         held, self._lease = self._lease, None
+        if held is None:
+            return None
+        held.retired = True
+        return held if held.in_flight == 0 else None
+
+    def _give_back(self) -> None:
+        """Retire the lease held now (the condition held); its unused calls go back."""
+        held = self._retire()
         if held is not None:
             self._settle(held)
 

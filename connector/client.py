@@ -448,8 +448,9 @@ class OrganisationSession:
             self._pacer.wait_turn()
             answer: httpx.Headers | None = None
             budget = self.client.budget
+            slot = None
             try:
-                budget.acquire()
+                slot = budget.acquire()
                 http = self.client.http
                 request = http.build_request(
                     "GET", url, params=params,
@@ -470,6 +471,8 @@ class OrganisationSession:
                     budget.observe(response.headers)
                 return response
             finally:
+                if slot is not None:
+                    budget.done(slot)
                 self._pacer.done(answer)
 
     def get(

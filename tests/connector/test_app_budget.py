@@ -31,7 +31,7 @@ def test_threads_share_leases_and_never_exceed_the_limit_in_any_window() -> None
 
     def worker() -> None:
         for _ in range(20):
-            budget.acquire()
+            budget.done(budget.acquire())
             with lock:
                 sent.append(time.monotonic())
 
