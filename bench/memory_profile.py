@@ -15,7 +15,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from bench.scenarios import Bench, Plan
+from bench.harness import Bench, Plan
 
 
 def _child(argv: list[str]) -> int:

@@ -35,15 +35,21 @@ class Entity:
     incremental: bool = False  # True: cursor + If-Modified-Since; False: snapshot + diff
     params: tuple[tuple[str, str], ...] = ()
     comes_with: str | None = None  # selected whenever this other entity is (one call serves both)
+    # Xero's lists of records read from it: the child tables `<name>__<list>`, whose keys are
+    # declared (a list not named here still gets its keys, as data: connector.child_keys).
+    children: tuple[str, ...] = ()
 
 
 ENTITY_TABLE: dict[str, Entity] = {
     e.name: e
     for e in (
         # Suppliers are read by connector.suppliers (its own query, order and paging).
-        Entity("suppliers", "Contacts", "Contacts", Contact, "ContactID", incremental=True),
+        Entity("suppliers", "Contacts", "Contacts", Contact, "ContactID", incremental=True,
+               children=("Addresses", "Phones", "ContactPersons", "ContactGroups", "Attachments",
+                         "PurchasesTrackingCategories", "SalesTrackingCategories")),
         Entity("accounts", "Accounts", "Accounts", Account, "AccountID"),
-        Entity("tax_rates", "TaxRates", "TaxRates", TaxRate, "TaxType"),
+        Entity("tax_rates", "TaxRates", "TaxRates", TaxRate, "TaxType",
+               children=("TaxComponents",)),
         Entity("tracking_categories", TRACKING_PATH, "TrackingCategories", TrackingCategory,
                "TrackingCategoryID", params=(("includeArchived", "true"),)),
         Entity("tracking_options", TRACKING_PATH, "TrackingCategories", TrackingOption,

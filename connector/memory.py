@@ -52,6 +52,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from connector import child_keys
+
 log = logging.getLogger(__name__)
 
 MEMORY_TABLE = "_xero_memory"
@@ -85,12 +87,18 @@ class Memory(Protocol):
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
         """Tax numbers already loaded for these contacts (masked values must not replace them)."""
 
+    def prepare(self) -> None:
+        """Bring the dataset's tables up to this version before anything is read or loaded."""
+
     def close(self) -> None:
         """Release what reading opened."""
 
 
 class NoMemory:
     """No destination to read (a source run without a pipeline): every run is a first run."""
+
+    def prepare(self) -> None:
+        pass
 
     def read(self, tenant_id: str, entity: str) -> list[dict[str, Any]]:
         return []
@@ -147,6 +155,14 @@ class DestinationMemory:
                            f"WHERE tenant_id = %s AND entity = %s AND load_id IN ({_DONE})",
                            tenant_id, entity)
         return current([dict(zip(names, row, strict=True)) for row in rows])
+
+    def prepare(self) -> None:
+        """Child tables loaded before their natural keys existed get them
+        (``connector.child_keys.migrate``)."""
+        with self._lock:
+            migrated = child_keys.migrate(self._open())
+        if migrated:
+            log.info("child tables: %d older rows given their natural key", migrated)
 
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
         from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -218,11 +234,12 @@ def memory_hints(resource: Any) -> None:
     """Give ``resource`` the memory table as a table variant of its own hints.
 
     A variant starts from the resource's hints; the memory table takes none of them (columns,
-    scd2, ``merge_key``, the schema contract: it is ours, not Xero's), only its own. Rows are
-    appended: a load never replaces memory a completed load wrote (see the module's docstring).
+    scd2, ``merge_key``, the schema contract, the child tables' keys: it is ours, not Xero's),
+    only its own. Rows are appended: a load never replaces memory a completed load wrote (see
+    the module's docstring).
     """
     resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True, columns={},
-                         merge_key="", primary_key="", schema_contract={},
+                         merge_key="", primary_key="", schema_contract={}, nested_hints={},
                          write_disposition="append")
     resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True,
                          columns=MEMORY_COLUMNS)

@@ -36,6 +36,10 @@ from pydantic import (
 
 from connector import wire
 
+POSITION = "position"
+"""A child row's 0-based place in Xero's list (with ``tenant_id`` and the parent's key, the
+child table's natural key)."""
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -268,20 +272,22 @@ class TrackingCategory(XeroModel):
     Options: list[TrackingOption] | None = None
 
 
-def validate_record(model: type[XeroModel], record: dict,
-                    tenant_id: str | None = None) -> tuple[dict, list[str]]:
+def validate_record(model: type[XeroModel], record: dict, tenant_id: str | None = None,
+                    key: str | None = None) -> tuple[dict, list[str]]:
     """Check a record against its model and return (row, type-change notes).
 
     The row is the record with dates and amounts converted and every unknown field kept, as
     ``model_dump(exclude_unset=True)`` would give it (nested models: their fields, then the
     unknown ones), built without that second walk. ``record`` itself is changed in place: its
     ``/Date()/`` strings become datetimes and, with ``tenant_id``, every dict inside a list (a
-    child-table row) gets ``tenant_id``, in the same walk.
+    child-table row) gets ``tenant_id``, in the same walk; with ``key`` (the record's key field,
+    ``ContactID``), a child row one level down also gets its parent's key under that name and
+    ``position``, its 0-based place in Xero's list: the child table's natural key.
 
     Raises:
         ValueError: the record lacks a field we rely on (the message names the fields).
     """
-    _prepare(record, tenant_id)
+    _prepare(record, tenant_id, (key, record.get(key)) if key is not None else None)
     context: dict[str, Any] = {}
     try:
         parsed = model.model_validate(record, context=context)
@@ -302,25 +308,31 @@ def validate_record(model: type[XeroModel], record: dict,
     return row, context.get("type_changes", [])
 
 
-def _prepare(record: dict, tenant_id: str | None) -> None:
-    """One walk: ``/Date()/`` strings → UTC datetimes, ``tenant_id`` on dicts inside lists."""
+def _prepare(record: dict, tenant_id: str | None,
+             parent: tuple[str, Any] | None = None) -> None:
+    """One walk: ``/Date()/`` strings → UTC datetimes, ``tenant_id`` on dicts inside lists (and,
+    one level down from a record, ``parent``'s key and the position)."""
     for key, item in record.items():
         kind = type(item)
         if kind is str:
             if item.startswith("/Date(") and wire.is_net_date(item):
                 record[key] = wire.parse_net_date(item)
         elif kind is list:
-            _prepare_list(item, tenant_id)
+            _prepare_list(item, tenant_id, parent)
         elif kind is dict:
             _prepare(item, tenant_id)
 
 
-def _prepare_list(items: list, tenant_id: str | None) -> None:
+def _prepare_list(items: list, tenant_id: str | None,
+                  parent: tuple[str, Any] | None = None) -> None:
     for index, item in enumerate(items):
         kind = type(item)
         if kind is dict:
             if tenant_id is not None:
                 item["tenant_id"] = tenant_id
+            if parent is not None:
+                item[parent[0]] = parent[1]
+                item[POSITION] = index
             _prepare(item, tenant_id)
         elif kind is str:
             if item.startswith("/Date(") and wire.is_net_date(item):
@@ -384,6 +396,7 @@ def _nested(model: type[XeroModel]) -> dict[str, type[XeroModel]]:
 
 
 __all__ = [
+    "POSITION",
     "Account",
     "Address",
     "Contact",

@@ -43,7 +43,7 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from connector import masking
+from connector import child_keys, masking
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
@@ -207,6 +207,7 @@ class _Run:
                     raise
             if self._memory is None:
                 self._memory = self._given_memory or _destination_memory()
+                self._memory.prepare()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
                                                 thread_name_prefix="xero-org")
@@ -298,7 +299,7 @@ class _Run:
         """Validate a raw record and turn it into a row with ``tenant_id``; None if bad."""
         try:
             # One walk decodes the dates and stamps tenant_id on every child row.
-            row, notes = validate_record(entity.model, raw, org.tenant_id)
+            row, notes = validate_record(entity.model, raw, org.tenant_id, entity.key)
         except ValueError as exc:
             self.bad_record(org, entity, raw, str(exc))
             return None
@@ -589,7 +590,7 @@ def _resource(
         finally:
             run.resource_done()
     resource = dlt.resource(
-        gen, name=entity.name, columns=columns,
+        gen, name=entity.name, columns=columns, nested_hints=child_keys.nested_hints(entity.name),
         schema_contract=_contract(settings.schema_contract), **hints,
     )()
     memory_hints(resource)  # each page's memory rows go to the memory table, with the page

@@ -98,10 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent runs, freshness, warnings")
     status.add_argument("--json", action="store_true")
 
-    from pipelines import platform_commands, purge
+    from pipelines import platform_commands, purge, store_commands
 
     platform_commands.add_parsers(sub)
     purge.add_parser(sub)
+    store_commands.add_parser(sub)
     return parser
 
 
@@ -182,6 +183,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "apikey": lambda args: _platform("apikey", args),
     "webhooks": lambda args: _platform("webhooks", args),
     "purge": lambda args: _purge(args),
+    "store": lambda args: _store(args),
 }
 
 
@@ -195,6 +197,12 @@ def _purge(args: argparse.Namespace) -> int:
     from pipelines.purge import purge_from_cli
 
     return purge_from_cli(args)
+
+
+def _store(args: argparse.Namespace) -> int:
+    from pipelines.store_commands import store_from_cli
+
+    return store_from_cli(args)
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C

@@ -1,29 +1,49 @@
-"""Dagster definitions: every connected Xero organisation is a partition of one job.
+"""Dagster definitions: every connected Xero organisation is a partition; a run loads a batch.
 
     dagster dev -m pipelines.dagster_defs          # or dagster-webserver + dagster-daemon
 
-- ``xero_organisations``: dynamic partitions keyed by tenant id, one per connected organisation;
+- ``xero_organisations``: dynamic partitions keyed by tenant id, one per connected organisation
+  (status, history, backfills and alerts per customer);
 - ``xero_organisations_sensor``: keeps them in step with the store — a new connection adds a
-  partition and asks for its first load, one no longer connected loses its partition (its
+  partition and, unless its first load already ran or runs (the auth server starts one when
+  the customer confirms), asks for it; one no longer connected loses its partition (its
   history stays in Dagster's event log);
-- ``xero_hourly``: a run per organisation every hour;
-- ``xero_sync_job``: materialises the five tables of one organisation.
+- ``xero_hourly``: every organisation every hour, in runs of up to ``batch_size``;
+- ``xero_sync_job``: materialises the five tables of the run's organisations.
 
-A partition runs what ``xero-elt run --tenant ID`` runs (``pipelines.run.execute``), with the
-per-organisation pipeline layout (``pipelines/layout.py``): same source, store, ``sync_runs``
-and ``connections`` rows, the store's organisation lock. We do not use dagster-dlt's
-``@dlt_assets``: it runs the dlt pipeline itself, which would be a second loading path beside
-the one with our locks, bookkeeping and exit meanings.
+Batches. A Python process per run costs seconds before any work (docs/benchmarks.md), so the
+schedule and the sensor ask for runs over up to ``batch_size`` (50) partitions at once, by
+Dagster's partition-range tags ``dagster/asset_partition_range_start`` / ``…_end`` — what
+Dagster's docs give for one run over many partitions, and the one of its mechanisms a schedule
+and a sensor can use (``BackfillPolicy.multi_run`` applies to backfills only, and a run request
+has no list of keys). A range covers every key between its ends in the partitions' order (the
+order they were added), so batches are blocks of neighbours in that order (``batches``). A
+batch of one asks by ``partition_key``, as before.
 
-Concurrency: at most one run per organisation comes from the store's organisation lock (every
-worker sees it) and, so runs queue rather than fail, from a run tag limit on ``dagster/partition``
-in ``dagster.yaml``; the pool ``xero_organisations`` caps the organisations loading at once
-(docs/deploy.md has both).
+Inside a run, one process runs what ``xero-elt run --tenant A --tenant B …`` runs
+(``pipelines.run.execute``) on the per-organisation layout (``pipelines/layout.py``): a dlt
+pipeline per organisation, side by side in threads, each with its own ``sync_runs`` rows and
+organisation lock. Each organisation's tables are materialised on its own partition (metadata:
+``organisation`` — its name —, tenant id, rows, API calls, outcome); one that failed gets an
+observation saying why on its partition, and the run then fails, which is how Dagster marks a
+partition failed: planned by a failed run and not materialised — only that organisation's. We
+do not use dagster-dlt's ``@dlt_assets``: it runs the dlt pipeline itself, which would be a
+second loading path beside the one with our locks, bookkeeping and exit meanings.
+
+Run tags: ``xero_elt/tenant_ids`` (the batch's partitions, exact) and ``xero_elt/organisations``
+(their names, cut to ``NAMES_TAG_CHARS``).
+
+Concurrency: at most one run per organisation comes from the store's organisation locks (every
+worker sees them); the schedule leaves out organisations a queued or running run already
+covers, and a run tag limit on ``dagster/partition`` in ``dagster.yaml`` queues single-partition
+runs (a backfill's, a launch from the UI); the pool ``xero_organisations`` caps the runs
+loading at once (docs/deploy.md has both).
 """
 
 # No `from __future__ import annotations`: Dagster reads the config class from the annotations.
+import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -35,13 +55,19 @@ from connector.entities import ENTITY_TABLE
 from connector.settings import ENTITIES as TABLES
 from pipelines import exitcodes
 from pipelines.run import RunOptions, RunReport, execute
-from store import ConnectionStatus, open_store
+from store import Connection, ConnectionStatus, open_store
 
 log = logging.getLogger("xero_elt.dagster")
 
 PARTITIONS = "xero_organisations"
 POOL = "xero_organisations"
-ORGANISATION_TAG = "xero_elt/organisation"
+# A run's organisations: tenant ids (exact, what the schedule reads) and names (for people).
+TENANTS_TAG = "xero_elt/tenant_ids"
+ORGANISATIONS_TAG = "xero_elt/organisations"
+NAMES_TAG_CHARS = 200
+# Dagster's own tags for a run over a range of partitions (dagster/_core/storage/tags.py).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 organisations = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 
 # The entity of `xero-elt run --entities` that loads each table: options come with categories.
@@ -60,6 +86,9 @@ class DagsterSettings(BaseConfiguration):
     sensor_interval_seconds: int = 30
     """How often the sensor compares partitions with the store
     (``PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS``)."""
+    batch_size: int = 50
+    """Organisations (partitions) one run of the schedule or the sensor loads at most, side by
+    side in one process (``PIPELINES__DAGSTER__BATCH_SIZE``); 1 is a run per organisation."""
 
 
 SETTINGS = resolve_configuration(DagsterSettings(), sections=("pipelines", "dagster"))
@@ -97,120 +126,232 @@ def entities_for(selected: Sequence[dg.AssetKey]) -> list[str]:
     return list(dict.fromkeys(ENTITY_OF[t] for t in TABLES if t in tables))
 
 
-def _results(report: RunReport, tables: Sequence[str]) -> Iterator[dg.MaterializeResult]:
-    """A materialisation per table its entity loaded; raises Failure when one failed."""
+def _table_metadata(org: dict[str, Any], entity: dict[str, Any]) -> dict[str, Any]:
+    """What a table's materialisation (or failure) on one organisation's partition says."""
+    metadata: dict[str, Any] = {
+        "organisation": org.get("organisation_name") or org["tenant_id"],
+        "tenant_id": org["tenant_id"],
+        "run_id": org.get("run_id") or "",
+        "outcome": entity.get("outcome") or org.get("outcome") or "failed",
+        "entity_rows_loaded": entity.get("rows_loaded", 0),
+        "entity_api_calls": entity.get("api_calls", 0),
+        "organisation_rows_loaded": org.get("rows_loaded", 0),
+        "organisation_api_calls": org.get("api_calls", 0),
+    }
+    if "bytes_received" in entity:  # once the run reports egress per entity
+        metadata["entity_bytes_received"] = entity["bytes_received"]
+    if entity.get("error") or org.get("error"):
+        metadata["error"] = str(entity.get("error") or org.get("error"))
+    return metadata
+
+
+def _events(report: RunReport, tables: Sequence[str]) -> Iterator[
+        dg.AssetMaterialization | dg.AssetObservation]:
+    """Per organisation (partition) and table: a materialisation when its entity loaded, an
+    observation saying why when it did not; raises Failure at the end when any failed.
+
+    Why a Failure: Dagster (1.13, ``build_failed_and_in_progress_partition_subset``) marks a
+    partition failed when a run that planned it ended in failure without materialising it. The
+    run therefore fails when an organisation failed, and only the partitions it did not
+    materialise show failed; the batch's other organisations show their materialisations."""
     summary = report.summary
     if report.exit_code in (exitcodes.USAGE, exitcodes.LOCKED) or not summary.get(
         "organisations"
     ):
         raise dg.Failure(f"xero-elt run exited {report.exit_code}: "
                          f"{summary.get('error') or summary.get('outcome')}")
-    org = summary["organisations"][0]
     failed: list[str] = []
-    for table in tables:
-        entity = org["entities"].get(ENTITY_OF[table], {})
-        outcome = entity.get("outcome")
-        if outcome == "ok":
-            yield dg.MaterializeResult(asset_key=table_key(table), metadata={
-                "tenant_id": org["tenant_id"], "run_id": summary["run_id"],
-                "entity_rows_loaded": entity.get("rows_loaded", 0),
-                "entity_api_calls": entity.get("api_calls", 0),
-            })
-        elif outcome in ("deferred", "skipped"):
-            # Xero's day limit (or our budget): the next run carries on, nothing is wrong here.
-            log.warning("%s of %s %s: %s", table, org["tenant_id"], outcome, entity.get("error"))
-        else:
-            failed.append(f"{table}: {entity.get('error') or outcome}")
+    for org in summary["organisations"]:
+        tenant = org["tenant_id"]
+        name = org.get("organisation_name") or tenant
+        for table in tables:
+            entity = org["entities"].get(ENTITY_OF[table], {})
+            metadata = _table_metadata(org, entity)
+            outcome = metadata["outcome"]
+            if outcome == "ok":
+                yield dg.AssetMaterialization(table_key(table), partition=tenant,
+                                              metadata=metadata)
+                continue
+            yield dg.AssetObservation(table_key(table), partition=tenant, metadata=metadata)
+            if outcome in ("deferred", "skipped"):
+                # Xero's day limit (or our budget): the next run carries on, nothing is wrong.
+                log.warning("%s of %s (%s) %s: %s", table, name, tenant, outcome,
+                            entity.get("error"))
+            else:
+                failed.append(f"{name} ({tenant}) {table}: {metadata.get('error') or outcome}")
     if failed:
-        raise dg.Failure(f"organisation {org['tenant_id']}: " + "; ".join(failed),
-                         metadata={"run_id": summary["run_id"]})
+        raise dg.Failure(f"{len(failed)} table(s) failed: " + "; ".join(failed[:20]),
+                         metadata={"run_id": summary.get("run_id") or ""})
 
 
 @dg.multi_asset(specs=SPECS, partitions_def=organisations, can_subset=True, pool=POOL,
                 name="xero_organisation_tables")
 def xero_organisation_tables(
     context: dg.AssetExecutionContext, config: XeroRunConfig
-) -> Iterator[dg.MaterializeResult]:
-    """One organisation's tables, loaded by `xero-elt run --tenant <partition>`."""
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+    """The tables of the run's organisations (one partition, or a range of them), loaded by
+    ``xero-elt run --tenant A --tenant B …`` in this process, one pipeline per organisation."""
     tables = [t for t in TABLES if table_key(t) in context.selected_asset_keys]
+    keys = list(context.partition_keys)
+    connected = connected_organisations()
+    # Disconnected since the run was asked for (the sensor drops its partition next): left
+    # out, or `execute` would refuse the whole batch for one unknown tenant.
+    tenants = [k for k in keys if k in connected]
+    for gone in (k for k in keys if k not in connected):
+        context.log.warning("organisation %s is no longer connected: not loaded", gone)
+    if not tenants:
+        return
     report = execute(RunOptions(
         destination=config.destination, dataset=config.dataset,
-        tenants=[context.partition_key], entities=entities_for(
-            [table_key(t) for t in tables]),
+        tenants=tenants, entities=entities_for([table_key(t) for t in tables]),
         reconcile=config.reconcile, full_refresh=config.full_refresh,
         layout="per_organisation",
     ))
-    context.log.info("xero-elt run %s: exit %d, %s", report.summary.get("run_id"),
+    context.log.info("xero-elt run of %d organisation(s): exit %d, %s", len(tenants),
                      report.exit_code, report.summary.get("outcome"))
-    yield from _results(report, tables)
+    yield from _events(report, tables)
 
 
 xero_sync_job = dg.define_asset_job(
     "xero_sync_job", selection=dg.AssetSelection.assets(xero_organisation_tables),
-    description="Every table of one organisation (a partition per connected organisation).",
+    description="Every table of a batch of organisations (a partition per connected "
+                "organisation; a run covers one partition or a range of them).",
     # One step per run: a subprocess per step (the default) would only add its start-up.
     executor_def=dg.in_process_executor,
 )
 
 
-def connected_tenants() -> dict[str, str]:
-    """The store's connected organisations: tenant id → when it was (last) connected."""
+def connected_organisations() -> dict[str, Connection]:
+    """The store's connected organisations: tenant id → its connection record."""
     store = open_store()
     try:
         found = store.list_connections([ConnectionStatus.CONNECTED])
     finally:
         store.close()
-    return {c.tenant_id: str(c.connected_at) for c in found if c.tenant_id}
+    return {c.tenant_id: c for c in found if c.tenant_id}
 
 
-def _run_request(tenant_id: str, run_key: str) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, partition_key=tenant_id,
-                         tags={ORGANISATION_TAG: tenant_id})
+def batches(order: Sequence[str], wanted: Collection[str], size: int) -> list[list[str]]:
+    """``wanted`` cut into runs of at most ``size`` partitions, each a block of neighbours in
+    ``order`` (the partitions definition's order): a range tag pair covers every key between
+    its ends in that order, so a block must never span a key that is not wanted."""
+    found: list[list[str]] = []
+    block: list[str] = []
+    for key in order:
+        if key in wanted:
+            block.append(key)
+            if len(block) >= max(size, 1):
+                found.append(block)
+                block = []
+        elif block:
+            found.append(block)
+            block = []
+    if block:
+        found.append(block)
+    return found
+
+
+def names_tag(names: Sequence[str]) -> str:
+    """Organisation names for a run tag, cut to what a person reads in the runs list."""
+    text = ""
+    for i, name in enumerate(names):
+        more = f", … (+{len(names) - i} more)"
+        candidate = f"{text}, {name}" if text else name
+        if len(candidate) + len(more) > NAMES_TAG_CHARS and i < len(names) - 1:
+            return (text or name[:NAMES_TAG_CHARS]) + more
+        text = candidate
+    return text
+
+
+def batch_request(keys: Sequence[str], names: dict[str, str], run_key: str) -> dg.RunRequest:
+    """One run over these partitions (neighbours in the partitions' order): a single one by
+    ``partition_key`` (so ``dagster/partition`` and its run tag limit apply), several by
+    Dagster's partition-range tags. Our tags say which organisations, by id and by name."""
+    tags = {TENANTS_TAG: ",".join(keys),
+            ORGANISATIONS_TAG: names_tag([names.get(k) or k for k in keys])}
+    if len(keys) == 1:
+        return dg.RunRequest(run_key=run_key, partition_key=keys[0], tags=tags)
+    return dg.RunRequest(run_key=run_key, tags={
+        **tags, RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
+
+
+def run_partitions(tags: dict[str, str]) -> list[str]:
+    """The organisations (partitions) a run of ``xero_sync_job`` covers, from its tags."""
+    if tags.get(TENANTS_TAG):
+        return tags[TENANTS_TAG].split(",")
+    return [tags["dagster/partition"]] if tags.get("dagster/partition") else []
+
+
+def needs_first_load(conn: Connection) -> bool:
+    """False when this connection's first load already ran or is running (the auth server
+    starts one when the customer confirms; a `xero-elt run` may have too), so a new connection
+    gets exactly one: ``syncing`` means a run has it now, and a sync since ``connected_at``
+    means one loaded it. A first load that failed outright leaves neither, and is asked for."""
+    if conn.sync_state == "syncing":
+        return False
+    return not (conn.last_synced_at and conn.connected_at
+                and conn.last_synced_at >= conn.connected_at)
 
 
 @dg.sensor(job=xero_sync_job, minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def xero_organisations_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Partitions follow the store: add the newly connected (with a first load), drop the rest."""
-    wanted = connected_tenants()
+    """Partitions follow the store: add the newly connected (with a first load in runs of up to
+    ``batch_size``, unless theirs already ran or runs), drop the rest."""
+    wanted = connected_organisations()
     known = set(context.instance.get_dynamic_partitions(PARTITIONS))
-    added = [t for t in wanted if t not in known]
+    added = [t for t in wanted if t not in known]  # appended to the partitions in this order
     removed = sorted(known - set(wanted))
     requests: list[Any] = []
     if added:
         requests.append(organisations.build_add_request(added))
     if removed:
         requests.append(organisations.build_delete_request(removed))
+    first = {t for t in added if needs_first_load(wanted[t])}
+    names = {t: c.organisation_name or t for t, c in wanted.items()}
+    # The run key makes a first load once per connection, however often the sensor runs; an
+    # organisation that reconnects (a new connected_at) gets a first load again.
+    run_requests = [
+        batch_request(block, names, "first-load:" + _digest(
+            f"{t}:{wanted[t].connected_at}" for t in block))
+        for block in batches(added, first, SETTINGS.batch_size)
+    ]
     return dg.SensorResult(
-        # The run key makes a first load once per connection, however often the sensor runs;
-        # an organisation that reconnects (a new connected_at) gets a first load again.
-        run_requests=[_run_request(t, f"first-load:{t}:{wanted[t]}") for t in added],
-        dynamic_partitions_requests=requests,
+        run_requests=run_requests, dynamic_partitions_requests=requests,
         skip_reason=None if requests else "partitions match the connected organisations",
     )
+
+
+def _digest(parts: Iterable[str]) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 @dg.schedule(job=xero_sync_job, cron_schedule=SETTINGS.schedule_cron, name="xero_hourly",
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    """A run per organisation (partition) every hour (``schedule_cron``), except where one is
-    still queued: it has not started, so it will read everything this tick would. Without this
-    a pass that takes longer than the interval would pile up a queue without end."""
+    """Every organisation (partition) every hour (``schedule_cron``), in runs of up to
+    ``batch_size``, except those a run already covers that has not finished: a queued one will
+    read everything this tick would, and a running one holds their organisation locks (a
+    second batch would be refused them). Without this a pass longer than the interval would
+    pile up a queue without end."""
     tick = context.scheduled_execution_time.isoformat()
-    waiting = _queued_partitions(context.instance)
-    wanted = [t for t in context.instance.get_dynamic_partitions(PARTITIONS) if t not in waiting]
-    if not wanted and waiting:
-        return dg.SkipReason(f"every organisation already has a run queued ({len(waiting)})")
-    return [_run_request(t, f"hourly:{tick}:{t}") for t in wanted]
+    busy = _busy_partitions(context.instance)
+    order = context.instance.get_dynamic_partitions(PARTITIONS)
+    wanted = {t for t in order if t not in busy}
+    if not wanted and busy:
+        return dg.SkipReason(f"every organisation already has a run under way ({len(busy)})")
+    names = {t: c.organisation_name or t for t, c in connected_organisations().items()}
+    return [batch_request(block, names, f"hourly:{tick}:{block[0]}:{len(block)}")
+            for block in batches(order, wanted, SETTINGS.batch_size)]
 
 
-def _queued_partitions(instance: dg.DagsterInstance) -> set[str]:
-    """Organisations with a run of the job that has not started yet."""
+def _busy_partitions(instance: dg.DagsterInstance) -> set[str]:
+    """Organisations with a run of the job that is queued or under way."""
     records = instance.get_run_records(dg.RunsFilter(
         job_name=xero_sync_job.name,
-        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]))
-    return {r.dagster_run.tags[ORGANISATION_TAG] for r in records
-            if ORGANISATION_TAG in r.dagster_run.tags}
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                  dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
+    return {key for r in records for key in run_partitions(dict(r.dagster_run.tags))}
 
 
 defs = dg.Definitions(

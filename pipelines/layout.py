@@ -3,10 +3,12 @@
 - ``shared`` (the default, cron on one machine): one pipeline per destination and dataset,
   ``xero_<destination>_<dataset>``; every organisation's cursors live in its state.
 - ``per_organisation`` (Dagster, several workers): ``xero_<destination>_<dataset>__<tenant>``,
-  one run per organisation. dlt keeps a pipeline's state as one document (locally and in the
-  destination's ``_dlt_pipeline_state``): runs of different organisations through one pipeline,
-  side by side or on different machines, would each write back their own copy and lose the other
-  organisations' cursors. A pipeline per organisation gives each its own state document.
+  a pipeline per organisation; a run of several (a Dagster batch) is one run of each, side by
+  side in threads (``pipelines.run._execute_each``). dlt keeps a pipeline's state as one
+  document (locally and in the destination's ``_dlt_pipeline_state``): runs of different
+  organisations through one pipeline, side by side or on different machines, would each write
+  back their own copy and lose the other organisations' cursors. A pipeline per organisation
+  gives each its own state document.
 
 Both layouts load into the same dataset and staging dataset; loads into one dataset take turns
 (see ``pipelines/runlocks.py`` and docs/deploy.md for why the staging dataset stays shared).
@@ -32,8 +34,8 @@ class LayoutSettings(BaseConfiguration):
     """``[pipelines]``: how runs map onto dlt pipelines."""
 
     layout: str = "shared"
-    """``shared`` (one pipeline for every organisation) or ``per_organisation`` (one pipeline,
-    and one run, per organisation: what Dagster runs). Also ``PIPELINES__LAYOUT``."""
+    """``shared`` (one pipeline for every organisation) or ``per_organisation`` (one pipeline
+    per organisation: what Dagster runs). Also ``PIPELINES__LAYOUT``."""
 
 
 def configured_layout(explicit: str | None = None) -> str:
@@ -46,7 +48,8 @@ def configured_layout(explicit: str | None = None) -> str:
 
 
 def pipeline_name(target: Target, layout: str, tenants: Sequence[str] | None) -> str:
-    """The dlt pipeline of this run; a per-organisation run must name exactly one organisation."""
+    """The dlt pipeline of this run; a per-organisation run here names exactly one organisation
+    (``execute`` splits a run of several into one run each)."""
     if layout == "shared":
         return target.pipeline_name
     if not tenants or len(set(tenants)) != 1:

@@ -4,11 +4,16 @@ One run: take the lock, finish load packages a killed run left behind, extract e
 organisation and entity in parallel through the connector's source, load, then write
 `sync_runs` and `connections`, update the store, log one line per organisation, and exit with
 0 (ok), 1 (failed), 2 (usage), 3 (partial) or 75 (locked).
+
+On the per-organisation layout (Dagster's) a run of several organisations is one run of each,
+through its own pipeline, side by side in threads of this process, reported as one
+(``_execute_each``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -100,8 +105,10 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
         target = resolve_target(options.destination, options.dataset)
         layout = configured_layout(options.layout)
         options = replace(options, layout=layout)
-        name = pipeline_name(target, layout, options.tenants)
         store = store or open_store()
+        if layout == "per_organisation" and len(set(options.tenants or ())) != 1:
+            return _execute_each(options, target, store)
+        name = pipeline_name(target, layout, options.tenants)
     except (DestinationError, StoreError) as exc:
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
@@ -121,6 +128,106 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
         message = f"cannot use the run lock {store.home / 'run.lock'}: {exc.strerror or exc}"
         print(f"xero-elt run: {message}", file=sys.stderr)
         return RunReport(exitcodes.FAILURE, {"outcome": "failed", "error": message})
+
+
+# Per-organisation pipelines one run drives at once (each in a thread of its own: dlt runs
+# pipelines side by side in threads); their loads take turns on the dataset anyway.
+ORGANISATION_PIPELINES_AT_ONCE = 16
+
+
+def _execute_each(options: RunOptions, target: Target, store: Store) -> RunReport:
+    """Several organisations on the per-organisation layout (a Dagster batch, or
+    ``xero-elt run --tenant A --tenant B`` with ``PIPELINES__LAYOUT=per_organisation``): one run
+    per organisation, each through its own pipeline (layout.py says why), side by side in this
+    process, and one report of them all. An organisation whose lock another run holds is
+    reported ``locked`` and the others load; 75 only when every one of them was locked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = _now()
+    clock = time.monotonic()
+    try:
+        connections = _selected_connections(store, options.tenants)
+    except DestinationError as exc:
+        log.error("%s", exc)
+        return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
+    names = {c.tenant_id: c.organisation_name for c in connections}
+    tenants = list(dict.fromkeys(c.tenant_id for c in connections))
+
+    def one(tenant: str) -> RunReport:
+        mine = open_store(store.home)  # a store (and its locks) per run, as separate runs have
+        try:
+            return execute(replace(options, tenants=[tenant], as_json=False), mine)
+        finally:
+            mine.close()
+
+    reports: list[RunReport] = []
+    if tenants:
+        _import_before_threads(target)
+        with ThreadPoolExecutor(max_workers=min(len(tenants), ORGANISATION_PIPELINES_AT_ONCE),
+                                thread_name_prefix="xero-elt-org") as pool:
+            reports = list(pool.map(one, tenants))
+    else:
+        log.info("no connected organisations to load (see `xero-elt connections`)")
+    organisations: list[dict[str, Any]] = []
+    for tenant, report in zip(tenants, reports, strict=True):
+        found = report.summary.get("organisations")
+        if found:
+            organisations.extend({**org, "run_id": report.summary.get("run_id")}
+                                 for org in found)
+        elif report.exit_code != exitcodes.OK:
+            outcome = "locked" if report.exit_code == exitcodes.LOCKED else "failed"
+            organisations.append({
+                "tenant_id": tenant, "organisation_name": names.get(tenant),
+                "run_id": report.summary.get("run_id"), "outcome": outcome,
+                "rows_loaded": 0, "api_calls": 0, "error": report.summary.get("error"),
+                "entities": {},
+            })
+    code, overall = _overall([r.exit_code for r in reports])
+    summary = {
+        "run_id": started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3),
+        "outcome": overall, "exit_code": code, "started_at": started.isoformat(),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "destination": target.name, "dataset": target.dataset, "pipeline": "per_organisation",
+        "organisations": organisations,
+        "token_calls": sum(r.summary.get("token_calls", 0) for r in reports),
+        "connections_calls": sum(r.summary.get("connections_calls", 0) for r in reports),
+        "withdrawn": sum(r.summary.get("withdrawn", 0) for r in reports),
+        "options": {"entities": list(options.entities or ENTITIES),
+                    "reconcile": options.reconcile, "full_refresh": options.full_refresh,
+                    "webhook_events": options.webhook_events},
+    }
+    log.info("run of %d organisation(s), one pipeline each: %s (%.1f s)", len(tenants), overall,
+             summary["duration_s"])
+    return RunReport(code, summary)
+
+
+def _import_before_threads(target: Target) -> None:
+    """Import what a run imports lazily, once, before its threads do: two threads importing
+    pandas at once in a fresh process (a Dagster run) get a partially initialised module
+    ("partially initialized module 'pandas' has no attribute 'DataFrame'")."""
+    import dlt  # noqa: F401
+
+    import pipelines.loading  # noqa: F401
+
+    for module in ("dlt.common.libs.pyarrow", "dlt.common.libs.pandas",
+                   "dlt.extract.extractors", "dlt.normalize", "dlt.load"):
+        with contextlib.suppress(Exception):  # optional ones (pandas, pyarrow) may be absent
+            importlib.import_module(module)
+    with contextlib.suppress(Exception):
+        _ = target.destination.client_class  # the destination's client module and driver
+
+
+def _overall(codes: Sequence[int]) -> tuple[int, str]:
+    """One exit code for runs of one organisation each."""
+    if all(c == exitcodes.OK for c in codes):
+        return exitcodes.OK, "ok"
+    if all(c == exitcodes.LOCKED for c in codes):
+        return exitcodes.LOCKED, "locked"
+    if all(c == exitcodes.USAGE for c in codes):
+        return exitcodes.USAGE, "usage"
+    if any(c in (exitcodes.OK, exitcodes.PARTIAL) for c in codes):
+        return exitcodes.PARTIAL, "partial"
+    return exitcodes.FAILURE, "failed"
 
 
 def _selected_connections(store: Store, tenants: Sequence[str] | None) -> list[Any]:

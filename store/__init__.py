@@ -12,6 +12,7 @@ It holds:
 One interface (``Store``, in ``base``), two backends chosen by the store URL (``config``):
 SQLite, embedded, the default (``sqlite``), and PostgreSQL for several machines (``postgres``).
 ``open_store()`` opens the configured one; both apply the schema steps of ``migrations``.
+``copy`` moves one store's records into another (``xero-elt store copy --to URL``).
 """
 
 from store.base import Store

@@ -65,7 +65,8 @@ _dlt_load_id | — | The dlt load that wrote the row (see `_dlt_loads`).
 _dlt_id | — | dlt's unique row id; child rows point at it with `_dlt_parent_id`.
 _dlt_parent_id | — | The parent row's `_dlt_id` (join child to parent on it).
 _dlt_root_id | — | The top-level row's `_dlt_id` (the same as `_dlt_parent_id` one level down).
-_dlt_list_idx | — | Position in the Xero list the row came from (0-based).
+_dlt_list_idx | — | Position in the Xero list the row came from (0-based); the same as `position`.
+position | — | A child row's 0-based place in its parent's Xero list: with `tenant_id` and the parent's key, the child row's key.
 """)
 
 _CONTACT = "GET /Contacts?where=IsSupplier==true&includeArchived=true"
@@ -131,8 +132,9 @@ status_attribute_string | Contact.StatusAttributeString | Xero's status text (e.
     ),
     "suppliers__addresses": TableDoc(
         "A supplier's addresses (Contact.Addresses[]): usually one POBOX and one STREET, even "
-        "when empty. Join `_dlt_parent_id` to `suppliers._dlt_id`.",
+        "when empty. Key `(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 address_type | Address.AddressType | POBOX (postal) or STREET.
 address_line1 | Address.AddressLine1 | First address line.
 address_line2 | Address.AddressLine2 | Second address line.
@@ -147,8 +149,9 @@ attention_to | Address.AttentionTo | Attention of.
     ),
     "suppliers__phones": TableDoc(
         "A supplier's phone numbers (Contact.Phones[]): DEFAULT, DDI, MOBILE and FAX, even when "
-        "empty. Join `_dlt_parent_id` to `suppliers._dlt_id`.",
+        "empty. Key `(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 phone_type | Phone.PhoneType | DEFAULT, DDI, MOBILE, FAX or OFFICE.
 phone_number | Phone.PhoneNumber | The number.
 phone_area_code | Phone.PhoneAreaCode | Area code.
@@ -156,9 +159,10 @@ phone_country_code | Phone.PhoneCountryCode | Country code.
 """),
     ),
     "suppliers__contact_persons": TableDoc(
-        "Further people at a supplier (Contact.ContactPersons[]). Join `_dlt_parent_id` to "
-        "`suppliers._dlt_id`.",
+        "Further people at a supplier (Contact.ContactPersons[]). Key `(tenant_id, "
+        "contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 first_name | ContactPerson.FirstName | First name.
 last_name | ContactPerson.LastName | Last name.
 email_address | ContactPerson.EmailAddress | Email address.
@@ -166,18 +170,20 @@ include_in_emails | ContactPerson.IncludeInEmails | True when Xero copies this p
 """),
     ),
     "suppliers__contact_groups": TableDoc(
-        "Contact groups a supplier belongs to (Contact.ContactGroups[]). Join `_dlt_parent_id` "
-        "to `suppliers._dlt_id`.",
+        "Contact groups a supplier belongs to (Contact.ContactGroups[]). Key `(tenant_id, "
+        "contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 contact_group_id | ContactGroup.ContactGroupID | The group's id.
 name | ContactGroup.Name | The group's name.
 status | ContactGroup.Status | ACTIVE or DELETED.
 """),
     ),
     "suppliers__attachments": TableDoc(
-        "Files attached to a supplier (Contact.Attachments[]), metadata only. Join "
-        "`_dlt_parent_id` to `suppliers._dlt_id`.",
+        "Files attached to a supplier (Contact.Attachments[]), metadata only. Key "
+        "`(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 attachment_id | Attachment.AttachmentID | The attachment's id.
 file_name | Attachment.FileName | File name.
 url | Attachment.Url | Where Xero serves it (needs an access token).
@@ -188,23 +194,27 @@ include_online | Attachment.IncludeOnline | True when shown with online document
     ),
     "suppliers__purchases_tracking_categories": TableDoc(
         "Default tracking for a supplier's bills (Contact.PurchasesTrackingCategories[]), by "
-        "name. Join `_dlt_parent_id` to `suppliers._dlt_id`.",
+        "name. Key `(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 tracking_category_name | TrackingCategoryName | The tracking category's name.
 tracking_option_name | TrackingOptionName | The option's name.
 """),
     ),
     "suppliers__sales_tracking_categories": TableDoc(
         "Default tracking for a contact's sales (Contact.SalesTrackingCategories[]), by name. "
-        "Join `_dlt_parent_id` to `suppliers._dlt_id`.",
+        "Key `(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 tracking_category_name | TrackingCategoryName | The tracking category's name.
 tracking_option_name | TrackingOptionName | The option's name.
 """),
     ),
     "suppliers__validation_errors": TableDoc(
-        "Validation errors Xero reports on a contact (Contact.ValidationErrors[]).",
+        "Validation errors Xero reports on a contact (Contact.ValidationErrors[]). Key "
+        "`(tenant_id, contact_id, position)`; join `suppliers` on `(tenant_id, contact_id)`.",
         _columns("""
+contact_id | Contact.ContactID | The supplier the row belongs to.
 message | ValidationError.Message | The error.
 """),
     ),
@@ -254,9 +264,11 @@ can_apply_to_revenue | TaxRate.CanApplyToRevenue | True when usable on revenue a
 """),
     ),
     "tax_rates__tax_components": TableDoc(
-        "The components a tax rate adds up from (TaxRate.TaxComponents[]). Join "
-        "`_dlt_parent_id` to `tax_rates._dlt_id`; `tax_rates_current` sums them.",
+        "The components a tax rate adds up from (TaxRate.TaxComponents[]). Key `(tenant_id, "
+        "tax_type, position)`; join `tax_rates` on `(tenant_id, tax_type)`; "
+        "`tax_rates_current` sums them.",
         _columns("""
+tax_type | TaxRate.TaxType | The tax rate the component belongs to.
 name | TaxComponent.Name | The component's name (e.g. GST).
 rate | TaxComponent.Rate | Its rate, in percent.
 is_compound | TaxComponent.IsCompound | True when applied on top of the simple components.
@@ -372,8 +384,12 @@ a fresh load and this document drift.
   (`xero_elt.duckdb`, so `SELECT ... FROM xero.suppliers`).
 - **Names** are snake_case versions of Xero's: `UpdatedDateUTC` → `updated_date_utc`. Nested
   objects are flattened with `__` (`PaymentTerms.Bills.Day` → `payment_terms__bills__day`);
-  lists become child tables named `<table>__<list>` (`suppliers__addresses`), joined with
-  `child._dlt_parent_id = parent._dlt_id`.
+  lists become child tables named `<table>__<list>` (`suppliers__addresses`).
+- **Child tables** are keyed by `tenant_id`, their parent's key under the parent's column name
+  (`contact_id`, `tax_type`) and `position`, the row's 0-based place in Xero's list: join
+  `suppliers__phones` to `suppliers` on `(tenant_id, contact_id)`. A supplier that loses a phone
+  loses its row. With history on, a child row belongs to one version of its parent: join it on
+  `child._dlt_parent_id = parent._dlt_id` (which always works).
 - **Organisations**: every row of every Xero table, child tables included, has `tenant_id`. The
   organisation's name is one join away: `JOIN xero.organisations USING (tenant_id)`.
 - **Types** (dlt's names; what DuckDB / PostgreSQL call them):

@@ -37,12 +37,17 @@ def _reference_validate(model: type[XeroModel], record: dict) -> tuple[dict, lis
         context.get("type_changes", [])
 
 
-def _reference_stamp(row: dict, tenant_id: str) -> None:
+def _reference_stamp(row: dict, tenant_id: str, key: str | None = None) -> None:
+    """``tenant_id`` on every child row; with ``key``, one level down, the parent's key and the
+    position too (the child tables' natural key)."""
     for value in row.values():
         if isinstance(value, list):
-            for item in value:
+            for position, item in enumerate(value):
                 if isinstance(item, dict):
                     item["tenant_id"] = tenant_id
+                    if key is not None:
+                        item[key] = row[key]
+                        item["position"] = position
                     _reference_stamp(item, tenant_id)
         elif isinstance(value, dict):
             _reference_stamp(value, tenant_id)
@@ -54,7 +59,7 @@ def _reference_build_row(self: Any, org: Any, entity: Any, raw: dict) -> dict | 
     except ValueError as exc:
         self.bad_record(org, entity, raw, str(exc))
         return None
-    _reference_stamp(row, org.tenant_id)
+    _reference_stamp(row, org.tenant_id, entity.key)
     return {"tenant_id": org.tenant_id, **row}
 
 
@@ -134,3 +139,19 @@ def test_rows_keep_their_tables_columns_types_and_content(
     assert any("Decimal" in v for row in content["tax_rates__tax_components"] for v in row)
     assert any("datetime" in v for row in content["suppliers"] for v in row)
     assert all("tenant_id" in cols for cols in columns.values())
+    # Every child row carries its natural key: tenant_id, the parent's key, its position; unique,
+    # and the same parent as dlt's _dlt_parent_id says.
+    schema = loader.pipeline.default_schema
+    for table in columns:
+        parent = schema.tables[table].get("parent")
+        if not parent:
+            continue
+        key = next(c for c, spec in schema.tables[parent]["columns"].items()
+                   if spec.get("primary_key") and c != "tenant_id")
+        assert loader.query(
+            f'select count(*) from "{table}" t join "{parent}" p on t._dlt_parent_id = p._dlt_id '  # noqa: S608
+            f'where t.tenant_id = p.tenant_id and t."{key}" = p."{key}" '
+            "and t.position = t._dlt_list_idx")[0][0] == loader.count(f'"{table}"'), table
+        assert loader.query(
+            f'select count(*) from (select distinct tenant_id, "{key}", position '  # noqa: S608
+            f'from "{table}") d')[0][0] == loader.count(f'"{table}"'), table

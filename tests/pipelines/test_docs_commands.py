@@ -1,5 +1,6 @@
 """The docs' own commands work as written (issue 26, point 4): the README's query one-liner and
-key one-liner, and docs/sandbox.md's recipe pointing the CLI at a running sandbox."""
+key one-liner, docs/sandbox.md's recipe pointing the CLI at a running sandbox, and
+docs/deploy.md's move of the store (issue 24, point 4)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 SANDBOX_DOC = (REPO / "docs" / "sandbox.md").read_text()
+DEPLOY_DOC = (REPO / "docs" / "deploy.md").read_text()
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -78,3 +80,31 @@ def test_the_sandbox_recipe_points_the_cli_at_a_running_sandbox(
     app = [a for a in sandbox._call("GET", "/apps") if a["name"] == "local"]
     assert app
     assert settings["SOURCES__XERO__CLIENT_ID"] == app[-1]["client_id"]
+
+
+def test_the_deploy_recipe_moves_the_store_and_the_cli_reads_it_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store import lifecycle, open_store, utcnow
+
+    section = DEPLOY_DOC.split("## From cron to the shared store", 1)[1]
+    recipe = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert recipe, "docs/deploy.md's move recipe moved"
+    for name in ("XERO_ELT_SECRET_KEY", "XERO_ELT_STORE_URL", "XERO_ELT_TARGET_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("XERO_ELT_HOME", str(home))
+    store = open_store(home)  # cron's store: SQLite, its key file beside it
+    conn = store.create_connection("Kauri Bay", "a@example.test", invite_token_hash="h",
+                                   invite_expires_at=utcnow())
+    grant = store.add_grant({"access_token": "a", "refresh_token": "r"}, client_id="app")
+    lifecycle.apply(store, conn.connection_id, lifecycle.Event.IMPORT, tenant_id="t-1",
+                    organisation_name="Kauri Bay Ltd", grant_id=grant.grant_id)
+    store.close()
+    # The recipe's PostgreSQL URL stands for any other store; a SQLite file needs no server.
+    script = recipe.group(1).replace("postgresql://xero_elt@db:5432/xero_elt",
+                                     f"sqlite:///{tmp_path / 'shared' / 'store.sqlite3'}")
+    script += 'mv "$XERO_ELT_HOME/store.sqlite3" "$XERO_ELT_HOME/old.sqlite3"\n'  # only the copy
+    script += "xero-elt connections --json\n"
+    out = _bash(script, tmp_path)
+    assert "copied 3, already there 0 (from " in out
+    assert '"organisation_name": "Kauri Bay Ltd"' in out
