@@ -6,6 +6,10 @@
 - at most ``max_in_flight`` (5) requests in flight (a semaphore);
 - at most ``calls_per_minute`` (60) requests in any 60 seconds, tightened by the last
   ``X-MinLimit-Remaining`` Xero sent, so a normal run never sees a 429;
+- and every call, of every organisation, first takes a slot of the app's budget
+  (``connector.budget``: Xero's 10,000 calls a minute across the app, shared through the app's
+  store by every process on every machine); a 429 ``appminute`` pauses the whole app for
+  Xero's ``Retry-After``;
 - a minute 429 waits ``Retry-After`` (capped, else the organisation is deferred); a day 429, a
   spent ``X-DayLimit-Remaining`` or our own ``daily_call_budget`` stops it (``DailyLimitReached``);
 - 5xx, timeouts and dropped connections retry with exponential backoff and jitter, a bounded
@@ -48,6 +52,7 @@ from typing import Any
 import httpx
 
 from connector import wire
+from connector.budget import AppBudget, AppCallLedger, LocalLedger
 from connector.errors import (
     AuthenticationFailed,
     DailyLimitReached,
@@ -250,6 +255,8 @@ class XeroClient:
         stats: where calls are counted and lost access is reported (a fresh ``SyncStats`` if
             omitted).
         usage: the cross-run daily call counter (``<tokens.home>/usage.sqlite3`` if omitted).
+        app_calls: the ledger of the app's budget (default the token provider's store when it
+            has one, else this process's own ``LocalLedger``).
         sleep: how to wait (tests may pass a faster one).
     """
 
@@ -260,6 +267,7 @@ class XeroClient:
         stats: SyncStats | None = None,
         *,
         usage: DailyUsage | None = None,
+        app_calls: AppCallLedger | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
@@ -267,6 +275,8 @@ class XeroClient:
         self.stats = stats if stats is not None else SyncStats()
         self._usage = usage
         self._owns_usage = usage is None
+        self._app_calls = app_calls
+        self._budget: AppBudget | None = None
         self.sleep = sleep
         self._http: httpx.Client | None = None
         self._sessions: dict[str, OrganisationSession] = {}
@@ -295,6 +305,20 @@ class XeroClient:
                 self._usage = DailyUsage(store if store is not None else self.tokens.home,
                                          flush_every=_USAGE_FLUSH_SECONDS)
             return self._usage
+
+    @property
+    def budget(self) -> AppBudget:
+        """This process's draw on the app's budget, made on first use."""
+        with self._lock:
+            if self._budget is None:
+                ledger = self._app_calls
+                if ledger is None:
+                    # The provider's store when it has one: every process on every machine.
+                    store = getattr(self.tokens, "store", None)
+                    ledger = store if store is not None else LocalLedger()
+                self._budget = AppBudget(ledger, limit=self.settings.app_calls_per_minute,
+                                         window=self.settings.app_window_seconds)
+            return self._budget
 
     def session(self, org: Organisation) -> OrganisationSession:
         """The session for an organisation (one per tenant per client)."""
@@ -330,10 +354,13 @@ class XeroClient:
             usage = self._usage if self._owns_usage else None
             if self._owns_usage:
                 self._usage = None
+            budget = self._budget
         if http is not None:
             http.close()
         if usage is not None:
             usage.close()
+        if budget is not None:
+            budget.close()  # its unused calls go back to the app
 
     def __enter__(self) -> XeroClient:
         return self
@@ -420,7 +447,10 @@ class OrganisationSession:
             self._book_call(entity, endpoint)
             self._pacer.wait_turn()
             answer: httpx.Headers | None = None
+            budget = self.client.budget
+            slot = None
             try:
+                slot = budget.acquire()
                 http = self.client.http
                 request = http.build_request(
                     "GET", url, params=params,
@@ -438,8 +468,11 @@ class OrganisationSession:
                 if response.status_code != 429:
                     # A 429's counters say "0 left"; its Retry-After is the better guide.
                     answer = response.headers
+                    budget.observe(response.headers)
                 return response
             finally:
+                if slot is not None:
+                    budget.done(slot)
                 self._pacer.done(answer)
 
     def get(
@@ -534,6 +567,9 @@ class OrganisationSession:
                     "Xero's day limit is reached", problem="day", retry_after=retry_after_s,
                     cause=f"Retry-After {retry_after_s or '?'}s", **ctx,
                 )
+            if problem == "appminute":
+                # The whole app waits, every process: recorded where they all look first.
+                self.client.budget.throttled(retry_after_s)
             raise Retriable(
                 THROTTLED,
                 lambda _n: RateLimited(

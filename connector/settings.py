@@ -83,6 +83,14 @@ class XeroSettings:
     calls_per_minute: int = 60
     """Our own pace per organisation (Xero allows 60 a minute; raise it only against a sandbox
     without limits); ``X-MinLimit-Remaining`` slows us further when others share the quota."""
+    app_calls_per_minute: int = 9_500
+    """Calls the whole app allows itself in Xero's app window (Xero: 10,000 a minute across
+    every organisation; the margin is for calls outside the budget, such as token refreshes).
+    With the app's store, every process on every machine draws from this one budget before it
+    calls; the plain dlt use paces this process to it."""
+    app_window_seconds: float = 60.0
+    """The length of Xero's app window (a minute); only tests against a sandbox whose
+    ``app_window_seconds`` is shortened change it."""
     max_retries: int = 4
     """Retries after a 5xx, timeout or dropped connection (bounded)."""
     backoff_seconds: float = 0.5
@@ -136,6 +144,10 @@ class XeroSettings:
             )
         if self.calls_per_minute < 1:
             raise ConfigurationError("sources.xero.calls_per_minute must be at least 1")
+        if self.app_calls_per_minute < 1:
+            raise ConfigurationError("sources.xero.app_calls_per_minute must be at least 1")
+        if self.app_window_seconds <= 0:
+            raise ConfigurationError("sources.xero.app_window_seconds must be positive")
         if self.daily_call_budget < 1:
             raise ConfigurationError("sources.xero.daily_call_budget must be at least 1")
         if self.schema_contract not in SCHEMA_CONTRACT_MODES:

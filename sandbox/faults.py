@@ -5,7 +5,8 @@ times (-1: until cleared). Kinds and when they act:
 
 * `status`     - answer `status` instead of the real response (503 plain text as Xero's
                  maintenance page; 500 and other codes in Xero's problem-JSON shape).
-* `rate_limit` - a 429 with `X-Rate-Limit-Problem` (`minute` | `day`) and a realistic `Retry-After`.
+* `rate_limit` - a 429 with `X-Rate-Limit-Problem` (`minute` | `day` | `appminute`) and a realistic
+                 `Retry-After`.
 * `slow`       - wait `seconds`, then answer normally (the concurrency slot stays taken).
 * `drop`       - close the connection without answering.
 * `malformed`  - 200 with the real headers and a body that is not valid JSON/XML.
@@ -120,8 +121,8 @@ def parse_fault(body: Any) -> Fault:
         fault.seconds = float(seconds)
     elif kind == "rate_limit":
         problem = body.get("problem", "minute")
-        if problem not in ("minute", "day"):
-            raise ValueError("a 'rate_limit' fault's 'problem' is 'minute' or 'day'")
+        if problem not in ("minute", "day", "appminute"):
+            raise ValueError("a 'rate_limit' fault's 'problem' is 'minute', 'day' or 'appminute'")
         fault.problem = problem
         fault.retry_after = _optional(body, "retry_after", int)
     return fault
@@ -219,6 +220,9 @@ def rate_limit_answer(fault: Fault, now: datetime) -> tuple[int, dict[str, str],
         midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         default_retry = max(3600, int((midnight - now).total_seconds()))
         remaining = {"X-DayLimit-Remaining": "0"}
+    elif fault.problem == "appminute":
+        default_retry = max(1, 60 - now.second)
+        remaining = {"X-AppMinLimit-Remaining": "0"}
     else:
         default_retry = max(1, 60 - now.second)
         remaining = {"X-MinLimit-Remaining": "0"}

@@ -2,6 +2,8 @@
 
 Limits (Xero's defaults, changeable through `POST /_sandbox/limits`): 5 calls in flight, 60 per
 minute and 5,000 per day for each app+tenant pair; 10,000 per minute for an app across tenants.
+The app's window is a minute, as Xero's; `app_window_seconds` shortens it for tests (say 30 calls
+in 6 seconds: the app limit's behaviour in a tenth of the time).
 
 Windows are *rolling* (a log of call times per key), as Xero's documentation has described them:
 call 61 within any 60 seconds is refused, and `Retry-After` is the time until the oldest call in
@@ -33,6 +35,7 @@ class LimitConfig:
     minute: int = 60
     day: int = 5000
     app_minute: int = 10_000
+    app_window_seconds: int = 60
     enforced: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -42,6 +45,7 @@ class LimitConfig:
             "minute": self.minute,
             "day": self.day,
             "app_minute": self.app_minute,
+            "app_window_seconds": self.app_window_seconds,
             "enforced": self.enforced,
         }
 
@@ -109,6 +113,8 @@ class RateLimiter:
                     raise ValueError("'enforced' must be true or false")
             elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"limit {key!r} must be a non-negative integer")
+            elif key == "app_window_seconds" and value < 1:
+                raise ValueError("'app_window_seconds' must be at least 1")
         with self._lock:
             self.config = replace(self.config, **changes)
             return self.config
@@ -120,7 +126,7 @@ class RateLimiter:
         with self._lock:
             now = self._clock.now().timestamp()
             app = self._app[client_id]
-            _prune(app, now - MINUTE)
+            _prune(app, now - self.config.app_window_seconds)
             return {"X-AppMinLimit-Remaining": str(max(0, self.config.app_minute - len(app)))}
 
     def admit(self, client_id: str, tenant_id: str | None) -> Admission:
@@ -129,7 +135,7 @@ class RateLimiter:
             cfg = self.config
             now = self._clock.now().timestamp()
             app = self._app[client_id]
-            _prune(app, now - MINUTE)
+            _prune(app, now - cfg.app_window_seconds)
             windows: _TenantWindows | None = None
             if tenant_id is not None:
                 windows = self._tenant[(client_id, tenant_id)]
@@ -172,7 +178,7 @@ class RateLimiter:
                 return "minute", _seconds_until(oldest + MINUTE, now)
         if len(app) >= cfg.app_minute:
             oldest = app[0] if app else now
-            return "appminute", _seconds_until(oldest + MINUTE, now)
+            return "appminute", _seconds_until(oldest + cfg.app_window_seconds, now)
         if windows is not None and windows.in_flight >= cfg.concurrent:
             # Xero's Retry-After on a concurrency refusal is unconfirmed; like the reference's
             # reconstruction, none is sent, so clients must fall back to a short backoff.
@@ -209,6 +215,6 @@ class RateLimiter:
                 )
             apps = {}
             for client_id, window in self._app.items():
-                _prune(window, now - MINUTE)
+                _prune(window, now - self.config.app_window_seconds)
                 apps[client_id] = len(window)
             return {"limits": self.config.as_dict(), "apps": apps, "tenants": tenants}

@@ -1,5 +1,6 @@
 """The app's records: grants, connections, API keys, the webhook outbox, Xero's events, jobs,
-locks, call counts, migrations; shared by the auth server and the pipelines.
+locks, call counts, the app's one budget of Xero calls (``app_budget``), migrations; shared by
+the auth server and the pipelines.
 
 It holds:
 

@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from store import migrations
 from store.api_keys import ApiKeyQueries
+from store.app_budget import AppBudgetQueries
 from store.jobs import JobQueries
 from store.keys import KEY_ENV, KEY_FILE
 from store.records import (
@@ -47,7 +48,8 @@ from store.webhook_outbox import (
 from store.xero_events import XeroEventQueries
 
 
-class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, ABC):
+class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, AppBudgetQueries,
+            ABC):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 

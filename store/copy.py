@@ -75,6 +75,10 @@ NOT_COPIED: Mapping[str, str] = {
              "the target's server makes for itself). A customer in the middle of a flow opens "
              "the invite link again; an administrator signs in again",
     "store_migrations": "the target's own: opening it applies every schema step",
+    "xero_app_budget": "leases of the app's Xero calls of the last minute or so: they expire "
+                       "on their own, and the workers moving to the target take fresh ones",
+    "xero_app_pause": "a 'no Xero calls before' mark of at most a Retry-After; the target's "
+                      "first 429 sets its own",
 }
 
 

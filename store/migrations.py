@@ -180,6 +180,23 @@ _JOBS_SCOPES_PURGE = (
 # The language the invite's pages and email speak (``en``, ``ar``; none: the browser's choice).
 _CONNECTION_LANGUAGE = ("ALTER TABLE connections ADD COLUMN language TEXT",)
 
+# The app's one budget of Xero calls (store/app_budget.py): a row per lease of calls, counted
+# until a window after their last use; and "no calls before" for the whole app after a 429.
+_APP_BUDGET = (
+    """CREATE TABLE IF NOT EXISTS xero_app_budget (
+    lease_id TEXT PRIMARY KEY,
+    calls INTEGER NOT NULL,
+    granted_at DOUBLE PRECISION NOT NULL,
+    counted_until DOUBLE PRECISION NOT NULL,
+    holder TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS xero_app_budget_until ON xero_app_budget(counted_until)",
+    """CREATE TABLE IF NOT EXISTS xero_app_pause (
+    scope TEXT PRIMARY KEY,
+    not_before DOUBLE PRECISION NOT NULL
+)""",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
@@ -190,6 +207,7 @@ STEPS: tuple[Step, ...] = (
     Step(7, "background jobs, API key scopes, purge audit", _JOBS_SCOPES_PURGE,
          _JOBS_SCOPES_PURGE),
     Step(8, "the invite's language", _CONNECTION_LANGUAGE, _CONNECTION_LANGUAGE),
+    Step(9, "the app's budget of Xero calls", _APP_BUDGET, _APP_BUDGET),
 )
 LATEST = STEPS[-1].version
 

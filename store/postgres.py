@@ -37,6 +37,7 @@ MAX_IDLE_SESSIONS = 4
 _MIGRATION_LOCK = "xero_elt.migrations"
 _GRANT_LOCK = "xero_elt.grant:"
 _RUN_LOCK = "xero_elt.run:"
+_APP_BUDGET_LOCK = "xero_elt.app_budget"
 # A run lock's session tells the server to probe an idle client, so the lock of a machine that
 # vanished (no FIN, no RST) is freed within about a minute rather than after TCP's two hours.
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
@@ -55,6 +56,10 @@ class _PostgresTransaction:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(sql.replace("?", "%s"), tuple(params))
         return int(self._cursor.rowcount)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+        return list(self._cursor.fetchall())
 
 
 class PostgresStore(Store):
@@ -204,6 +209,15 @@ class PostgresStore(Store):
         for db in idle:
             with contextlib.suppress(psycopg2.Error):
                 db.close()
+
+    # -- the app's budget of Xero calls (store/app_budget.py) -----------------------------------
+
+    def _budget_turn(self, tx: _PostgresTransaction) -> float:
+        """Takers of the app's budget queue on a transaction advisory lock; the clock is the
+        server's, the one every machine shares."""
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(_APP_BUDGET_LOCK),))
+        return float(tx.rows("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now")[0]
+                     ["now"])
 
     # -- the grant lock -------------------------------------------------------------------------
 

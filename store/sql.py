@@ -15,5 +15,9 @@ class Transaction(Protocol):
         """Run one statement; the number of rows it changed."""
         ...
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one query inside the transaction (it sees the transaction's own writes)."""
+        ...
+
 
 __all__ = ["Row", "Transaction"]

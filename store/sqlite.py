@@ -36,6 +36,9 @@ class _SqliteTransaction:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._db.execute(sql, tuple(params)).rowcount
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
 
 class SqliteStore(Store):
     """The store in one SQLite file (default ``XERO_ELT_HOME/store.sqlite3``).

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from sandbox.handle import SandboxHandle, XeroGrant, make_grant
+from sandbox.handle import SandboxError, SandboxHandle, XeroGrant, make_grant
 from tests.sandbox.conftest import refresh
 
 
@@ -154,6 +154,23 @@ def test_app_minute_limit_spans_tenants_and_connections(
     # Another app is not affected.
     other = make_grant(sandbox, sandbox.create_app(name="other"))
     assert call(http, other, first).status_code == 200
+
+
+def test_the_app_window_can_be_shortened_for_tests_and_is_a_minute_by_default(
+    sandbox: SandboxHandle, xero_grant: XeroGrant, http: httpx.Client
+) -> None:
+    first, second = xero_grant.tenant_ids
+    assert sandbox.limits()["limits"]["app_window_seconds"] == 60
+    sandbox.limits(app_minute=2, app_window_seconds=2)
+    assert call(http, xero_grant, first).status_code == 200
+    assert call(http, xero_grant, second).status_code == 200
+    refused = call(http, xero_grant, first)
+    assert refused.headers["x-rate-limit-problem"] == "appminute"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    sandbox.advance(2.1)  # the window is on the sandbox clock
+    assert call(http, xero_grant, first).headers["x-appminlimit-remaining"] == "1"
+    with pytest.raises(SandboxError, match="400"):
+        sandbox.limits(app_window_seconds=0)
 
 
 def test_refused_auth_does_not_use_quota(
