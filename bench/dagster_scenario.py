@@ -159,15 +159,16 @@ def _measure(bench: Bench, sb: BenchSandbox, env: dict[str, str], run_dir: Path,
 
 
 @contextlib.contextmanager
-def _daemon(env: dict[str, str], run_dir: Path) -> Iterator[None]:
-    """`dagster-daemon run` for the block; stopped (its runs with it) at the end."""
+def _daemon(env: dict[str, str], run_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon run` for the block (the process, leader of its own session: its code
+    server and run workers are in that session); stopped (its runs with it) at the end."""
     with (run_dir / "daemon.log").open("a") as log:
         daemon = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
              "pipelines.dagster_defs"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=log, start_new_session=True)
         try:
-            yield
+            yield daemon
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(60)

@@ -7,7 +7,12 @@ parameters the connector sends) and the spec's `snapshot_reads` (`[path, collect
 Accounts, TaxRates and TrackingCategories, from the connector's entity table), at most 5 requests
 in flight per organisation (Xero's limit), each body parsed with `json.loads` and then dropped.
 With `per_minute` set it also keeps Xero's 60-calls-a-minute window (as the connector does), and
-waits out a 429's Retry-After if one comes anyway.
+waits out a 429's Retry-After if one comes anyway. With `app_calls` and `app_window_s` set, every
+call of every organisation also keeps one app-wide window (Xero's 10,000 calls a minute per app):
+the least any client can take to make these calls under the app's limit. `if_modified_since`
+makes it the no-change form (the first supplier page since then, and the snapshot reads);
+`org_workers` caps the organisations read at once (default all: a thread each), which never
+binds below `connections` requests in flight.
 
 The platform form (`grants_file` in the spec, a 0600 JSON file of each organisation's own
 tokens; the client secret in `BENCH_CLIENT_SECRET`): each organisation first refreshes its own
@@ -46,10 +51,11 @@ GATE = threading.BoundedSemaphore(64)
 
 
 class Window:
-    """At most `per_minute` calls in any WINDOW seconds (None: no pacing)."""
+    """At most `per_minute` calls in any `seconds` (None: no pacing)."""
 
-    def __init__(self, per_minute: int | None) -> None:
+    def __init__(self, per_minute: int | None, seconds: float = WINDOW) -> None:
         self.per_minute = per_minute
+        self.seconds = seconds
         self.sent: deque[float] = deque()
         self.lock = threading.Lock()
 
@@ -59,13 +65,17 @@ class Window:
         while True:
             with self.lock:
                 now = time.monotonic()
-                while self.sent and now - self.sent[0] >= WINDOW:
+                while self.sent and now - self.sent[0] >= self.seconds:
                     self.sent.popleft()
                 if len(self.sent) < self.per_minute:
                     self.sent.append(now)
                     return
-                pause = self.sent[0] + WINDOW - now
+                pause = self.sent[0] + self.seconds - now
             time.sleep(max(pause, 0.01))
+
+
+# The app's window, shared by every organisation (main() sets it from the spec; None: unpaced).
+APP = Window(None)
 
 
 def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
@@ -84,6 +94,7 @@ def fetch_org(client: httpx.Client, api: str, tenant: str, token: str,
         while True:
             with slots:
                 window.wait()
+                APP.wait()
                 try:
                     with GATE:
                         response = client.get(f"{api}/{path}", params=params,
@@ -168,21 +179,25 @@ def main(argv: list[str]) -> int:
     grants = json.loads(grants_file.read_text()) if grants_file else {}
     started = time.monotonic()
     connections = int(spec.get("connections") or 64)
-    global GATE
+    global GATE, APP
     GATE = threading.BoundedSemaphore(connections)
+    if spec.get("app_calls"):
+        APP = Window(int(spec["app_calls"]), float(spec["app_window_s"]))
+    org_workers = int(spec.get("org_workers") or len(spec["tenants"]))
     limits = httpx.Limits(max_connections=connections,
                           max_keepalive_connections=max(32, connections // 2))
     # The connector's own timeouts (connector/settings.py), so a stalled request costs both alike.
     timeout = httpx.Timeout(30.0, connect=10.0)
     with httpx.Client(timeout=timeout, limits=limits) as client, \
-            ThreadPoolExecutor(max(1, len(spec["tenants"]))) as orgs:
+            ThreadPoolExecutor(max(1, org_workers)) as orgs:
         if grants_file:
             futures = [orgs.submit(platform_org, client, spec, tenant, grants[tenant])
                        for tenant in spec["tenants"]]
         else:
             token = os.environ["BENCH_ACCESS_TOKEN"]
             futures = [orgs.submit(fetch_org, client, spec["api_url"], tenant, token,
-                                   spec.get("per_minute"), spec["snapshot_reads"])
+                                   spec.get("per_minute"), spec["snapshot_reads"],
+                                   if_modified_since=spec.get("if_modified_since"))
                        for tenant in spec["tenants"]]
         results = [f.result() for f in futures]
     finished = time.monotonic()

@@ -3,7 +3,8 @@ working directory and results (``Bench``), one measured load or fetch floor in a
 (``LoadFigures``) and reading a destination's row counts.
 
 Scenarios live in ``bench.scenarios`` (issue 6's), ``bench.platform_scenario``,
-``bench.dagster_scenario`` and ``bench.burst``; they import this module, never each other.
+``bench.dagster_scenario``, ``bench.scale_scenario`` (which reuses the Dagster scenario's daemon)
+and ``bench.burst``; they import this module.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@
 5. Scenario 1 into PostgreSQL.
 "platform": 1,000 organisations each on its own grant, no-change runs (bench/platform_scenario).
 "burst": 300 customers opening their invites at the auth server, 50 at a time (bench/burst).
+"scale": 10,000 organisations under the app's limit, `xero-elt run` and Dagster's batched runs
+beside their floor (bench/scale_scenario).
 And the peak RSS of full loads at several sizes.
 
 Every load is `bench.loader` in a child process: the product's own `xero-elt run` path into a
@@ -31,6 +33,7 @@ from bench.dagster_scenario import many_organisations
 from bench.harness import Bench, LoadFigures
 from bench.platform_scenario import platform
 from bench.profile import py_spy_command, read_profile, summary
+from bench.scale_scenario import scale
 from bench.world import (
     NO_CHANGE_CALLS_PER_ORG,
     PAGE_SIZE,
@@ -276,4 +279,5 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "platform": platform,
     "dagster": many_organisations,
     "burst": burst,
+    "scale": scale,
 }
