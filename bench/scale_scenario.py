@@ -433,3 +433,64 @@ def render(results: dict[str, Any]) -> str:
         f"{data['call_floor']:,} calls can take less than {least:.1f} s under the limit.", "",
         *table, "",
     ])
+
+
+# --- the sizing table of docs/deploy.md -----------------------------------------------------------
+
+SIZING_ORGS = (1_000, 10_000)
+SIZING_INTERVALS = (("hourly", 60), ("every 15 minutes", 15))
+CONNECTOR_BUDGET = 9_500  # `[sources.xero] app_calls_per_minute`'s default
+TOKEN_LIFE_MIN = 30  # Xero's access tokens
+DAYS_A_MONTH = 30.4
+
+
+def sizing(data: dict[str, Any]) -> str:
+    """docs/deploy.md's sizing table, computed from one `scale` result (a Markdown table and
+    the arithmetic under it): nothing in it is typed in by hand."""
+    measured = data["orgs"]
+    cron, dagster = data["cron"], data["dagster"]
+    calls_per_org = cron["calls"]["api"] / measured
+    bytes_per_org = cron["calls"]["bytes_out"] / measured
+    cron_s_per_org = cron["wall_s"] / measured
+    worker_s_per_org = dagster["wall_s"] * data["runs_at_once"] / measured
+    rows = []
+    for orgs in SIZING_ORGS:
+        for label, minutes in SIZING_INTERVALS:
+            calls = calls_per_org * orgs
+            app_bound_s = calls / CONNECTOR_BUDGET * 60
+            cron_s = max(cron_s_per_org * orgs, app_bound_s)
+            workers = math.ceil(worker_s_per_org * orgs / (minutes * 60))
+            if app_bound_s > minutes * 60:
+                raise ValueError(f"{orgs} organisations {label}: more calls than the app may make")
+            passes_a_day = 24 * 60 / minutes
+            refreshes = 24 * 60 / max(minutes, TOKEN_LIFE_MIN)
+            rows.append([
+                f"{orgs:,}", label,
+                f"{cron_s:,.0f} s" + ("" if cron_s <= minutes * 60 else " (too long)"),
+                f"{max(workers, 1)}", f"{calls:,.0f} a pass; {calls / minutes:,.0f} a minute "
+                f"on average, at most {CONNECTOR_BUDGET:,} in any minute",
+                f"{orgs * refreshes:,.0f} (a grant each); {refreshes:,.0f} (one grant)",
+                f"{bytes_per_org * orgs * passes_a_day * DAYS_A_MONTH / 1e9:,.2f} GB",
+            ])
+    table = ["| organisations | freshness | one `xero-elt run` pass | Dagster run workers | API "
+             "calls | token calls a day | bytes a month (no changes) |",
+             "|---|---|---|---|---|---|---|"]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join([
+        *table, "",
+        f"Measured ({data['orgs']:,} organisations): {calls_per_org:g} API calls and "
+        f"{bytes_per_org:,.0f} bytes from Xero per organisation in a no-change pass; "
+        f"`xero-elt run` {cron['wall_s']:.1f} s for the pass ({cron_s_per_org * 1000:.1f} ms "
+        f"an organisation); Dagster {dagster['wall_s']:.1f} s with {data['runs_at_once']} run "
+        f"workers, one a core ({worker_s_per_org:.3f} worker-seconds an organisation).",
+        "Computed from those: calls and bytes × organisations × passes; a pass's time × "
+        "organisations / measured organisations (a straight line: the fixed start-up of a "
+        "process is counted again for every organisation, which errs on the long side), but "
+        f"never less than its calls at the connector's budget ({CONNECTOR_BUDGET:,} a minute); "
+        "run workers = worker-seconds a "
+        "pass / the interval, rounded up; token calls: an access token lives "
+        f"{TOKEN_LIFE_MIN} minutes, so a grant is refreshed once a pass when passes are "
+        f"{TOKEN_LIFE_MIN} minutes apart or more, and every {TOKEN_LIFE_MIN} minutes when "
+        "closer (as docs/benchmarks.md's platform scenario measured: every expired token "
+        "refreshed once, every valid one reused).",
+    ])
