@@ -27,6 +27,10 @@ from store import Store, open_store
 from tests.conftest import SandboxFactory
 from tests.connector.conftest import connect_tenants
 
+# Several `xero-elt run` processes for most of a minute: `make test` runs it, `make test-fast`
+# does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 30
 WINDOW = 6
