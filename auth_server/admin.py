@@ -35,6 +35,7 @@ from auth_server.web import (
     redirect,
 )
 from store import Connection, ConnectionStatus, Store, lifecycle, utcnow
+from store.egress import Egress, egress, size
 from store.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def _failed_purges(store: Store, conns: list[Connection]) -> dict[str, Job]:
     return failed
 
 
-def _last_sync(conn: Connection) -> Markup:
+def _last_sync(conn: Connection, sent: Egress) -> Markup:
     if conn.status != ConnectionStatus.CONNECTED and conn.last_synced_at is None:
         return Markup("–")
     lines = [tag("span", connections.sync_label(conn))]
@@ -241,6 +242,11 @@ def _last_sync(conn: Connection) -> Markup:
         lines.append(tag("span", _when(conn.last_synced_at), class_="sub"))
         if conn.last_sync_rows is not None:
             lines.append(tag("span", f"{conn.last_sync_rows:,} rows", class_="sub"))
+    mine = sent.of(conn.tenant_id)
+    if mine["bytes_30_days"]:
+        lines.append(tag("span", f"from Xero: {size(mine['bytes_30_days'])} in 30 days, "
+                                 f"{size(mine['bytes_month_projected'])} projected this month",
+                         class_="sub"))
     return Markup("".join(lines))
 
 
@@ -269,7 +275,7 @@ def _actions(request: Request, auth: AdminAuth, conn: Connection) -> Markup:
     return Markup(" ".join(parts))
 
 
-def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
+def _rows(request: Request, auth: AdminAuth, conns: list[Connection], sent: Egress) -> Markup:
     if not conns:
         return Markup('<tr><td colspan="6" class="empty">No connections yet. Invite a company '
                       "above.</td></tr>")
@@ -287,7 +293,7 @@ def _rows(request: Request, auth: AdminAuth, conns: list[Connection]) -> Markup:
             "<tr>" + tag("td", company, data_label="Company")
             + tag("td", org, data_label="Organisation")
             + tag("td", _badge(conn, failed.get(conn.connection_id)), data_label="Status")
-            + tag("td", _last_sync(conn), data_label="Last sync")
+            + tag("td", _last_sync(conn, sent), data_label="Last sync")
             + tag("td", _when(conn.invited_at), data_label="Invited")
             + tag("td", _actions(request, auth, conn), class_="actions-cell") + "</tr>"
         ))
@@ -335,14 +341,22 @@ def _capacity_warning(request: Request) -> Markup:
     return tag("div", capacity.warning, class_=tone, role="status")
 
 
+def _egress_warning(sent: Egress) -> Markup:
+    """A banner when the month's projected egress nears the allowance (with the figures)."""
+    return tag("div", sent.warning, class_="flash warn", role="status") if sent.warning \
+        else Markup("")
+
+
 def _connections_page(request: Request, auth: AdminAuth, *, notice: Markup | str = "",
                       status: int = 200, company: str = "", email: str = "") -> Response:
     invites.expire_stale_invites(request.app.store)
     conns = sorted(request.app.store.list_connections(), key=lambda c: c.invited_at,
                    reverse=True)
+    sent = egress(request.app.store, utcnow())
     content = render(
-        "admin.html", summary=_summary(conns), rows=_rows(request, auth, conns),
-        notice=Markup(_capacity_warning(request) + _take_flash(request, auth) + escape(notice)),
+        "admin.html", summary=_summary(conns), rows=_rows(request, auth, conns, sent),
+        notice=Markup(_capacity_warning(request) + _egress_warning(sent)
+                      + _take_flash(request, auth) + escape(notice)),
         csrf_invite=request.app.csrf.token(auth.session_id or "", ADMIN_PURPOSE),
         company=company, email=email,
     )

@@ -465,6 +465,10 @@ class OrganisationSession:
                         response.read()
                     finally:
                         response.close()
+                self.client.stats.count_bytes(self.org.tenant_id, entity,
+                                              response.num_bytes_downloaded,
+                                              len(response.content))
+                self.client.usage.record_bytes(self.org.tenant_id, response.num_bytes_downloaded)
                 if response.status_code != 429:
                     # A 429's counters say "0 left"; its Retry-After is the better guide.
                     answer = response.headers

@@ -52,6 +52,8 @@ class EntityStats:
     organisation: str | None = None
     rows: int = 0
     api_calls: int = 0
+    bytes_received: int = 0  # as Xero sent them (gzip): what its egress allowance meters
+    bytes_decoded: int = 0  # the same answers unzipped
     outcome: str | None = None  # None while running; one of OUTCOMES at the end
     error: str | None = None
     skipped_records: int = 0
@@ -67,6 +69,8 @@ class EntityStats:
             "entity": self.entity,
             "rows": self.rows,
             "api_calls": self.api_calls,
+            "bytes_received": self.bytes_received,
+            "bytes_decoded": self.bytes_decoded,
             "outcome": self.outcome,
             "error": self.error,
             "skipped_records": self.skipped_records,
@@ -108,6 +112,13 @@ class SyncStats:
         stats = self.entry(tenant_id, entity)
         with self._lock:
             stats.api_calls += 1
+
+    def count_bytes(self, tenant_id: str, entity: str, received: int, decoded: int) -> None:
+        """An answer's size for (tenant, entity): on the wire and decoded."""
+        stats = self.entry(tenant_id, entity)
+        with self._lock:
+            stats.bytes_received += received
+            stats.bytes_decoded += decoded
 
     def count_identity_call(self, kind: str) -> None:
         """One token or /connections call (tenant-less)."""

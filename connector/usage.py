@@ -1,4 +1,5 @@
-"""Calls made to Xero per organisation per UTC day, kept across runs and processes.
+"""Calls made to Xero (and bytes received) per organisation per UTC day, kept across runs and
+processes.
 
 The daily call budget (``daily_call_budget``) must hold across all of a day's runs, whichever
 destination they load, so the count lives beside the credential store, not in dlt state (which is
@@ -35,8 +36,9 @@ class CallCountStore(Protocol):
         """Calls stored for the organisation on ``day``."""
         ...
 
-    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Add ``counts`` per (tenant, day) in one transaction."""
+    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int],
+                             received: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Add ``counts`` (and bytes ``received``) per (tenant, day) in one transaction."""
         ...
 
 _SCHEMA = """
@@ -44,6 +46,7 @@ CREATE TABLE IF NOT EXISTS api_usage (
     tenant_id TEXT NOT NULL,
     day TEXT NOT NULL,
     calls INTEGER NOT NULL DEFAULT 0,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, day)
 )
 """
@@ -70,12 +73,19 @@ class DailyUsage:
         self._handles_lock = threading.Lock()
         self._flush_every = flush_every
         self._pending: dict[tuple[str, str], int] = {}
+        self._pending_bytes: dict[tuple[str, str], int] = {}
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flushed_at = time.monotonic()
         if isinstance(where, Path | str):
             self.path: Path | None = Path(where) / "usage.sqlite3"
-            self._db().execute(_SCHEMA)
+            db = self._db()
+            db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(api_usage)")}
+            if "bytes_received" not in columns:  # a file from before bytes were counted
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                    db.execute("ALTER TABLE api_usage ADD COLUMN bytes_received INTEGER "
+                               "NOT NULL DEFAULT 0")
         else:
             self._store, self.path = where, None
 
@@ -120,6 +130,15 @@ class DailyUsage:
             self.flush(wait=False)
         return total  # this run's unwritten calls: the exact total would cost a read per call
 
+    def record_bytes(self, tenant_id: str, received: int) -> None:
+        """Add bytes received today (written with the calls)."""
+        key = (tenant_id, today())
+        if not self._flush_every:
+            self._write({}, {key: received})
+            return
+        with self._pending_lock:
+            self._pending_bytes[key] = self._pending_bytes.get(key, 0) + received
+
     def flush(self, *, wait: bool = True) -> None:
         """Write the counts recorded since the last flush (``wait=False``: unless another
         thread is writing them right now)."""
@@ -128,8 +147,15 @@ class DailyUsage:
         try:
             with self._pending_lock:
                 batch = dict(self._pending)
-            if batch:
-                self._write(batch)
+                received, self._pending_bytes = self._pending_bytes, {}
+            if batch or received:
+                try:
+                    self._write(batch, received)
+                except BaseException:
+                    with self._pending_lock:  # kept for the next flush
+                        for key, count in received.items():
+                            self._pending_bytes[key] = self._pending_bytes.get(key, 0) + count
+                    raise
             with self._pending_lock:
                 # Counted twice (stored and pending) for a moment rather than not at all.
                 for key, calls in batch.items():
@@ -142,18 +168,23 @@ class DailyUsage:
         finally:
             self._flush_lock.release()
 
-    def _write(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Add ``counts`` per (tenant, day), in one transaction."""
+    def _write(self, counts: Mapping[tuple[str, str], int],
+               received: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Add ``counts`` (and bytes ``received``) per (tenant, day), in one transaction."""
+        received = received or {}
         if self._store is not None:
-            self._store.count_api_calls_many(counts)
+            self._store.count_api_calls_many(counts, received)
             return
         db = self._db()
         retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
         try:
             db.executemany(
-                "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?) "
-                "ON CONFLICT (tenant_id, day) DO UPDATE SET calls = calls + excluded.calls",
-                [(tenant, day, calls) for (tenant, day), calls in sorted(counts.items())],
+                "INSERT INTO api_usage (tenant_id, day, calls, bytes_received) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, day) DO UPDATE SET "
+                "calls = calls + excluded.calls, "
+                "bytes_received = bytes_received + excluded.bytes_received",
+                [(tenant, day, counts.get((tenant, day), 0), received.get((tenant, day), 0))
+                 for tenant, day in sorted(set(counts) | set(received))],
             )
             db.execute("COMMIT")
         except BaseException:

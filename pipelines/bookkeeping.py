@@ -24,6 +24,8 @@ SYNC_RUNS_COLUMNS: dict[str, dict[str, Any]] = {
     "finished_at": {"data_type": "timestamp"},
     "rows_loaded": {"data_type": "bigint"},
     "api_calls": {"data_type": "bigint"},
+    "bytes_received": {"data_type": "bigint"},
+    "bytes_decoded": {"data_type": "bigint"},
     "skipped_records": {"data_type": "bigint"},
     "outcome": {"data_type": "text"},
     "error": {"data_type": "text"},
@@ -57,6 +59,8 @@ class EntityOutcome:
     finished_at: datetime
     rows_loaded: int = 0
     api_calls: int = 0
+    bytes_received: int = 0  # from Xero, as sent (gzip): what its egress allowance counts
+    bytes_decoded: int = 0
     outcome: str = "ok"  # ok | failed | skipped | deferred
     error: str | None = None
     skipped_records: int = 0  # records left out for failing their model (the log says which)

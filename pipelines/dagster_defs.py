@@ -137,9 +137,9 @@ def _table_metadata(org: dict[str, Any], entity: dict[str, Any]) -> dict[str, An
         "entity_api_calls": entity.get("api_calls", 0),
         "organisation_rows_loaded": org.get("rows_loaded", 0),
         "organisation_api_calls": org.get("api_calls", 0),
+        "entity_bytes_received": entity.get("bytes_received", 0),
+        "organisation_bytes_received": org.get("bytes_received", 0),
     }
-    if "bytes_received" in entity:  # once the run reports egress per entity
-        metadata["entity_bytes_received"] = entity["bytes_received"]
     if entity.get("error") or org.get("error"):
         metadata["error"] = str(entity.get("error") or org.get("error"))
     return metadata

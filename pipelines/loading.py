@@ -336,6 +336,7 @@ def _collect(stats: Any, connections: list[Any], outcomes: RunOutcomes) -> None:
             organisation_name=item.organisation or names.get(item.tenant_id),
             started_at=item.started_at or now, finished_at=item.finished_at or now,
             rows_loaded=item.rows, api_calls=item.api_calls,
+            bytes_received=item.bytes_received, bytes_decoded=item.bytes_decoded,
             outcome=item.outcome or "ok", error=_with_skipped(item),
             skipped_records=item.skipped_records,
         ))

@@ -179,7 +179,8 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
             organisations.append({
                 "tenant_id": tenant, "organisation_name": names.get(tenant),
                 "run_id": report.summary.get("run_id"), "outcome": outcome,
-                "rows_loaded": 0, "api_calls": 0, "error": report.summary.get("error"),
+                "rows_loaded": 0, "api_calls": 0, "bytes_received": 0,
+                "error": report.summary.get("error"),
                 "entities": {},
             })
     code, overall = _overall([r.exit_code for r in reports])
@@ -549,6 +550,7 @@ def _report(
             ok_orgs += 1
         rows = sum(o.rows_loaded for o in mine)
         calls = sum(o.api_calls for o in mine)
+        received = sum(o.bytes_received for o in mine)
         error = "; ".join(f"{o.entity}: {o.error}" for o in bad if o.error)
         line = (f"{conn.organisation_name or conn.tenant_id} ({conn.tenant_id}): {outcome}, "
                 f"{rows} rows, {calls} API calls")
@@ -562,11 +564,14 @@ def _report(
             "outcome": outcome,
             "rows_loaded": rows,
             "api_calls": calls,
+            "bytes_received": received,
             "error": error or None,
             "entities": {
                 o.entity: {
                     "rows_loaded": o.rows_loaded,
                     "api_calls": o.api_calls,
+                    "bytes_received": o.bytes_received,
+                    "bytes_decoded": o.bytes_decoded,
                     "skipped_records": o.skipped_records,
                     "duration_s": round((o.finished_at - o.started_at).total_seconds(), 3),
                     "outcome": o.outcome,

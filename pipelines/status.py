@@ -13,6 +13,7 @@ from typing import Any
 from pipelines import exitcodes
 from pipelines.run import read_history
 from store import ConnectionStatus, Store, open_store
+from store.egress import egress, size
 
 # Xero forgets a refresh token unused for 60 days; warn with time to spare.
 REFRESH_IDLE_DAYS = 60
@@ -21,13 +22,12 @@ STALE_AFTER = timedelta(days=2)
 # Webhook events should be loaded within a minute; this long pending means the targeted runs
 # are failing or blocked (a scheduled run holding the organisation, a dead grant).
 WEBHOOK_LAG_WARN = timedelta(minutes=15)
-
-
 def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
     """Everything `status` shows, as one JSON-ready document."""
     now = now or datetime.now(UTC)
     history = read_history(store.home)
     grants = {g.grant_id: g for g in store.list_grants()}
+    sent = egress(store, now)
     freshness: dict[str, dict[str, Any]] = {}
     for run in history:
         for org in run.get("organisations", []):
@@ -47,6 +47,7 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
             "last_synced_at": conn.last_synced_at,
             "last_sync_outcome": conn.last_sync_outcome,
             "entities": freshness.get(conn.tenant_id or "", {}),
+            "egress": sent.of(conn.tenant_id),
         }
         name = conn.organisation_name or conn.company
         if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
@@ -67,6 +68,8 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
                 warnings.append(f"{name}: not synced since "
                                 f"{conn.last_synced_at or 'it was connected'}")
         organisations.append(row)
+    if sent.warning:
+        warnings.append(sent.warning)
     webhooks = store.xero_webhook_health()
     oldest = webhooks.oldest_pending_at
     if oldest is not None and now - oldest > WEBHOOK_LAG_WARN:
@@ -75,6 +78,7 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
     return {
         "webhooks": webhooks.summary(now),
         "organisations": organisations,
+        "egress_total": sent.total,
         "recent_runs": [
             {k: run.get(k) for k in ("run_id", "started_at", "outcome", "duration_s",
                                      "destination", "dataset")}
@@ -100,6 +104,17 @@ def status(as_json: bool = False) -> int:
                   f"last sync {org['last_synced_at'] or '-'} ({org['last_sync_outcome'] or '-'})")
             for entity, when in sorted(org["entities"].items()):
                 print(f"      {entity:<22} fresh as of {when}")
+            sent = org["egress"]
+            if sent["bytes_30_days"]:
+                print(f"      {'received from Xero':<22} {size(sent['bytes_30_days'])} in "
+                      f"30 days, {size(sent['bytes_month_projected'])} projected this month")
+        total = doc["egress_total"]
+        line = (f"Received from Xero: {size(total['bytes_30_days'])} in 30 days, "
+                f"{size(total['bytes_month_projected'])} projected this month")
+        if "allowance_bytes" in total:
+            line += (f" (allowance {size(total['allowance_bytes'])}: "
+                     f"{total['bytes_month_projected'] / max(total['allowance_bytes'], 1):.0%})")
+        print(line)
         print("Recent runs:")
         if not doc["recent_runs"]:
             print("  none yet: `xero-elt run`")
@@ -117,3 +132,4 @@ def status(as_json: bool = False) -> int:
         for warning in doc["warnings"]:
             print(f"WARNING: {warning}")
     return exitcodes.FAILURE if doc["warnings"] else exitcodes.OK
+

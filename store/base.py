@@ -518,14 +518,28 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, A
         self.count_api_calls_many({(tenant_id, day): calls})
         return self.api_calls(tenant_id, day)
 
-    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Add calls per (tenant id, day), all in one transaction (one commit for a run's
-        organisations, not one per call)."""
+    def count_api_calls_many(self, counts: Mapping[tuple[str, str], int],
+                             received: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Add calls (and bytes received) per (tenant id, day), all in one transaction (one
+        commit for a run's organisations, not one per call)."""
+        received = received or {}
         with self._write() as tx:
-            for (tenant_id, day), calls in sorted(counts.items()):  # one lock order for all
+            for tenant_id, day in sorted(set(counts) | set(received)):  # one lock order
+                key = (tenant_id, day)
                 tx.execute(
-                    "INSERT INTO api_usage (tenant_id, day, calls) VALUES (?, ?, ?)"
-                    " ON CONFLICT (tenant_id, day) DO UPDATE"
-                    " SET calls = api_usage.calls + excluded.calls",
-                    (tenant_id, day, calls),
+                    "INSERT INTO api_usage (tenant_id, day, calls, bytes_received)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, day) DO UPDATE"
+                    " SET calls = api_usage.calls + excluded.calls,"
+                    " bytes_received = api_usage.bytes_received + excluded.bytes_received",
+                    (tenant_id, day, counts.get(key, 0), received.get(key, 0)),
                 )
+
+    def bytes_received_by_day(self, since: str) -> dict[str, dict[str, int]]:
+        """Bytes received from Xero per organisation and UTC day, from ``since`` (a day,
+        ``YYYY-MM-DD``) on: {tenant id: {day: bytes}}."""
+        rows = self._read("SELECT tenant_id, day, bytes_received FROM api_usage WHERE day >= ?",
+                          (since,))
+        found: dict[str, dict[str, int]] = {}
+        for row in rows:
+            found.setdefault(row["tenant_id"], {})[row["day"]] = int(row["bytes_received"])
+        return found

@@ -197,6 +197,10 @@ _APP_BUDGET = (
 )""",
 )
 
+# Bytes received from Xero per organisation per UTC day, beside its calls: Xero meters an app's
+# monthly egress (`xero-elt status` and the admin page show it against an allowance).
+_API_BYTES = ("ALTER TABLE api_usage ADD COLUMN bytes_received BIGINT NOT NULL DEFAULT 0",)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
@@ -208,6 +212,7 @@ STEPS: tuple[Step, ...] = (
          _JOBS_SCOPES_PURGE),
     Step(8, "the invite's language", _CONNECTION_LANGUAGE, _CONNECTION_LANGUAGE),
     Step(9, "the app's budget of Xero calls", _APP_BUDGET, _APP_BUDGET),
+    Step(10, "bytes received from Xero per organisation per day", _API_BYTES, _API_BYTES),
 )
 LATEST = STEPS[-1].version
 

@@ -311,6 +311,8 @@ started_at | — | When the run started this entity for this organisation (UTC).
 finished_at | — | When it finished (UTC).
 rows_loaded | — | Rows written (new, changed or newly deleted).
 api_calls | — | Calls made to Xero's Accounting API.
+bytes_received | — | Bytes Xero sent in answer, as sent (gzip): what Xero's monthly egress allowance meters.
+bytes_decoded | — | The same answers unzipped.
 skipped_records | — | Records Xero sent that failed their model and were left out (the log names each).
 outcome | — | ok, failed, skipped (not connected) or deferred (daily call budget reached).
 error | — | What went wrong, when it did (never a token).

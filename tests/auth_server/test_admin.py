@@ -171,3 +171,24 @@ def test_admin_page_is_off_without_a_token(sandbox: SandboxHandle, tmp_path: Pat
             assert http.get("/admin/api/connections").status_code == 401
     finally:
         stop_auth(running)
+
+
+def test_the_page_shows_each_organisations_egress_and_warns_near_the_allowance(
+    auth: RunningAuth, org: dict[str, Any], monkeypatch: Any,
+) -> None:
+    from datetime import UTC, datetime
+
+    _, link = create_invite(auth.store, auth.settings, org["name"], org["admin"]["email"])
+    auth.customer().connect(link, org["admin"], tenant_ids=[org["tenantId"]])
+    day = datetime.now(UTC).date().isoformat()
+    # What runs count (connector.usage): 2.5 MB received today from this organisation.
+    auth.store.count_api_calls_many({(org["tenantId"], day): 4},
+                                    {(org["tenantId"], day): 2_500_000})
+    with auth.admin() as admin:
+        page = admin.get("/admin").text
+        assert "from Xero: 2.5 MB in 30 days" in page
+        assert "Xero egress" not in page  # no allowance set: nothing to warn about
+        monkeypatch.setenv("PIPELINES__EGRESS_ALLOWANCE_GB", "0.001")  # 1 MB
+        page = admin.get("/admin").text
+        assert re.search(r'class="flash warn"[^>]*>Xero egress: [0-9.]+ MB projected this '
+                         r"month, [0-9,]+% of the allowance of 1\.0 MB", page)

@@ -9,6 +9,8 @@ import threading
 import time
 from datetime import datetime
 
+import pytest
+
 from connector.budget import AppBudget, LocalLedger, counted_window
 from sandbox.handle import SandboxHandle
 from tests.connector.conftest import Loader
@@ -72,6 +74,7 @@ def test_x_appminlimit_remaining_at_zero_makes_this_process_wait_a_moment() -> N
     budget.observe({"X-AppMinLimit-Remaining": "not a number"})  # ignored
 
 
+@pytest.mark.slow  # a whole load waiting out a Retry-After
 def test_a_load_meeting_a_429_appminute_pauses_the_app_and_loses_nothing(
     loader: Loader, sandbox: SandboxHandle
 ) -> None:

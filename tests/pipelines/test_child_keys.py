@@ -68,6 +68,7 @@ def test_a_new_dataset_has_child_keys(duckdb_warehouse: Warehouse) -> None:
     _check_keys(duckdb_warehouse)
 
 
+@pytest.mark.slow  # two loads; the fast set has the new dataset's
 def test_a_duckdb_dataset_from_before_the_keys_moves_on_its_next_run(
     duckdb_warehouse: Warehouse, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

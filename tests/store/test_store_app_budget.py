@@ -9,6 +9,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import pytest
+
 from connector.budget import LocalLedger
 from store import Store, open_store
 
@@ -29,6 +31,7 @@ def test_leases_stop_at_the_limit_and_say_when_room_comes_back(store: Store) -> 
     assert store.app_calls_counted() == 10
 
 
+@pytest.mark.slow  # waits out a window
 def test_settling_gives_back_the_unused_calls_and_counts_the_used_from_their_last_use(
     store: Store,
 ) -> None:
@@ -48,6 +51,7 @@ def test_settling_gives_back_the_unused_calls_and_counts_the_used_from_their_las
     assert store.app_calls_counted() == 0
 
 
+@pytest.mark.slow  # waits out a hold and a window
 def test_a_lease_nobody_settles_counts_no_longer_than_its_hold_and_a_window(store: Store) -> None:
     assert store.take_app_calls(10, limit=10, window=WINDOW, hold=HOLD).calls == 10  # "killed"
     assert store.take_app_calls(1, limit=10, window=WINDOW, hold=HOLD).calls == 0

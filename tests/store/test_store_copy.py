@@ -283,6 +283,7 @@ def xero_elt(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # three CLI processes
 def test_the_command_copies_twice_and_refuses_clearly(postgres_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
     source_key, target = Fernet.generate_key().decode(), Fernet.generate_key().decode()

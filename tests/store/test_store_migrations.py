@@ -32,7 +32,7 @@ def test_a_store_file_from_before_migrations_opens_migrates_and_loses_nothing(
 
     store = open_store(home, secret_key=FIXTURE_KEY)
 
-    assert applied(store) == ALL_STEPS == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert applied(store) == ALL_STEPS == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     grants = {g.client_id + ":" + g.refresh_token: g for g in store.list_grants()}
     assert set(grants) == {"CID-v0:v0-refresh-1", "CID-v0:v0-refresh-2"}
     first, second = grants["CID-v0:v0-refresh-1"], grants["CID-v0:v0-refresh-2"]

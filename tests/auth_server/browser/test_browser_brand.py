@@ -112,3 +112,38 @@ def test_the_admin_table_fits_a_phone(chromium: Any, branded: Any, screenshots: 
         _look(page, folder, "admin-390-connections", "en")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_a_change_in_the_meantime_is_a_page_that_says_nothing_changed(
+        chromium: Any, branded: Any, sandbox: Any, screenshots: Path, language: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another window (or the platform) moved the connection on between our read and our write:
+    the table refuses the transition, and the customer reads what happened, in their language."""
+    from auth_server import flow
+    from store import lifecycle
+
+    def refused(store: Any, token: str, browser_id: str, **_: Any) -> Any:
+        conn = store.get_connection(branded.store.list_connections()[-1].connection_id)
+        raise lifecycle.TransitionRefused(conn, lifecycle.Event.OPEN_LINK)
+
+    folder = _folder(screenshots)
+    tenant = sandbox.tenants()[0]
+    create_invite(branded.store, branded.settings, tenant["name"], "admin@example.test",
+                  language=language)
+    html = read_eml(branded.outbox()[-1]).get_body(("html",)).get_content()
+    link = re.search(r'<a href="([^"]+)"', html).group(1)
+    monkeypatch.setattr(flow, "open_link", refused)
+    for width in WIDTHS:
+        context = chromium.new_context(viewport={"width": width, "height": 860})
+        page = context.new_page()
+        try:
+            response = page.goto(link)
+            assert response is not None
+            assert response.status == 409
+            _look(page, folder, f"{language}-{width}-changed-in-the-meantime", language)
+            text = page.locator("main").inner_text()
+            assert ("This changed in the meantime" if language == "en"
+                    else "تغيّر هذا في الأثناء") in text
+        finally:
+            context.close()
