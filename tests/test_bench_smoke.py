@@ -43,13 +43,11 @@ def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert all(point["load"]["peak_rss_mb"] > 0 for point in figures["rss"].values())
     assert [r["resets"] + r["other_failures"] for r in figures["burst"]["runs"]] == [0, 0, 0]
     scale = figures["scale"]  # the app's budget binds: passes wait for its window, no 429
-    for side in ("cron", "floor", "dagster"):
+    for side in ("cron", "floor"):
         assert scale[side]["calls"]["api"] == scale["call_floor"], side
         assert scale[side]["calls"]["rate_limited"] == 0, side
         assert scale[side]["wall_s"] > 0, side
-    assert scale["dagster"]["runs"] == 2
-    assert scale["dagster"]["failed_runs"] == 0
-    assert scale["dagster"]["peak_rss_mb"]["run worker"]
+    assert scale["dagster"] is None  # the full plan only (a schedule tick costs minutes)
     assert scale["cron"]["peak_rss_mb"] > 0
     report = out.read_text()
     for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
