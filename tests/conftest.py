@@ -31,6 +31,13 @@ DEFAULT_SANDBOX = {"tenants": 2, "suppliers": 250, "rate_limits": True, "seed": 
 SandboxFactory = Callable[..., SandboxHandle]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the slow tests go first: started last, a two-minute test
+    keeps one worker busy after the other has finished everything else."""
+    if hasattr(config, "workerinput"):  # an xdist worker; every worker sorts the same way
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def sandbox_factory() -> Iterator[SandboxFactory]:
     """Start (once per distinct settings) a `python -m sandbox` process and hand out its handle."""
