@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent runs, freshness, warnings")
     status.add_argument("--json", action="store_true")
 
-    from pipelines import platform_commands, purge, store_commands
+    from pipelines import platform_commands, purge, schedule_commands, store_commands
 
     platform_commands.add_parsers(sub)
+    schedule_commands.add_parser(sub)
     purge.add_parser(sub)
     store_commands.add_parser(sub)
     return parser
@@ -184,6 +185,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "webhooks": lambda args: _platform("webhooks", args),
     "purge": lambda args: _purge(args),
     "store": lambda args: _store(args),
+    "schedule": lambda args: _schedule(args),
 }
 
 
@@ -197,6 +199,12 @@ def _purge(args: argparse.Namespace) -> int:
     from pipelines.purge import purge_from_cli
 
     return purge_from_cli(args)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from pipelines.schedule_commands import schedule_from_cli
+
+    return schedule_from_cli(args)
 
 
 def _store(args: argparse.Namespace) -> int:
