@@ -27,7 +27,7 @@ from auth_server.errors import (
 )
 from auth_server.support_reference import log_reference, new_reference
 from auth_server.web import Request, Response, json_response, parse_json
-from store import Connection, ConnectionStatus, StoreError, lifecycle
+from store import Connection, ConnectionStatus, StoreError, lifecycle, schedules
 from store.jobs import Job, JobsBusy
 from store.webhook_outbox import connection_payload
 
@@ -303,6 +303,46 @@ def purge(request: Request) -> Response:
     return _job_answer(request, job)
 
 
+def _schedule_answer(request: Request, conn: Connection) -> Response:
+    config = schedules.settings()
+    mine = request.app.store.schedule_overrides().get(conn.connection_id, {})
+    return json_response({"connection_id": conn.connection_id, "schedule": {
+        entity: {"every_minutes": mine.get(entity, config.minutes(entity)),
+                 "default_minutes": config.minutes(entity), "overridden": entity in mine}
+        for entity in schedules.scheduled_entities()}})
+
+
+@endpoint("read")
+def get_schedule(request: Request) -> Response:
+    """``GET …/schedule``: how often each entity of this organisation is read (the defaults,
+    ``[pipelines.schedule]``, unless the connection has its own)."""
+    return _schedule_answer(request, _connection(request))
+
+
+@endpoint("write")
+def put_schedule(request: Request) -> Response:
+    """``PUT …/schedule``: ``{"every_minutes": {"suppliers": 5, "accounts": null}}`` sets the
+    connection's own intervals (whole minutes, 1 to 43,200); null restores an entity's
+    default; entities not named keep what they have."""
+    conn = _connection(request)
+    if conn.status in (ConnectionStatus.PURGING, ConnectionStatus.PURGED):
+        raise InviteError(f"{conn.connection_id} is {conn.status}")
+    data = _body(request, {"every_minutes": dict})
+    if "every_minutes" not in data:
+        raise InvalidInput("Send every_minutes: {entity: minutes or null}.")
+    every = data["every_minutes"]
+    for entity, minutes in every.items():
+        if minutes is not None and (isinstance(minutes, bool)
+                                    or not isinstance(minutes, int | float)):
+            raise InvalidInput(f"every_minutes.{entity} must be a whole number of minutes or "
+                               "null.", field=f"every_minutes.{entity}")
+    try:
+        request.app.store.set_schedule(conn.connection_id, every)
+    except schedules.BadSchedule as exc:
+        raise InvalidInput(f"every_minutes: {exc}.", field="every_minutes") from None
+    return _schedule_answer(request, conn)
+
+
 @endpoint("read")
 def get_job(request: Request) -> Response:
     """``GET /api/v1/jobs/{id}``: a background job's state and outcome."""
@@ -350,5 +390,7 @@ ROUTES: list[tuple[str, str, ApiHandler]] = [
     ("POST", rf"{PREFIX}/connections/{ID}/disconnect", disconnect),
     ("POST", rf"{PREFIX}/connections/{ID}/sync", sync),
     ("POST", rf"{PREFIX}/connections/{ID}/purge", purge),
+    ("GET", rf"{PREFIX}/connections/{ID}/schedule", get_schedule),
+    ("PUT", rf"{PREFIX}/connections/{ID}/schedule", put_schedule),
     ("GET", rf"{PREFIX}/jobs/(?P<job_id>[^/]{{1,64}})", get_job),
 ]
