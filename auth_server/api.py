@@ -272,8 +272,9 @@ def sync(request: Request) -> Response:
     if conn.status != ConnectionStatus.CONNECTED or not conn.tenant_id:
         raise InviteError(f"{conn.connection_id} is {conn.status}, not connected")
     try:
+        # "Sync now" reads every entity, whatever the schedule says is due.
         job = request.app.first_sync.start(conn, requested_by=request.actor or "api",
-                                           capped=True)
+                                           capped=True, every_entity=True)
     except JobsBusy as exc:
         return _busy(exc)
     return _job_answer(request, job)

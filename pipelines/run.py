@@ -169,10 +169,18 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
     names = {c.tenant_id: c.organisation_name for c in connections}
     due: dict[str, list[str]] | None = None
+    following = None
     if scheduled(options):
         # Asked again by each organisation's run under its lock; here only to start no run
         # (and no thread) for an organisation with nothing due.
-        due = schedules.due(store, target.pipeline_name, connections)
+        try:
+            planned = schedules.plan(store, target.pipeline_name, connections)
+        except schedules.BadSchedule as exc:
+            log.error("%s", exc)
+            return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
+        due = {t: names for t, rows in planned.items()
+               if (names := [r.entity for r in rows if r.due])}
+        following = schedules.next_due(planned)
         connections = [c for c in connections if c.tenant_id in due]
     tenants = list(dict.fromkeys(c.tenant_id for c in connections))
 
@@ -221,6 +229,8 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         "withdrawn": sum(r.summary.get("withdrawn", 0) for r in reports),
         "due": None if due is None else {
             t: d for r in reports for t, d in (r.summary.get("due") or {}).items()},
+        **({"next_due_at": following.isoformat() if following else None}
+           if due is not None and not tenants else {}),
         "options": {"entities": list(options.entities or ENTITIES),
                     "reconcile": options.reconcile, "full_refresh": options.full_refresh,
                     "webhook_events": options.webhook_events},

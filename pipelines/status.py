@@ -16,6 +16,7 @@ from pipelines.run import read_history
 from pipelines.schedule_commands import compact, describe
 from store import ConnectionStatus, Store, open_store
 from store.egress import egress, size
+from store.schedules import BadSchedule
 
 # Xero forgets a refresh token unused for 60 days; warn with time to spare.
 REFRESH_IDLE_DAYS = 60
@@ -40,8 +41,13 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
     organisations = []
     # Per organisation and entity: its interval and next due time, for the default destination.
     connections = store.list_connections()
-    planned = {org["connection_id"]: org["entities"] for org in describe(
-        store, target_key(), [c for c in connections if c.status == ConnectionStatus.CONNECTED])}
+    try:
+        planned = {org["connection_id"]: org["entities"] for org in describe(
+            store, target_key(),
+            [c for c in connections if c.status == ConnectionStatus.CONNECTED])}
+    except BadSchedule as exc:  # a bad [pipelines.schedule] setting: runs refuse it too
+        planned = {}
+        warnings.append(str(exc))
     for conn in connections:
         row: dict[str, Any] = {
             "connection_id": conn.connection_id,

@@ -259,3 +259,20 @@ def test_parse_every_and_the_entity_list() -> None:
     with pytest.raises(schedules.BadSchedule, match="whole minutes"):
         schedules.parse_every("90s")
     assert run_module.scheduled(run_module.RunOptions(webhook_events=True)) is False
+
+
+def test_per_organisation_runs_ask_the_same_question(
+    scheduled: Warehouse, sandbox: SandboxHandle,
+) -> None:
+    """Dagster's layout (a pipeline per organisation) shares the last reads of the dataset."""
+    tenants = sorted(sandbox.tenant_ids())
+    start = datetime.now(UTC)
+    scheduled.run_ok()
+    with at(start + timedelta(minutes=2)):
+        quiet = scheduled.run_ok(layout="per_organisation")
+    assert (quiet.summary["due"], quiet.summary["organisations"]) == ({}, [])
+    assert quiet.summary["next_due_at"] is not None
+    with at(start + timedelta(minutes=6)):
+        fresh = scheduled.run_ok(layout="per_organisation")
+    assert fresh.summary["due"] == {t: ["suppliers"] for t in tenants}
+    assert _read(fresh) == {t: ["suppliers"] for t in tenants}
