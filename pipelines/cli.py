@@ -78,13 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     disconnect.add_argument("connection_id")
 
     run = sub.add_parser("run", help="load every connected organisation (or those named)",
-                         formatter_class=_EntityHelp)
+                         formatter_class=_EntityHelp,
+                         description="Load what is due: per organisation, the entities whose "
+                                     "interval has passed since their last successful read "
+                                     "(`xero-elt schedule show`). --entities, --full-refresh, "
+                                     "--reconcile, --webhook-events and first loads read what "
+                                     "they name.")
     run.add_argument("--destination", help="dlt destination name (default from config: duckdb)")
     run.add_argument("--dataset", help="dataset (schema) name (default xero)")
     run.add_argument("--tenant", action="append", dest="tenants", metavar="ID",
                      help="only this organisation (repeatable)")
     run.add_argument("--entities", type=_entities, metavar="LIST",
-                     help="comma-separated, from: {entities}")
+                     help="comma-separated, from: {entities}; read now, whatever is due")
     run.add_argument("--reconcile", action="store_true",
                      help="full read of suppliers now (catches contacts that became suppliers)")
     run.add_argument("--full-refresh", action="store_true",
