@@ -123,10 +123,17 @@ def test_an_organisation_s_own_interval_applies_to_it_alone(
         report = scheduled.run_ok()
     assert _read(report) == {premium: ["accounts", "suppliers"]}
 
+    # One run, different entities for different organisations (one load, one source).
+    with at(start + timedelta(minutes=6)):
+        mixed = scheduled.run_ok()
+    assert _read(mixed) == {premium: ["accounts", "suppliers"], standard: ["suppliers"]}
+    assert _runs_of(scheduled, mixed.summary["run_id"]) == {
+        (premium, "accounts"), (premium, "suppliers"), (standard, "suppliers")}
+
     store.set_schedule(conn.connection_id, {"accounts": None})  # back to the default (hourly)
-    with at(start + timedelta(minutes=7)):
+    with at(start + timedelta(minutes=8)):
         report = scheduled.run_ok()
-    assert _read(report) == {premium: ["suppliers"], standard: ["suppliers"]}
+    assert _read(report) == {premium: ["suppliers"]}
 
 
 def test_named_entities_and_forced_runs_read_what_they_name(
