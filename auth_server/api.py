@@ -27,7 +27,7 @@ from auth_server.errors import (
 )
 from auth_server.support_reference import log_reference, new_reference
 from auth_server.web import Request, Response, json_response, parse_json
-from store import Connection, ConnectionStatus, StoreError, lifecycle
+from store import Connection, ConnectionStatus, StoreError, lifecycle, schedules
 from store.jobs import Job, JobsBusy
 from store.webhook_outbox import connection_payload
 
@@ -272,8 +272,9 @@ def sync(request: Request) -> Response:
     if conn.status != ConnectionStatus.CONNECTED or not conn.tenant_id:
         raise InviteError(f"{conn.connection_id} is {conn.status}, not connected")
     try:
+        # "Sync now" reads every entity, whatever the schedule says is due.
         job = request.app.first_sync.start(conn, requested_by=request.actor or "api",
-                                           capped=True)
+                                           capped=True, every_entity=True)
     except JobsBusy as exc:
         return _busy(exc)
     return _job_answer(request, job)
@@ -301,6 +302,46 @@ def purge(request: Request) -> Response:
         lifecycle.apply(request.app.store, conn.connection_id, lifecycle.Event.PURGE_REQUESTED,
                         status_reason=f"purge requested by {actor}", sync_state=None)
     return _job_answer(request, job)
+
+
+def _schedule_answer(request: Request, conn: Connection) -> Response:
+    config = schedules.settings()
+    mine = request.app.store.schedule_overrides().get(conn.connection_id, {})
+    return json_response({"connection_id": conn.connection_id, "schedule": {
+        entity: {"every_minutes": mine.get(entity, config.minutes(entity)),
+                 "default_minutes": config.minutes(entity), "overridden": entity in mine}
+        for entity in schedules.scheduled_entities()}})
+
+
+@endpoint("read")
+def get_schedule(request: Request) -> Response:
+    """``GET …/schedule``: how often each entity of this organisation is read (the defaults,
+    ``[pipelines.schedule]``, unless the connection has its own)."""
+    return _schedule_answer(request, _connection(request))
+
+
+@endpoint("write")
+def put_schedule(request: Request) -> Response:
+    """``PUT …/schedule``: ``{"every_minutes": {"suppliers": 5, "accounts": null}}`` sets the
+    connection's own intervals (whole minutes, 1 to 43,200); null restores an entity's
+    default; entities not named keep what they have."""
+    conn = _connection(request)
+    if conn.status in (ConnectionStatus.PURGING, ConnectionStatus.PURGED):
+        raise InviteError(f"{conn.connection_id} is {conn.status}")
+    data = _body(request, {"every_minutes": dict})
+    if "every_minutes" not in data:
+        raise InvalidInput("Send every_minutes: {entity: minutes or null}.")
+    every = data["every_minutes"]
+    for entity, minutes in every.items():
+        if minutes is not None and (isinstance(minutes, bool)
+                                    or not isinstance(minutes, int | float)):
+            raise InvalidInput(f"every_minutes.{entity} must be a whole number of minutes or "
+                               "null.", field=f"every_minutes.{entity}")
+    try:
+        request.app.store.set_schedule(conn.connection_id, every)
+    except schedules.BadSchedule as exc:
+        raise InvalidInput(f"every_minutes: {exc}.", field="every_minutes") from None
+    return _schedule_answer(request, conn)
 
 
 @endpoint("read")
@@ -350,5 +391,7 @@ ROUTES: list[tuple[str, str, ApiHandler]] = [
     ("POST", rf"{PREFIX}/connections/{ID}/disconnect", disconnect),
     ("POST", rf"{PREFIX}/connections/{ID}/sync", sync),
     ("POST", rf"{PREFIX}/connections/{ID}/purge", purge),
+    ("GET", rf"{PREFIX}/connections/{ID}/schedule", get_schedule),
+    ("PUT", rf"{PREFIX}/connections/{ID}/schedule", put_schedule),
     ("GET", rf"{PREFIX}/jobs/(?P<job_id>[^/]{{1,64}})", get_job),
 ]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auth_server.background import Jobs, Work, cli_work
-from store import Connection, Store, StoreError, utcnow
+from store import Connection, Store, StoreError, schedules, utcnow
 from store.jobs import Job, JobsBusy
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,17 @@ rows loaded; an exception marks the sync failed."""
 WAIT_SECONDS = 600
 
 
-def pipeline_command(tenant_id: str) -> list[str]:
-    """The default first-sync command: this Python, the ``pipelines`` CLI, one organisation."""
-    return [sys.executable, "-m", "pipelines", "run", "--tenant", tenant_id,
-            "--wait", str(WAIT_SECONDS)]
+def pipeline_command(tenant_id: str, every_entity: bool = False) -> list[str]:
+    """The default first-sync command: this Python, the ``pipelines`` CLI, one organisation.
+
+    ``every_entity`` names every entity (``--entities``), so the run reads them all whatever
+    the schedule says is due (``store.schedules``): a sync asked for through the API means
+    now. A first load reads everything anyway."""
+    command = [sys.executable, "-m", "pipelines", "run", "--tenant", tenant_id,
+               "--wait", str(WAIT_SECONDS)]
+    if every_entity:
+        command += ["--entities", ",".join(schedules.scheduled_entities())]
+    return command
 
 
 class FirstSync:
@@ -46,9 +53,10 @@ class FirstSync:
         self.jobs = jobs or Jobs(store)
 
     def start(self, conn: Connection, *, requested_by: str = "first sync",
-              capped: bool = False) -> Job | None:
+              capped: bool = False, every_entity: bool = False) -> Job | None:
         """Mark the record ``syncing`` and start the sync, unless one is queued or running;
         returns at once with the job (None for a connection without an organisation).
+        ``every_entity``: read every entity, not only what the schedule says is due.
 
         Raises:
             JobsBusy: ``capped`` and the server runs as many jobs as it allows.
@@ -58,7 +66,7 @@ class FirstSync:
         if self.on_connected:
             work: Work = functools.partial(self._run_callable, conn)
         else:
-            work = cli_work(self.store, pipeline_command(conn.tenant_id)[3:],
+            work = cli_work(self.store, pipeline_command(conn.tenant_id, every_entity)[3:],
                             log_name=f"first-sync-{conn.connection_id}",
                             on_exit=lambda code: self._finish(conn, ok=code == 0))
         # Marked before the job starts: a quick sync may finish (and record itself) at once.

@@ -501,7 +501,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._reject(400, "Send Content-Length once.")
             return None
         length_text = self.headers.get("Content-Length")
-        if self.command != "POST":
+        if self.command not in ("POST", "PUT"):  # PUT: the API's schedule
             if length_text not in (None, "0"):
                 self._reject(400, "This request must not have a body.")
                 return None

@@ -26,6 +26,7 @@ Cursors advance only over rows that were yielded. No token ever reaches the stat
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -148,8 +149,12 @@ class _Run:
         full_refresh: bool,
         contact_ids: Mapping[str, Sequence[str]] | None = None,
         memory: Memory | None = None,
+        due: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.settings = settings
+        # Per tenant id, the entities to read (a schedule's choice); None: every entity.
+        self.due = None if due is None else {t: set(select_entities(list(names)))
+                                             for t, names in due.items()}
         self._given_memory = memory
         self._memory: Memory | None = None
         self.stats = stats
@@ -174,6 +179,16 @@ class _Run:
         """The organisations being read (known once the first resource has started)."""
         assert self._orgs is not None, "the run is not open"
         return self._orgs
+
+    def for_entity(self, entity: str) -> _Run:
+        """This open run as one entity's resource sees it: only the organisations for which
+        ``entity`` is due. A shallow copy: client, pool, memory, stats and the shared tracking
+        fetch stay the run's own; opening and closing stay with the run."""
+        if self.due is None:
+            return self
+        view = copy.copy(self)
+        view._orgs = [o for o in self.orgs if entity in self.due.get(o.tenant_id, ())]
+        return view
 
     @property
     def memory(self) -> Memory:
@@ -247,7 +262,8 @@ class _Run:
                 chosen.append(org)
                 continue
             reason = tokens.missing_reason(tenant_id)
-            for entity in self._entities:
+            wanted = self._entities if self.due is None else self.due.get(tenant_id, ())
+            for entity in (e for e in self._entities if e in wanted):
                 self.stats.finish(tenant_id, entity, SKIPPED, reason)
         return chosen
 
@@ -583,10 +599,11 @@ def _resource(
     def gen() -> Iterator[Any]:
         run.open()  # opened by the first resource to extract, closed by the last to finish
         try:
+            mine = run.for_entity(entity.name)
             if entity.incremental:
-                yield from _supplier_rows(run)
+                yield from _supplier_rows(mine)
             else:
-                yield from _snapshot_rows(run, entity, history)
+                yield from _snapshot_rows(mine, entity, history)
         finally:
             run.resource_done()
     resource = dlt.resource(
@@ -608,6 +625,7 @@ def xero_source(
     stats: Any = None,
     contact_ids: Any = None,
     memory: Any = None,
+    due: Any = None,
 ) -> list[DltResource]:
     """Suppliers, accounts, tax rates and tracking categories/options of Xero organisations.
 
@@ -636,6 +654,9 @@ def xero_source(
             read nothing. Snapshot entities ignore it (name only ``suppliers`` then).
         memory: where each organisation's memory is read (``connector.memory.Memory``);
             default the dataset of the pipeline running the source.
+        due: per tenant id, the entities to read for it (a schedule's choice: different
+            organisations may need different entities in one run); an entity's resource reads
+            only the organisations it names. Default: every selected entity of every one.
 
     Returns:
         One resource per selected entity.
@@ -652,7 +673,7 @@ def xero_source(
         return tokens if tokens is not None else default_provider(settings)
 
     run = _Run(settings, provider, stats, tenant_ids, names, reconcile=reconcile,
-               full_refresh=full_refresh, contact_ids=contact_ids, memory=memory)
+               full_refresh=full_refresh, contact_ids=contact_ids, memory=memory, due=due)
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
@@ -693,6 +714,7 @@ def make_source(
     stats: SyncStats | None = None,
     contact_ids: Mapping[str, Sequence[str]] | None = None,
     memory: Memory | None = None,
+    due: Mapping[str, Sequence[str]] | None = None,
 ) -> Any:
     """``xero_source(...)`` for the app (which passes ``store.token_provider.StoreTokens`` as
     ``tokens``); ``source.stats`` is the ``SyncStats`` it fills."""
@@ -700,7 +722,7 @@ def make_source(
     settings = settings if settings is not None else load_settings()
     source = xero_source(tenant_ids=tenants, entities=entities, reconcile=reconcile,
                          full_refresh=full_refresh, tokens=tokens, settings=settings,
-                         stats=stats, contact_ids=contact_ids, memory=memory)
+                         stats=stats, contact_ids=contact_ids, memory=memory, due=due)
     source.stats = stats
     return source
 

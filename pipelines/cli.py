@@ -78,13 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     disconnect.add_argument("connection_id")
 
     run = sub.add_parser("run", help="load every connected organisation (or those named)",
-                         formatter_class=_EntityHelp)
+                         formatter_class=_EntityHelp,
+                         description="Load what is due: per organisation, the entities whose "
+                                     "interval has passed since their last successful read "
+                                     "(`xero-elt schedule show`). --entities, --full-refresh, "
+                                     "--reconcile, --webhook-events and first loads read what "
+                                     "they name.")
     run.add_argument("--destination", help="dlt destination name (default from config: duckdb)")
     run.add_argument("--dataset", help="dataset (schema) name (default xero)")
     run.add_argument("--tenant", action="append", dest="tenants", metavar="ID",
                      help="only this organisation (repeatable)")
     run.add_argument("--entities", type=_entities, metavar="LIST",
-                     help="comma-separated, from: {entities}")
+                     help="comma-separated, from: {entities}; read now, whatever is due")
     run.add_argument("--reconcile", action="store_true",
                      help="full read of suppliers now (catches contacts that became suppliers)")
     run.add_argument("--full-refresh", action="store_true",
@@ -98,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent runs, freshness, warnings")
     status.add_argument("--json", action="store_true")
 
-    from pipelines import platform_commands, purge, store_commands
+    from pipelines import platform_commands, purge, schedule_commands, store_commands
 
     platform_commands.add_parsers(sub)
+    schedule_commands.add_parser(sub)
     purge.add_parser(sub)
     store_commands.add_parser(sub)
     return parser
@@ -184,6 +190,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "webhooks": lambda args: _platform("webhooks", args),
     "purge": lambda args: _purge(args),
     "store": lambda args: _store(args),
+    "schedule": lambda args: _schedule(args),
 }
 
 
@@ -197,6 +204,12 @@ def _purge(args: argparse.Namespace) -> int:
     from pipelines.purge import purge_from_cli
 
     return purge_from_cli(args)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from pipelines.schedule_commands import schedule_from_cli
+
+    return schedule_from_cli(args)
 
 
 def _store(args: argparse.Namespace) -> int:

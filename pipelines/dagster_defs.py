@@ -8,7 +8,13 @@
   partition and, unless its first load already ran or runs (the auth server starts one when
   the customer confirms), asks for it; one no longer connected loses its partition (its
   history stays in Dagster's event log);
-- ``xero_hourly``: every organisation every hour, in runs of up to ``batch_size``;
+- ``xero_hourly``: every five minutes (``schedule_cron``), the organisations with an entity due
+  (``store.schedules``, the question ``xero-elt run`` asks), in runs of up to ``batch_size``;
+  each run reads only what is due for each of its organisations. The name is older than
+  schedules per entity; CONVENTIONS fixes it. One schedule, not one per interval: the
+  intervals are per organisation and entity (defaults, a customer's own), so a cron per
+  interval could not express them, and two schedules would ask for the same organisations;
+  the tick is only the clock's resolution, and a tick with nothing due launches nothing;
 - ``xero_sync_job``: materialises the five tables of the run's organisations.
 
 Batches. A Python process per run costs seconds before any work (docs/benchmarks.md), so the
@@ -54,8 +60,9 @@ from dlt.common.configuration.specs import BaseConfiguration
 from connector.entities import ENTITY_TABLE
 from connector.settings import ENTITIES as TABLES
 from pipelines import exitcodes
+from pipelines.destinations import target_key
 from pipelines.run import RunOptions, RunReport, execute
-from store import Connection, ConnectionStatus, open_store
+from store import Connection, ConnectionStatus, open_store, schedules, utcnow
 
 log = logging.getLogger("xero_elt.dagster")
 
@@ -72,17 +79,24 @@ organisations = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 
 # The entity of `xero-elt run --entities` that loads each table: options come with categories.
 ENTITY_OF = {table: ENTITY_TABLE[table].comes_with or table for table in TABLES}
-# The hourly schedule's runs are late after three hours without a load (two missed ticks).
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3),
-                                           warn_window=timedelta(hours=2))
+
+
+def freshness(table: str) -> dg.FreshnessPolicy:
+    """A table is late after two of its default intervals without a load (warned after one
+    and a half), and never sooner than two and three hours: a five-minute table must not flap
+    for a slow pass. (Dagster's policy is per table; a customer's own interval is not in it.)"""
+    every = timedelta(minutes=schedules.ScheduleSettings().minutes(ENTITY_OF[table]))
+    return dg.FreshnessPolicy.time_window(fail_window=max(every * 2, timedelta(hours=3)),
+                                          warn_window=max(every * 3 / 2, timedelta(hours=2)))
 
 
 @configspec
 class DagsterSettings(BaseConfiguration):
     """``[pipelines.dagster]``: when the schedule and the sensor run."""
 
-    schedule_cron: str = "0 * * * *"
-    """The cron of ``xero_hourly`` (hourly; ``PIPELINES__DAGSTER__SCHEDULE_CRON``)."""
+    schedule_cron: str = "*/5 * * * *"
+    """The cron of ``xero_hourly``: how often it asks what is due (every five minutes, the
+    shortest default interval; ``PIPELINES__DAGSTER__SCHEDULE_CRON``)."""
     sensor_interval_seconds: int = 30
     """How often the sensor compares partitions with the store
     (``PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS``)."""
@@ -101,6 +115,9 @@ class XeroRunConfig(dg.Config):
     dataset: str | None = None
     reconcile: bool = False
     full_refresh: bool = False
+    schedule: bool = False
+    """Read per organisation only what is due (what the schedule's runs ask); a run launched
+    by hand, a backfill or a first load reads every selected table."""
 
 
 def table_key(table: str) -> dg.AssetKey:
@@ -112,7 +129,8 @@ SPECS = [
     dg.AssetSpec(
         table_key(table), description=f"The `{table}` table of dataset xero, every organisation.",
         # A day's call budget defers a table without failing the run: no materialisation then.
-        skippable=True, kinds={"dlt", "xero"}, group_name="xero", freshness_policy=FRESHNESS,
+        skippable=True, kinds={"dlt", "xero"}, group_name="xero",
+        freshness_policy=freshness(table),
         deps=[table_key(ENTITY_TABLE[table].comes_with)] if ENTITY_TABLE[table].comes_with
         else None,
     )
@@ -155,6 +173,9 @@ def _events(report: RunReport, tables: Sequence[str]) -> Iterator[
     run therefore fails when an organisation failed, and only the partitions it did not
     materialise show failed; the batch's other organisations show their materialisations."""
     summary = report.summary
+    due = summary.get("due")
+    if report.exit_code == exitcodes.OK and due == {}:
+        return  # nothing was due by the time the run started: nothing to materialise
     if report.exit_code in (exitcodes.USAGE, exitcodes.LOCKED) or not summary.get(
         "organisations"
     ):
@@ -165,6 +186,8 @@ def _events(report: RunReport, tables: Sequence[str]) -> Iterator[
         tenant = org["tenant_id"]
         name = org.get("organisation_name") or tenant
         for table in tables:
+            if due is not None and ENTITY_OF[table] not in due.get(tenant, [ENTITY_OF[table]]):
+                continue  # not due for this organisation: not read, nothing to say
             entity = org["entities"].get(ENTITY_OF[table], {})
             metadata = _table_metadata(org, entity)
             outcome = metadata["outcome"]
@@ -201,11 +224,16 @@ def xero_organisation_tables(
         context.log.warning("organisation %s is no longer connected: not loaded", gone)
     if not tenants:
         return
+    # A schedule's run of every table reads what is due (RunOptions.schedule); a subset of
+    # the tables is asked for by name, which reads them.
+    every_table = len(tables) == len(TABLES)
     report = execute(RunOptions(
         destination=config.destination, dataset=config.dataset,
-        tenants=tenants, entities=entities_for([table_key(t) for t in tables]),
+        tenants=tenants,
+        entities=None if config.schedule and every_table
+        else entities_for([table_key(t) for t in tables]),
         reconcile=config.reconcile, full_refresh=config.full_refresh,
-        layout="per_organisation",
+        layout="per_organisation", schedule=config.schedule,
     ))
     context.log.info("xero-elt run of %d organisation(s): exit %d, %s", len(tenants),
                      report.exit_code, report.summary.get("outcome"))
@@ -263,15 +291,17 @@ def names_tag(names: Sequence[str]) -> str:
     return text
 
 
-def batch_request(keys: Sequence[str], names: dict[str, str], run_key: str) -> dg.RunRequest:
+def batch_request(keys: Sequence[str], names: dict[str, str], run_key: str,
+                  run_config: dict[str, Any] | None = None) -> dg.RunRequest:
     """One run over these partitions (neighbours in the partitions' order): a single one by
     ``partition_key`` (so ``dagster/partition`` and its run tag limit apply), several by
     Dagster's partition-range tags. Our tags say which organisations, by id and by name."""
     tags = {TENANTS_TAG: ",".join(keys),
             ORGANISATIONS_TAG: names_tag([names.get(k) or k for k in keys])}
     if len(keys) == 1:
-        return dg.RunRequest(run_key=run_key, partition_key=keys[0], tags=tags)
-    return dg.RunRequest(run_key=run_key, tags={
+        return dg.RunRequest(run_key=run_key, partition_key=keys[0], tags=tags,
+                             run_config=run_config or {})
+    return dg.RunRequest(run_key=run_key, run_config=run_config or {}, tags={
         **tags, RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
 
 
@@ -329,20 +359,41 @@ def _digest(parts: Iterable[str]) -> str:
 @dg.schedule(job=xero_sync_job, cron_schedule=SETTINGS.schedule_cron, name="xero_hourly",
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    """Every organisation (partition) every hour (``schedule_cron``), in runs of up to
-    ``batch_size``, except those a run already covers that has not finished: a queued one will
-    read everything this tick would, and a running one holds their organisation locks (a
-    second batch would be refused them). Without this a pass longer than the interval would
-    pile up a queue without end."""
+    """The organisations (partitions) with an entity due (``store.schedules.due``, the same
+    question ``xero-elt run`` asks), every ``schedule_cron``, in runs of up to ``batch_size``
+    that read only what is due; except those a run already covers that has not finished: a
+    queued one will read what this tick would, and a running one holds their organisation
+    locks (a second batch would be refused them). Without this a pass longer than the interval
+    would pile up a queue without end."""
     tick = context.scheduled_execution_time.isoformat()
     busy = _busy_partitions(context.instance)
     order = context.instance.get_dynamic_partitions(PARTITIONS)
+    connected = connected_organisations()
     wanted = {t for t in order if t not in busy}
     if not wanted and busy:
         return dg.SkipReason(f"every organisation already has a run under way ({len(busy)})")
-    names = {t: c.organisation_name or t for t, c in connected_organisations().items()}
-    return [batch_request(block, names, f"hourly:{tick}:{block[0]}:{len(block)}")
+    run_config: dict[str, Any] = {}
+    if schedules.settings().enabled:
+        # A partition the store no longer knows is left to the run (which skips it) and the
+        # sensor (which drops it).
+        not_due = set(connected) - set(_due(list(connected.values())))
+        wanted -= not_due
+        if not wanted:
+            return dg.SkipReason(f"nothing due: {len(not_due)} organisation(s) read within "
+                                 "their intervals (`xero-elt schedule show`)")
+        run_config = {"ops": {xero_organisation_tables.op.name: {"config": {"schedule": True}}}}
+    names = {t: c.organisation_name or t for t, c in connected.items()}
+    return [batch_request(block, names, f"hourly:{tick}:{block[0]}:{len(block)}", run_config)
             for block in batches(order, wanted, SETTINGS.batch_size)]
+
+
+def _due(connections: list[Connection]) -> dict[str, list[str]]:
+    """What is due now per organisation, for the runs' default destination and dataset."""
+    store = open_store()
+    try:
+        return schedules.due(store, target_key(), connections, utcnow())
+    finally:
+        store.close()
 
 
 def _busy_partitions(instance: dg.DagsterInstance) -> set[str]:

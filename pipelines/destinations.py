@@ -60,6 +60,14 @@ class Target:
         return f"xero_{self.name}_{self.dataset}"
 
 
+def target_key(destination: str | None = None, dataset: str | None = None) -> str:
+    """The shared pipeline name of a destination and dataset (``Target.pipeline_name``) without
+    resolving credentials or touching files: what schedules key their last reads by."""
+    name = destination or _config("pipelines.destination") or DEFAULT_DESTINATION
+    dataset = dataset or _config("pipelines.dataset_name") or DEFAULT_DATASET
+    return f"xero_{name}_{dataset}"
+
+
 def _config(key: str) -> Any:
     try:
         return dlt.config.get(key)

@@ -141,10 +141,13 @@ def load_organisations(
     outcomes: RunOutcomes,
     *,
     contact_ids: dict[str, list[str]] | None = None,
+    due: dict[str, list[str]] | None = None,
 ) -> set[str]:
     """Extract and load the organisations' entities, recording an outcome per (tenant, entity).
 
-    ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events).
+    ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events);
+    ``due`` (per tenant id, the entities its schedule says are due) narrows each organisation
+    to its own entities.
     Returns the tenants left out because a purge of theirs began while the run extracted them:
     their rows were never loaded.
     """
@@ -153,7 +156,7 @@ def load_organisations(
     withdrawn: set[str] = set()
     for group in load_groups(connections, first_loads_per_package()):
         withdrawn |= _load_group(pipeline, target, store, group, entities, options, outcomes,
-                                 settings, contact_ids)
+                                 settings, contact_ids, due)
     return withdrawn
 
 
@@ -169,7 +172,8 @@ def load_groups(connections: list[Any], first_loads: int) -> list[list[Any]]:
 
 def _load_group(pipeline: Any, target: Target, store: Store, connections: list[Any],
                 entities: list[str], options: Any, outcomes: RunOutcomes, settings: Any,
-                contact_ids: dict[str, list[str]] | None) -> set[str]:
+                contact_ids: dict[str, list[str]] | None,
+                due: dict[str, list[str]] | None = None) -> set[str]:
     """One load package of organisations (again without those a purge took meanwhile)."""
     from connector import make_source
     from connector.memory import DestinationMemory
@@ -188,6 +192,8 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
             settings=settings,
             stats=stats,
             contact_ids=contact_ids,
+            due=None if due is None else {c.tenant_id: due.get(c.tenant_id, [])
+                                          for c in remaining},
             # Read through the run's pipeline: its SQL client takes the dataset's load turn
             # (pipelines.runlocks), so no other process has the DuckDB file open meanwhile.
             memory=DestinationMemory(pipeline),

@@ -1,7 +1,10 @@
 """`xero-elt run`: load every connected organisation into the destination, made for cron.
 
-One run: take the lock, finish load packages a killed run left behind, extract every named
-organisation and entity in parallel through the connector's source, load, then write
+One run: take the lock, decide per organisation which entities are due (``store.schedules``:
+suppliers every 5 minutes, accounts hourly, the rest daily, unless a connection has its own
+intervals; ``--entities``, ``--full-refresh``, ``--reconcile``, ``--webhook-events`` and first
+loads read what they name, as asked), finish load packages a killed run left behind, extract
+the organisations' due entities in parallel through the connector's source, load, then write
 `sync_runs` and `connections`, update the store, log one line per organisation, and exit with
 0 (ok), 1 (failed), 2 (usage), 3 (partial) or 75 (locked).
 
@@ -40,7 +43,7 @@ from pipelines.destinations import (
 from pipelines.layout import configured_layout, pipeline_name
 from pipelines.lock import LockHeld, run_lock
 from pipelines.runlocks import TurnTakingPipeline, organisation_locks
-from store import ConnectionStatus, LockBusy, Store, StoreError, open_store
+from store import ConnectionStatus, LockBusy, Store, StoreError, open_store, schedules
 
 log = logging.getLogger("xero_elt.run")
 
@@ -65,6 +68,20 @@ class RunOptions:
     layout: str | None = None
     # A targeted supplier read of the contacts named by Xero's pending webhook events.
     webhook_events: bool = False
+    # Read per organisation only the entities its schedule says are due (store/schedules.py);
+    # False reads every entity named (the demo, benchmarks). Forced runs ignore it: see
+    # `scheduled`.
+    schedule: bool = True
+
+
+def scheduled(options: RunOptions) -> bool:
+    """Whether this run reads only what is due: a run that names entities, refreshes, reconciles
+    or reads webhook events reads what it names; ``[pipelines.schedule] enabled = false``
+    turns schedules off."""
+    if not options.schedule or options.entities is not None or options.full_refresh \
+            or options.reconcile or options.webhook_events:
+        return False
+    return bool(schedules.settings().enabled)
 
 
 @dataclass
@@ -151,6 +168,20 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
     names = {c.tenant_id: c.organisation_name for c in connections}
+    due: dict[str, list[str]] | None = None
+    following = None
+    if scheduled(options):
+        # Asked again by each organisation's run under its lock; here only to start no run
+        # (and no thread) for an organisation with nothing due.
+        try:
+            planned = schedules.plan(store, target.pipeline_name, connections)
+        except schedules.BadSchedule as exc:
+            log.error("%s", exc)
+            return RunReport(exitcodes.USAGE, {"outcome": "usage", "error": str(exc)})
+        due = {t: names for t, rows in planned.items()
+               if (names := [r.entity for r in rows if r.due])}
+        following = schedules.next_due(planned)
+        connections = [c for c in connections if c.tenant_id in due]
     tenants = list(dict.fromkeys(c.tenant_id for c in connections))
 
     def one(tenant: str) -> RunReport:
@@ -166,6 +197,9 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         with ThreadPoolExecutor(max_workers=min(len(tenants), ORGANISATION_PIPELINES_AT_ONCE),
                                 thread_name_prefix="xero-elt-org") as pool:
             reports = list(pool.map(one, tenants))
+    elif due is not None:
+        log.info("nothing due: every organisation's entities were read within their interval "
+                 "(`xero-elt status` shows when each is next due)")
     else:
         log.info("no connected organisations to load (see `xero-elt connections`)")
     organisations: list[dict[str, Any]] = []
@@ -193,6 +227,10 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         "token_calls": sum(r.summary.get("token_calls", 0) for r in reports),
         "connections_calls": sum(r.summary.get("connections_calls", 0) for r in reports),
         "withdrawn": sum(r.summary.get("withdrawn", 0) for r in reports),
+        "due": None if due is None else {
+            t: d for r in reports for t, d in (r.summary.get("due") or {}).items()},
+        **({"next_due_at": following.isoformat() if following else None}
+           if due is not None and not tenants else {}),
         "options": {"entities": list(options.entities or ENTITIES),
                     "reconcile": options.reconcile, "full_refresh": options.full_refresh,
                     "webhook_events": options.webhook_events},
@@ -291,6 +329,21 @@ def _run_locked(
             log.info("no pending Xero webhook events to load")
             return RunReport(exitcodes.OK, {"run_id": run_id, "outcome": "ok",
                                             "organisations": [], "webhook_events": 0})
+    due: dict[str, list[str]] | None = None
+    if scheduled(options):
+        # Asked under the organisations' locks: a run that just held them has just read them.
+        try:
+            planned = schedules.plan(store, target.pipeline_name, connections, started)
+        except schedules.BadSchedule as exc:
+            log.error("%s", exc)
+            return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
+                                               "error": str(exc)})
+        due = {t: names for t, rows in planned.items()
+               if (names := [r.entity for r in rows if r.due])}
+        if connections and not due:
+            return _nothing_due(run_id, started, target, planned)
+        _log_due(due, len(connections))
+        connections = [c for c in connections if c.tenant_id in due]
     pipeline = dlt.pipeline(
         pipeline_name=name,
         destination=target.destination,
@@ -313,6 +366,8 @@ def _run_locked(
         return RunReport(exitcodes.FAILURE, {"run_id": run_id, "outcome": "failed",
                                              "error": str(exc), "organisations": []})
     entities = ["suppliers"] if options.webhook_events else select_entities(options.entities)
+    if due is not None:  # the union of the organisations' due entities, in load order
+        entities = select_entities(sorted({e for names in due.values() for e in names}))
     outcomes = RunOutcomes(run_id=run_id)
     clock = time.monotonic()
     withdrawn = 0
@@ -325,23 +380,25 @@ def _run_locked(
                                       for c in connections})
             gone = load_organisations(pipeline, target, store, connections, entities, options,
                                       outcomes,
-                                      contact_ids=_contact_ids(events) if events else None)
+                                      contact_ids=_contact_ids(events) if events else None,
+                                      due=due)
             if gone:  # purging or disconnected since: no sync_runs, no store update for them
                 connections = [c for c in connections if c.tenant_id not in gone]
                 withdrawn = len(gone)
             _finish_events(store, events, outcomes)
     except KeyboardInterrupt:
-        _interrupted(options, target, store, outcomes, connections, entities, started, clock)
+        _interrupted(options, target, store, outcomes, connections, entities, started, clock,
+                     due)
         raise
     except Exception as exc:  # a destination or pipeline failure: everything failed
         if isinstance(_root_cause(exc), KeyboardInterrupt):  # dlt wraps Ctrl-C in a step
             _interrupted(options, target, store, outcomes, connections, entities, started,
-                         clock)
+                         clock, due)
             raise KeyboardInterrupt from None
         log.error("run %s failed: %s", run_id, _one_line(exc))
         seen = {(o.tenant_id, o.entity) for o in outcomes.entities}  # one pass: 1,000s of orgs
         for conn in connections:
-            for entity in entities:
+            for entity in _entities_of(conn.tenant_id, entities, due):
                 if (conn.tenant_id, entity) not in seen:
                     outcomes.entities.append(EntityOutcome(
                         tenant_id=conn.tenant_id, entity=entity,
@@ -351,9 +408,10 @@ def _run_locked(
             if o.outcome == "ok":
                 o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
     finally:
-        _record(pipeline, store, outcomes, connections)
+        _record(pipeline, store, outcomes, connections, target)
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
     report.summary["pipeline"] = name
+    report.summary["due"] = due
     report.summary["withdrawn"] = withdrawn
     if options.webhook_events:
         report.summary["webhook_events"] = sum(len(v) for v in events.values())
@@ -365,15 +423,48 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_ERROR = "interrupted (Ctrl-C) before loading; the next run catches up"
 
 
+def _entities_of(tenant_id: str, entities: list[str],
+                 due: dict[str, list[str]] | None) -> list[str]:
+    """The entities this run reads for one organisation: its due ones, or all of the run's."""
+    return entities if due is None else select_entities(due.get(tenant_id, []))
+
+
+def _log_due(due: dict[str, list[str]], organisations: int) -> None:
+    """One line for the terminal: what this run reads, by entity."""
+    by_entity: dict[str, int] = {}
+    for names in due.values():
+        for name in names:
+            by_entity[name] = by_entity.get(name, 0) + 1
+    reading = ", ".join(f"{name} of {count}" for name, count in by_entity.items())
+    rest = organisations - len(due)
+    log.info("due now: %s organisation(s)%s; %d with nothing due",
+             len(due), f" ({reading})" if reading else "", rest)
+
+
+def _nothing_due(run_id: str, started: datetime, target: Target,
+                 planned: dict[str, list[schedules.EntitySchedule]]) -> RunReport:
+    """Every organisation was read within its intervals: no pipeline, no Xero call, exit 0."""
+    following = schedules.next_due(planned)
+    when = f"{following:%Y-%m-%d %H:%M:%S} UTC" if following else "-"
+    log.info("nothing due: %d organisation(s) read within their intervals; next due at %s "
+             "(`xero-elt status` shows each entity's schedule)", len(planned), when)
+    return RunReport(exitcodes.OK, {
+        "run_id": run_id, "outcome": "ok", "exit_code": exitcodes.OK,
+        "started_at": started.isoformat(), "destination": target.name,
+        "dataset": target.dataset, "organisations": [], "due": {},
+        "next_due_at": following.isoformat() if following else None,
+    })
+
+
 def _interrupted(options: RunOptions, target: Target, store: Store, outcomes: RunOutcomes,
                  connections: list[Any], entities: list[str], started: datetime,
-                 clock: float) -> None:
+                 clock: float, due: dict[str, list[str]] | None = None) -> None:
     """Ctrl-C: every entity of the run is ``interrupted`` (nothing of it was loaded; whatever
     dlt extracted stays in its working folder and the next run loads it first), and the run
     goes into the history as interrupted. Quick: no Xero call, no wait for the warehouse."""
     seen = {(o.tenant_id, o.entity) for o in outcomes.entities}
     for conn in connections:
-        for entity in entities:
+        for entity in _entities_of(conn.tenant_id, entities, due):
             if (conn.tenant_id, entity) not in seen:
                 outcomes.entities.append(EntityOutcome(
                     tenant_id=conn.tenant_id, entity=entity,
@@ -471,9 +562,14 @@ def _by_tenant(outcomes: RunOutcomes) -> dict[str, list[EntityOutcome]]:
     return grouped
 
 
-def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
-    """Each connection's sync state, last sync time and rows, from this run's outcomes."""
+def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any],
+                  target: Target) -> None:
+    """Each connection's sync state, last sync time and rows, and each entity's last successful
+    read into this destination and dataset (what schedules count from), from this run's
+    outcomes; they run after the load, so a read is recorded only once its rows are in."""
     finished = _now()
+    store.record_entity_reads(target.pipeline_name, {
+        (o.tenant_id, o.entity): o.started_at for o in outcomes.entities if o.outcome == "ok"})
     by_tenant = _by_tenant(outcomes)
     changes: dict[str, dict[str, Any]] = {}
     for conn in connections:
@@ -497,10 +593,11 @@ def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any]) -
     store.update_connections(changes)  # one transaction, not one per organisation
 
 
-def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any]) -> None:
+def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any],
+            target: Target) -> None:
     """Write sync_runs and connections into the destination, and sync results into the store."""
     try:
-        _update_store(store, outcomes, connections)
+        _update_store(store, outcomes, connections, target)
     except StoreError as exc:
         # The warehouse may hold the rows, but what we know about them could not be kept.
         log.error("%s", exc)

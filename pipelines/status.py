@@ -11,9 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines import exitcodes
+from pipelines.destinations import target_key
 from pipelines.run import read_history
+from pipelines.schedule_commands import compact, describe
 from store import ConnectionStatus, Store, open_store
 from store.egress import egress, size
+from store.schedules import BadSchedule
 
 # Xero forgets a refresh token unused for 60 days; warn with time to spare.
 REFRESH_IDLE_DAYS = 60
@@ -36,7 +39,16 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
                     freshness.setdefault(org["tenant_id"], {})[entity] = run.get("started_at")
     warnings: list[str] = []
     organisations = []
-    for conn in store.list_connections():
+    # Per organisation and entity: its interval and next due time, for the default destination.
+    connections = store.list_connections()
+    try:
+        planned = {org["connection_id"]: org["entities"] for org in describe(
+            store, target_key(),
+            [c for c in connections if c.status == ConnectionStatus.CONNECTED])}
+    except BadSchedule as exc:  # a bad [pipelines.schedule] setting: runs refuse it too
+        planned = {}
+        warnings.append(str(exc))
+    for conn in connections:
         row: dict[str, Any] = {
             "connection_id": conn.connection_id,
             "company": conn.company,
@@ -49,6 +61,8 @@ def collect(store: Store, now: datetime | None = None) -> dict[str, Any]:
             "entities": freshness.get(conn.tenant_id or "", {}),
             "egress": sent.of(conn.tenant_id),
         }
+        if conn.connection_id in planned:
+            row["schedule"] = planned[conn.connection_id]
         name = conn.organisation_name or conn.company
         if conn.status == ConnectionStatus.NEEDS_RECONNECTION:
             reason = conn.status_reason or "grant revoked"
@@ -104,6 +118,8 @@ def status(as_json: bool = False) -> int:
                   f"last sync {org['last_synced_at'] or '-'} ({org['last_sync_outcome'] or '-'})")
             for entity, when in sorted(org["entities"].items()):
                 print(f"      {entity:<22} fresh as of {when}")
+            if org.get("schedule"):
+                print(f"      {'schedule':<22} {compact(org['schedule'])}")
             sent = org["egress"]
             if sent["bytes_30_days"]:
                 print(f"      {'received from Xero':<22} {size(sent['bytes_30_days'])} in "

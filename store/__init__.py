@@ -15,6 +15,7 @@ SQLite, embedded, the default (``sqlite``), and PostgreSQL for several machines 
 ``copy`` moves one store's records into another (``xero-elt store copy --to URL``).
 """
 
+from store import schedules
 from store.base import Store
 from store.config import open_store, redact
 from store.keys import KEY_ENV, KEY_FILE
@@ -50,5 +51,6 @@ __all__ = [
     "default_home",
     "open_store",
     "redact",
+    "schedules",
     "utcnow",
 ]

@@ -38,6 +38,7 @@ from store.records import (
     to_text,
     utcnow,
 )
+from store.schedules import ScheduleQueries
 from store.sql import Row, Transaction
 from store.webhook_outbox import (
     EventType,
@@ -49,7 +50,7 @@ from store.xero_events import XeroEventQueries
 
 
 class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, AppBudgetQueries,
-            ABC):
+            ScheduleQueries, ABC):
     """Grants, connections, in-flight flows and daily API-call counts; safe across threads and
     processes (and machines, on PostgreSQL). Open one with ``open_store()``.
 
@@ -405,6 +406,9 @@ class Store(ApiKeyQueries, WebhookOutboxQueries, XeroEventQueries, JobQueries, A
             if tenant_id:
                 tx.execute("DELETE FROM xero_events WHERE tenant_id = ?", (tenant_id,))
                 tx.execute("DELETE FROM api_usage WHERE tenant_id = ?", (tenant_id,))
+                tx.execute("DELETE FROM entity_reads WHERE tenant_id = ?", (tenant_id,))
+            tx.execute("DELETE FROM schedule_overrides WHERE connection_id = ?",
+                       (connection_id,))
             for event_id, body in forget_connection_in_events(rows):
                 tx.execute("UPDATE webhook_events SET body = ? WHERE event_id = ?",
                            (body, event_id))

@@ -67,6 +67,10 @@ COPIED: tuple[Table, ...] = (
     # Jobs and their outcomes (``GET /api/v1/jobs/{id}`` keeps answering). One left running by
     # the stopped server has no heartbeat any more and is closed as failed when next asked.
     Table("jobs", ("job_id",)),
+    # A customer's own intervals, and when each entity was last read: without them the target
+    # would read every organisation in full on its first run.
+    Table("schedule_overrides", ("connection_id", "entity")),
+    Table("entity_reads", ("target", "tenant_id", "entity")),
 )
 
 NOT_COPIED: Mapping[str, str] = {

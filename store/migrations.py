@@ -201,6 +201,25 @@ _APP_BUDGET = (
 # monthly egress (`xero-elt status` and the admin page show it against an allowance).
 _API_BYTES = ("ALTER TABLE api_usage ADD COLUMN bytes_received BIGINT NOT NULL DEFAULT 0",)
 
+# Schedules (store/schedules.py): a connection's own intervals per entity (a premium plan), and
+# when each organisation's entity was last read successfully, per destination and dataset.
+_SCHEDULES = (
+    """CREATE TABLE IF NOT EXISTS schedule_overrides (
+    connection_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    every_minutes INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (connection_id, entity)
+)""",
+    """CREATE TABLE IF NOT EXISTS entity_reads (
+    target TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    read_at TEXT NOT NULL,
+    PRIMARY KEY (target, tenant_id, entity)
+)""",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "initial schema (grants, connections, flows)", _initial("BLOB"), _initial("BYTEA")),
     Step(2, "index flows by expiry", _FLOWS_EXPIRY_INDEX, _FLOWS_EXPIRY_INDEX),
@@ -213,6 +232,8 @@ STEPS: tuple[Step, ...] = (
     Step(8, "the invite's language", _CONNECTION_LANGUAGE, _CONNECTION_LANGUAGE),
     Step(9, "the app's budget of Xero calls", _APP_BUDGET, _APP_BUDGET),
     Step(10, "bytes received from Xero per organisation per day", _API_BYTES, _API_BYTES),
+    Step(11, "schedules: overrides per connection, last reads per destination", _SCHEDULES,
+         _SCHEDULES),
 )
 LATEST = STEPS[-1].version
 

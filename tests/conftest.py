@@ -92,4 +92,7 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XERO_ELT_HOME", str(home))
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # Most tests are about what a run reads, and run twice within seconds: schedules (what is
+    # due) are off unless a test turns them on (tests/pipelines/test_schedule.py).
+    monkeypatch.setenv("PIPELINES__SCHEDULE__ENABLED", "false")
     return home

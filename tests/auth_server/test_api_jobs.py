@@ -107,6 +107,9 @@ def test_a_sync_asked_twice_is_one_job_and_the_cap_answers_429(
     assert job.json()["job"]["state"] in ("queued", "running")
     assert (done.json()["job"]["state"], done.json()["job"]["outcome"]) == ("succeeded", "done")
     assert unknown.status_code == 404
+    # "Sync now" reads every entity, whatever the schedule says is due.
+    (sync_args,) = [a for a in gate.started if a[0] == "run"]
+    assert sync_args[-2:] == ["--entities", "suppliers,accounts,tax_rates,tracking_categories"]
 
 
 def test_the_customer_s_first_sync_is_never_refused_by_the_cap(

@@ -15,6 +15,9 @@ from tests.auth_server.helpers import RunningAuth, wait_for
 def test_pipeline_command_runs_one_organisation_and_waits_for_the_lock() -> None:
     command = pipeline_command("tenant-1")
     assert command[1:] == ["-m", "pipelines", "run", "--tenant", "tenant-1", "--wait", "600"]
+    # The API's "sync now" reads every entity, not only what the schedule says is due.
+    assert pipeline_command("tenant-1", every_entity=True)[-2:] == [
+        "--entities", "suppliers,accounts,tax_rates,tracking_categories"]
 
 
 def test_first_sync_loads_the_four_entities_into_duckdb(

@@ -86,6 +86,8 @@ class CliHome:
             "DESTINATION__DUCKDB__CREDENTIALS": str(self.db),
             "SOURCES__XERO__BACKOFF_SECONDS": "0.05",
             "SOURCES__XERO__MAX_BACKOFF_SECONDS": "0.3",
+            # Runs here must read: schedules (what is due) are tested in test_schedule.py.
+            "PIPELINES__SCHEDULE__ENABLED": "false",
             "PYTHONPATH": str(ROOT),
         })
         env.update(self.extra_env)

@@ -61,7 +61,7 @@ def test_definitions_name_what_conventions_fix() -> None:
     assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
     assert job.partitions_def.name == "xero_organisations"
     assert defs.resolve_sensor_def("xero_organisations_sensor")
-    assert defs.resolve_schedule_def("xero_hourly").cron_schedule == "0 * * * *"
+    assert defs.resolve_schedule_def("xero_hourly").cron_schedule == "*/5 * * * *"
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert keys == {f"xero/{t}" for t in TABLES}
     assert defs_module.xero_organisation_tables.op.pool == "xero_organisations"

@@ -55,6 +55,8 @@ def fill(store: Store) -> str:
     store.receive_xero_events([XeroEvent("tenant-1", "contact-1", now, "UPDATE", "CONTACT", now,
                                          "pending")], handshake=False)
     store.open_job("sync", conn.connection_id, requested_by="test")
+    store.set_schedule(conn.connection_id, {"suppliers": 1})
+    store.record_entity_reads("xero_duckdb_xero", {("tenant-1", "suppliers"): now})
     store.put_flow("visit-1", {"step": "consent"}, expires_at=now + timedelta(hours=1))
     return key
 
@@ -119,7 +121,8 @@ def test_a_copy_carries_every_record_and_a_second_changes_nothing(
 
     assert counts == {"grants": (1, 0), "connections": (2, 0), "api_keys": (1, 0),
                       "api_usage": (1, 0), "webhook_events": (1, 0), "xero_events": (1, 0),
-                      "xero_webhook_health": (1, 0), "jobs": (1, 0)}
+                      "xero_webhook_health": (1, 0), "jobs": (1, 0),
+                      "schedule_overrides": (1, 0), "entity_reads": (1, 0)}
     copied = everything(target)
     for table, source_rows in everything(source).items():
         if table != "grants":
@@ -306,9 +309,9 @@ def test_the_command_copies_twice_and_refuses_clearly(postgres_url: str, tmp_pat
 
     assert first.returncode == 0, first.stderr
     assert "grants:              copied 1, already there 0" in first.stdout
-    assert "copied 9, already there 0 (from " in first.stdout
+    assert "copied 11, already there 0 (from " in first.stdout
     assert second.returncode == 0, second.stderr
-    assert "copied 0, already there 9 (from " in second.stdout
+    assert "copied 0, already there 11 (from " in second.stdout
     assert itself.returncode == 2
     assert "is the configured store itself" in itself.stderr
     for result in (missing, first, second, itself):

@@ -32,7 +32,7 @@ def test_a_store_file_from_before_migrations_opens_migrates_and_loses_nothing(
 
     store = open_store(home, secret_key=FIXTURE_KEY)
 
-    assert applied(store) == ALL_STEPS == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert applied(store) == ALL_STEPS == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     grants = {g.client_id + ":" + g.refresh_token: g for g in store.list_grants()}
     assert set(grants) == {"CID-v0:v0-refresh-1", "CID-v0:v0-refresh-2"}
     first, second = grants["CID-v0:v0-refresh-1"], grants["CID-v0:v0-refresh-2"]
@@ -121,5 +121,5 @@ def test_postgres_tables_live_in_schema_xero_elt(postgres_url: str, secret_key: 
         ("xero_elt", name)
         for name in ("grants", "connections", "flows", "store_migrations", "api_usage",
                      "api_keys", "webhook_events", "xero_events", "xero_webhook_health", "jobs",
-                     "xero_app_budget", "xero_app_pause")
+                     "xero_app_budget", "xero_app_pause", "schedule_overrides", "entity_reads")
     }
