@@ -49,11 +49,18 @@ def test_bench_smoke_runs_and_writes_its_figures(tmp_path: Path) -> None:
         assert scale[side]["wall_s"] > 0, side
     assert scale["dagster"] is None  # the full plan only (a schedule tick costs minutes)
     assert scale["cron"]["peak_rss_mb"] > 0
+    bill = figures["bill"]  # each kind of run measured, a month composed per schedule
+    assert {r["outcome"] for r in bill["runs"].values()} == {"ok"}
+    assert bill["runs"]["changed"]["records"] == 2 * bill["orgs"]  # a supplier, an account
+    assert bill["runs"]["everything"]["token_calls"] == 1  # an hour on: one refresh
+    assert 0 < bill["runs"]["suppliers"]["bytes_per_org"] < bill["runs"]["first"]["bytes_per_org"]
+    assert all(m["bytes"] > 0 and m["calls"] > 0 for m in bill["months"].values())
     report = out.read_text()
     for heading in ("## Machine", "## Targets at a glance", "## 1. Full load",
                     "## 2. Full load with Xero's rate limits on", "## 3. Incremental runs",
                     "## 4. 3 organisations side by side", "## Peak memory",
                     "## Platform: 4 organisations, each its own grant",
                     "## A burst of customers at the auth server",
-                    "## Scale: 6 organisations under the app's limit, no change"):
+                    "## Scale: 6 organisations under the app's limit, no change",
+                    "## The bill: 2 organisations of 200 suppliers"):
         assert heading in report
