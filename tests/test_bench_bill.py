@@ -27,7 +27,7 @@ RUNS = {
     "suppliers": _run(200, 1, {"Contacts": 200}),
     "suppliers_accounts": _run(6_600, 2, {"Contacts": 200, "Accounts": 6_400}),
     "changed": _run(7_400, 2, {"Contacts": 900, "Accounts": 6_500}),
-    "reconcile": _run(5_200, 3, {"Contacts": 5_200}),
+    "reconcile": _run(11_400, 4, {"Contacts": 5_000, "Accounts": 6_400}),
 }
 
 
@@ -39,7 +39,7 @@ def test_a_month_is_its_runs_plus_each_change_plus_a_daily_reconciliation() -> N
     no_change = DAYS * (8_000 + 23 * 6_600 + 72 * 200)
     supplier_changes = 200 * 0.01 * DAYS * (900 - 200)  # 60 changes, 700 bytes each
     account_changes = DAYS / 7 * (6_500 - 6_400)
-    reconciliations = DAYS * (5_200 - 200)
+    reconciliations = DAYS * (11_400 - 6_600)
     assert m["bytes"] == pytest.approx(no_change + supplier_changes + account_changes
                                        + reconciliations)
     assert m["calls"] == pytest.approx(DAYS * (4 + 23 * 2 + 72) + DAYS * 2)
