@@ -114,8 +114,10 @@ class Bench:
         env: dict[str, str] | None = None,
         wrap: list[str] | None = None,
         reconcile: bool = False,
+        entities: list[str] | None = None,
     ) -> LoadFigures:
-        """One `xero-elt run` of `home` in a child process, measured."""
+        """One `xero-elt run` of `home` in a child process, measured (`entities` as
+        `--entities`; None: every entity)."""
         run_dir = home.path.parent
         child_env = {
             **sb.dlt_env(),
@@ -127,7 +129,8 @@ class Bench:
         sb.fresh_minute()
         sb.start_counting()
         measured = run_child(["-m", "bench.loader"], workdir=run_dir, name=name, env=child_env,
-                             spec={"destination": destination, "reconcile": reconcile},
+                             spec={"destination": destination, "reconcile": reconcile,
+                                   "entities": entities},
                              sandbox_pid=sb.pid, wrap=wrap)
         figures = _load_figures(measured, sb.calls())
         if destination == "duckdb":

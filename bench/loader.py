@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
     options = RunOptions(
         destination=spec.get("destination"),
         tenants=spec.get("tenants"),
+        entities=spec.get("entities"),
         reconcile=bool(spec.get("reconcile", False)),
         full_refresh=bool(spec.get("full_refresh", False)),
         # A benchmark measures reads: every entity, whatever the schedule says is due.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import burst, dagster_scenario, platform_scenario, scale_scenario
+from bench import bill_scenario, burst, dagster_scenario, platform_scenario, scale_scenario
 from bench.findings import closing_notes
 from bench.world import NO_CHANGE_CALLS_PER_ORG, SNAPSHOT_CALLS
 
@@ -263,6 +263,7 @@ def _targets(results: dict[str, Any]) -> str:
     rows += platform_scenario.verdicts(results, TARGET_PLATFORM_FLOOR_MULTIPLE)
     rows += burst.verdicts(results)
     rows += scale_scenario.verdicts(results)
+    rows += bill_scenario.verdicts(results)
     if s2:
         rows.append(["zero 429s with limits on (scenario 2)",
                      str(s2["load"]["calls"]["rate_limited"]),
@@ -570,5 +571,6 @@ def render(results: dict[str, Any]) -> str:
     sections = [_intro(results), _targets(results), _errors(results), closing_notes(results),
                 _s1(results), _s2(results), _s3(results), _s4(results), _s5(results),
                 _rss(results), platform_scenario.render(results), dagster_scenario.render(results),
-                scale_scenario.render(results), burst.render(results)]
+                scale_scenario.render(results), burst.render(results),
+                bill_scenario.render(results)]
     return "\n".join(part for part in sections if part)

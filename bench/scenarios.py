@@ -10,6 +10,8 @@
 "burst": 300 customers opening their invites at the auth server, 50 at a time (bench/burst).
 "scale": 10,000 organisations under the app's limit, `xero-elt run` and Dagster's batched runs
 beside their floor (bench/scale_scenario).
+"bill": bytes and calls per organisation per month for hourly and 15-minute schedules, from
+measured runs of each kind (bench/bill_scenario).
 And the peak RSS of full loads at several sizes.
 
 Every load is `bench.loader` in a child process: the product's own `xero-elt run` path into a
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import postgres
+from bench.bill_scenario import bill
 from bench.burst import scenario as burst
 from bench.dagster_scenario import many_organisations
 from bench.harness import Bench, LoadFigures
@@ -280,4 +283,5 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "dagster": many_organisations,
     "burst": burst,
     "scale": scale,
+    "bill": bill,
 }

@@ -107,7 +107,8 @@ class XeroSettings:
     """A supplier reconciliation (finds contacts whose ``IsSupplier`` changed without
     ``UpdatedDateUTC`` moving) runs when the last one is older."""
     reconcile_sweep_parts: int = 5
-    """Each reconciliation reads 1/N of the supplier list in summary form, so a change the
+    """Each reconciliation reads 1/N of the supplier list in summary form (of every contact's,
+    for a high-volume organisation, which has no supplier count to check), so a change the
     supplier count cannot show is found within N reconciliations; larger N, fewer bytes."""
     ids_per_call: int = 50
     """ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52)."""

@@ -24,7 +24,11 @@ Per organisation and run, one of:
 
 High-volume organisations (Xero's ``400 HighVolumeException`` for the unoptimised ``IsSupplier``
 filter) are read without the filter, suppliers chosen on our side; that is decided per
-organisation on the first refusal and remembered in the state.
+organisation on the first refusal and remembered in the state. Their reconciliation has no count
+to probe: it reads a rotating slice (``1/reconcile_sweep_parts``) of every contact's summary,
+pages of the unfiltered list in ContactID order, and compares each contact in it with what we
+hold, so a flag flip is found within ``reconcile_sweep_parts`` reconciliations
+(``SupplierRead._sweep_contacts`` says why slices are positions, not ContactID ranges).
 """
 
 from __future__ import annotations
@@ -121,7 +125,10 @@ class SupplierState:
     reconciled_at: datetime | None = None
     members: set[str] | None = None  # ContactIDs we hold as suppliers
     high_volume: bool = False  # read without the IsSupplier filter
-    sweep: int = 0  # where the next reconciliation's sweep starts (a slice index)
+    # where the next reconciliation's sweep starts: a page index in the supplier list, or for a
+    # high-volume organisation a position in the list of every contact
+    sweep: int = 0
+    sweep_part: int = 0  # high volume: the slices of the current rotation read so far
     full_read: dict[str, Any] | None = None  # an unfinished full read: watermark, next page
     found: set[str] = field(default_factory=set)  # what the unfinished full read found so far
     # the memory rows as stored: id -> entry (empty when moving out of an older dlt state)
@@ -143,6 +150,7 @@ class SupplierState:
             reconciled_at=_from_iso(raw.get("reconciled_at")),
             high_volume=bool(raw.get("high_volume")),
             sweep=int(raw.get("sweep") or 0),
+            sweep_part=int(raw.get("sweep_part") or 0),
             full_read={"watermark": full_read.get("watermark"),
                        "next_page": full_read.get("next_page")} if full_read else None,
         )
@@ -180,6 +188,8 @@ class SupplierState:
             state["members"] = True  # the memory rows say who
         if self.high_volume:
             state["high_volume"] = True
+        if self.sweep_part:
+            state["sweep_part"] = self.sweep_part
         if self.full_read:
             state["full_read"] = self.full_read
         return state
@@ -308,7 +318,8 @@ class SupplierRead:
         load, self._memory = self._memory, None
         now = self.state
         self._take(load())
-        for name in ("cursor", "reconciled_at", "high_volume", "sweep", "full_read"):
+        for name in ("cursor", "reconciled_at", "high_volume", "sweep", "sweep_part",
+                     "full_read"):
             setattr(self.state, name, getattr(now, name))
 
     # -- the plan -------------------------------------------------------------------------------
@@ -372,6 +383,7 @@ class SupplierRead:
     def _switch_to_high_volume(self) -> None:
         self.state.high_volume = True
         self.state.full_read = None  # positions of the filtered list mean nothing now
+        self.state.sweep = self.state.sweep_part = 0  # nor does the sweep's place in it
         self.warn("suppliers: Xero refused the IsSupplier filter for this high-volume "
                   "organisation (HighVolumeException); reading every contact and choosing "
                   "suppliers here from now on")
@@ -450,13 +462,11 @@ class SupplierRead:
         members = state.members
         assert members is not None
         if state.high_volume:
-            xero = self._supplier_ids(self._pages(summary=True))
-            self._apply_difference(xero, members)
+            self._sweep_contacts(members)
         else:
             count, found = self._probe_and_sweep()
             if count is None:  # the probe met the high-volume refusal
-                xero = self._supplier_ids(self._pages(summary=True))
-                self._apply_difference(xero, members)
+                self._sweep_contacts(members)
             else:
                 new = found - members - self.yielded
                 if new:
@@ -466,6 +476,86 @@ class SupplierRead:
                     xero = self._supplier_ids(self._pages(summary=True))
                     self._apply_difference(xero, members)
         state.reconciled_at = self.options.started_at
+
+    def _sweep_contacts(self, members: set[str]) -> None:
+        """A high-volume organisation's reconciliation: one rotating slice of every contact's
+        summary, ``1/reconcile_sweep_parts`` of them, compared with what we hold.
+
+        Xero gives such an organisation no supplier count and no filtered list (``IsSupplier``
+        is not an optimised filter), so each contact in the slice is judged here: a supplier we
+        do not hold became one, a contact we hold that is no longer a supplier stopped being
+        one. Both are read again by ``IDs=`` and loaded. Without a count there is nothing to say
+        that a change happened elsewhere, so a flag flip is found when the rotation reaches its
+        contact: within ``reconcile_sweep_parts`` reconciliations.
+
+        A slice is addressed by position, as pages of the unfiltered list in ContactID order
+        (``summaryOnly``, archived included, ``page`` and ``pageSize``: every part of it Xero
+        allows on a high-volume organisation). Not by ContactID ranges: Xero documents only
+        ``ContactID==Guid(...)`` (the sandbox, like Dynamic LINQ, refuses ``>=`` on a Guid as a
+        parse error), and a database may order GUIDs otherwise than as text (SQL Server compares
+        a uniqueidentifier's last six bytes first), so a range in our order need not be one in
+        Xero's. Positions in ContactID order are stable: an edit keeps a contact's place, Xero
+        never deletes a contact (archived ones are in the list), and a new contact only pushes
+        later ones forward. The sweep keeps the position where the next slice starts
+        (``sweep``, one integer in dlt's state); a contact not yet reached can only move further
+        from it, never behind it, so inserts between reconciliations, or between the pages of
+        one, cause a duplicate, never a gap.
+
+        Slice ``j`` of ``parts`` ends at page ``floor(j * pages / parts)`` of ``page_size``
+        (pages counted from what the first page reports), so a slice is 1/parts of the list to
+        within a page, and the last slice reads to the end of the list: a rotation is ``parts``
+        reconciliations (fewer for a list of fewer pages), however many contacts were added
+        meanwhile (``sweep_part`` counts its slices). Contacts added can push a contact not yet
+        read into the next slice, so between two rotations its visits may be a reconciliation
+        further apart; they cannot make a slice skip it.
+        """
+        state = self.state
+        size = self.options.page_size
+        parts = max(1, self.options.sweep_parts)
+        first = state.sweep // size + 1
+        part = min(state.sweep_part, parts - 1) + 1  # this slice's number in the rotation
+        page = self._summary_page(first, size)
+        if not page.records and first > 1:  # past the end: the list is shorter than it was
+            first, part = 1, 1
+            page = self._summary_page(first, size)
+        pages_read = [page]
+        if page.item_count is None:  # no count: read to the end of the list
+            while len(page.records) >= size:
+                page = self._summary_page(page.number + 1, size)
+                pages_read.append(page)
+            last = page.number
+            end = True
+        else:
+            total_pages = max(1, -(-page.item_count // size))
+            last = _slice_end(first, part, total_pages, parts)
+            for number in range(first + 1, last + 1):
+                pages_read.append(self._summary_page(number, size))
+            end = last >= total_pages
+        state.sweep, state.sweep_part = (0, 0) if end else (last * size, part)
+        seen: set[str] = set()
+        suppliers: set[str] = set()
+        for read in pages_read:
+            for raw in read.records:
+                contact_id = raw.get("ContactID")
+                if not isinstance(contact_id, str):
+                    continue
+                key = contact_id.lower()
+                seen.add(key)
+                if is_supplier(raw, unknown=False):  # an unfiltered answer: we choose
+                    suppliers.add(key)
+        gained = suppliers - members
+        lost = (members & seen) - suppliers
+        changed = (gained | lost) - self.yielded
+        if changed:
+            self._load_ids(changed)
+        state.members = (members - lost) | gained
+
+    def _summary_page(self, number: int, size: int) -> Page:
+        """One page of every contact's summary in ContactID order (no filter)."""
+        return self.session.get_page(
+            PATH, COLLECTION, entity=ENTITY, number=number,
+            params={**BASE_PARAMS, "summaryOnly": "true", "pageSize": str(size),
+                    "page": str(number)})
 
     def _probe_and_sweep(self) -> tuple[int | None, set[str]]:
         """Xero's supplier count (None if refused) and the ids of this run's sweep slice."""
@@ -602,6 +692,16 @@ class SupplierRead:
 
     def _emit(self, rows: list[dict], progress: Progress | None) -> bool:
         return self.emit(rows, progress)
+
+
+def _slice_end(first: int, part: int, pages: int, parts: int) -> int:
+    """The last page of slice ``part`` (1-based) of a rotation of ``parts``, starting on page
+    ``first`` of ``pages``: page ``floor(part * pages / parts)``, so the slices differ in size by
+    one page at most; at least ``first`` (a slice reads a page), and the last slice reads to the
+    end of the list whatever it grew to."""
+    if part >= parts:
+        return pages
+    return min(pages, max(first, (part * pages) // parts))
 
 
 def _key(row: dict) -> str:

@@ -30,17 +30,18 @@ def _smoke(tmp_path: Path, only: str) -> tuple[dict, str]:
     return figures, out.read_text()
 
 
-# The scenarios in two halves of about a minute each, so that `make test`'s two workers can
+# The scenarios in three parts of under a minute each, so that `make test`'s two workers can
 # run them side by side; together they are every scenario of `python -m bench --smoke`.
 ONE_ORGANISATION = "1,2,4,5,hv,rss"
 MANY_ORGANISATIONS = "platform,dagster,burst,scale"
+BILL = "bill"
 
 
-def test_the_halves_cover_every_scenario() -> None:
+def test_the_parts_cover_every_scenario() -> None:
     from bench.scenarios import SCENARIOS
 
-    halves = f"{ONE_ORGANISATION},{MANY_ORGANISATIONS}".split(",")
-    assert sorted(halves) == sorted(SCENARIOS)
+    parts = f"{ONE_ORGANISATION},{MANY_ORGANISATIONS},{BILL}".split(",")
+    assert sorted(parts) == sorted(SCENARIOS)
 
 
 @pytest.mark.slow
@@ -89,3 +90,17 @@ def test_bench_smoke_many_organisation_scenarios_run_and_write_their_figures(
                     "## A burst of customers at the auth server",
                     "## Scale: 6 organisations under the app's limit, no change"):
         assert heading in report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_bench_smoke_bill_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    figures, report = _smoke(tmp_path, BILL)
+
+    bill = figures["bill"]  # each kind of run measured, a month composed per schedule
+    assert {r["outcome"] for r in bill["runs"].values()} == {"ok"}
+    assert bill["runs"]["changed"]["records"] == 2 * bill["orgs"]  # a supplier, an account
+    assert bill["runs"]["everything"]["token_calls"] == 1  # an hour on: one refresh
+    assert 0 < bill["runs"]["suppliers"]["bytes_per_org"] < bill["runs"]["first"]["bytes_per_org"]
+    assert all(m["bytes"] > 0 and m["calls"] > 0 for m in bill["months"].values())
+    assert "## The bill: 2 organisations of 200 suppliers" in report

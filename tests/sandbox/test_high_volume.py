@@ -1,7 +1,7 @@
 """High-volume organisations: above `high_volume_threshold` contacts (archived included), a
-Contacts read that filters, orders or searches outside Xero's optimised fields is Xero's
-400 HighVolumeException (REFERENCE 0). The threshold is lowered through the settings call
-instead of seeding 100,000 contacts."""
+Contacts read that filters, orders or searches outside Xero's optimised fields, or that does not
+page, is Xero's 400 HighVolumeException (REFERENCE 0). The threshold is lowered through the
+settings call instead of seeding 100,000 contacts."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def high_volume(sandbox: SandboxHandle) -> SandboxHandle:
         {"page": 1, "order": "EmailAddress ASC"},
         {"page": 1, "order": "Name ASC, IsSupplier DESC"},
         {"page": 1, "searchTerm": "ltd"},
+        {},  # such requests must page (REFERENCE 0), even without a filter
+        {"includeArchived": "true", "summaryOnly": "true", "order": "ContactID ASC"},
     ],
 )
 def test_unoptimised_contacts_reads_are_refused(
@@ -67,6 +69,9 @@ def test_unoptimised_contacts_reads_are_refused(
         {"page": 1, "order": "UpdatedDateUTC ASC"},
         {"page": 1, "order": "ContactID DESC, Name"},
         {"page": 1, "searchTerm": ""},
+        # a reconciliation's slice: every contact's summary, by position in ContactID order
+        {"page": 2, "pageSize": 100, "order": "ContactID ASC", "includeArchived": "true",
+         "summaryOnly": "true"},
     ],
 )
 def test_optimised_contacts_reads_are_answered(
@@ -83,6 +88,8 @@ def test_ids_and_single_contacts_are_answered(
     high_volume.settings(high_volume_threshold=100)
     by_ids = get_contacts(http, xero_grant, page=1, IDs=",".join(ids))
     assert sorted(c["ContactID"] for c in by_ids.json()["Contacts"]) == sorted(ids)
+    unpaged = get_contacts(http, xero_grant, IDs=",".join(ids))  # a few named contacts
+    assert sorted(c["ContactID"] for c in unpaged.json()["Contacts"]) == sorted(ids)
     assert get_contacts(http, xero_grant, f"{CONTACTS}/{ids[0]}").status_code == 200
 
 
