@@ -704,7 +704,8 @@ def xero_source(
             ``tracking_categories``, ``tracking_options``); default all. ``tracking_categories``
             brings ``tracking_options`` along (one call gives both).
         reconcile: force the supplier reconciliation (otherwise it runs every
-            ``reconcile_interval_hours``).
+            ``reconcile_interval_hours``) and a whole read of the chart of accounts (otherwise
+            every ``accounts_snapshot_hours``), so every deletion is found now.
         full_refresh: ignore the stored cursors and hashes of the organisations loaded: read
             everything whole and load every row again (snapshot entities still mark the keys
             gone since their last whole read deleted).
