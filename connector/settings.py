@@ -115,8 +115,8 @@ class XeroSettings:
     whole chart is read without the header, and compared for deletions, when the last whole read
     is this many hours old (and on ``full_refresh``, ``reconcile`` and a first run). A deleted
     account is marked within this interval. 0: every run reads the whole chart. With history
-    (scd2) on for accounts every run reads the whole chart (scd2 retires what a load leaves
-    out)."""
+    (scd2) on for accounts, a run whose answer shows a change reads the whole chart too (a second
+    call: scd2 retires what a load leaves out); a run that finds no change loads nothing."""
     ids_per_call: int = 50
     """ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52)."""
     history: frozenset[str] = frozenset()

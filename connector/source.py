@@ -9,7 +9,8 @@ Tables (every row, child rows included, carries ``tenant_id``, part of every pri
 - ``accounts`` (tenant_id, account_id): one call, ``If-Modified-Since`` the cursor (Xero's
   clock when the last read began) minus the overlap, what it returns diffed against the memory;
   the whole chart, diffed for deletions too, every ``accounts_snapshot_hours`` (and on
-  ``full_refresh``, ``reconcile``, a first run, or with history on).
+  ``full_refresh``, ``reconcile``, a first run; with history on, also when the answer shows a
+  change).
 - ``tax_rates`` (tenant_id, tax_type): one call; components in ``tax_rates__tax_components``.
 - ``tracking_categories`` (tenant_id, tracking_category_id) and ``tracking_options``
   (tenant_id, tracking_option_id, with tracking_category_id): one call shared by both.
@@ -19,8 +20,10 @@ the memory table beside the data, ``connector.memory``); a key that disappears a
 yielded once more with ``is_deleted = true`` and ``deleted_at`` = the time a whole snapshot
 found it missing (rows Xero still lists but calls deleted — ``Status`` DELETED, ``IsDeleted`` —
 carry ``is_deleted = true`` and no ``deleted_at``). With history on for an entity (``history``
-setting) the table is dlt ``scd2``: the whole snapshot is read and yielded every run and rows
-are retired only within the organisations loaded (``merge_key`` on ``tenant_id``).
+setting) the table is dlt ``scd2``: whenever anything is loaded the whole snapshot is read and
+yielded (accounts: only when Xero's If-Modified-Since answer shows a change, or the whole chart
+is due), and rows are retired only within the organisations loaded (``merge_key`` on
+``tenant_id``).
 
 An organisation that fails (dead grant, disconnected, day limit, retries exhausted, malformed
 body) is recorded in the run's ``SyncStats`` and stops; it never aborts the other organisations.
@@ -353,12 +356,13 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
     (``_snapshot_every``); otherwise only what changed since the cursor (minus the overlap) is
     asked for, compared with the memory like a snapshot, and no key is marked deleted: a partial
     answer (or a 304, or a whole one Xero sent although it was not asked for) says nothing of
-    what it leaves out.
+    what it leaves out. With history (scd2) an answer that shows a change is followed by a read
+    of the whole snapshot, which is loaded whole as history always is.
     """
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     marks = {org.tenant_id: SnapshotMarks.load(tenants_state.get(org.tenant_id))
              for org in run.orgs}
-    every = _snapshot_every(run, entity, history)
+    every = _snapshot_every(run, entity)
     overlap = timedelta(seconds=run.settings.cursor_overlap_seconds)
 
     def since(org: Organisation) -> datetime | None:
@@ -371,15 +375,22 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
         partial = asked_since is not None
         try:
             answer = future.result()
-            records = [(raw, text, _digest(text))
-                       for raw in answer.records for text in (_canonical(raw),)]
+            records = _hashed(answer.records)
             whole = _whole_digest(records)
+            if history and partial and records and mark.digest != whole:
+                # Something changed: scd2 needs the whole snapshot (it retires what a load
+                # leaves out), so it is read now (a second call, only when accounts changed).
+                answer, partial = run.fetch_snapshot(org, entity), False
+                records = _hashed(answer.records)
+                whole = _whole_digest(records)
             legacy = tenants_state.get(org.tenant_id)
+            # Nothing changed: Xero sent nothing (or the very records of the last whole read),
+            # or (without history, which loads every row) the same snapshot as last time.
+            quiet = partial and (not records or mark.digest == whole)
             if SnapshotState.is_legacy(legacy):  # an older version kept it in dlt's state
                 stored: SnapshotState | None = SnapshotState.from_state(legacy)
-            elif not (history or run.full_refresh) and (mark.digest == whole
-                                                        or (partial and not records)):
-                stored = None  # the very snapshot of the last run, or nothing changed
+            elif not run.full_refresh and (quiet or (not history and mark.digest == whole)):
+                stored = None  # no memory to read, nothing to load
             else:
                 stored = SnapshotState.from_memory(run.memory.read(org.tenant_id, entity.name))
         except XeroError as exc:
@@ -420,12 +431,17 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
         run.stats.finish(org.tenant_id, entity.name, OK)
 
 
-def _snapshot_every(run: _Run, entity: Entity, history: bool) -> timedelta | None:
+def _hashed(raws: list[dict]) -> list[tuple[dict, str, str]]:
+    """Each raw record with its canonical text and content hash."""
+    return [(raw, text, _digest(text)) for raw in raws for text in (_canonical(raw),)]
+
+
+def _snapshot_every(run: _Run, entity: Entity) -> timedelta | None:
     """How often the whole snapshot is read; None: every run. Only an entity Xero reads with
-    ``If-Modified-Since`` can do with less, and not with history (scd2 retires what a load
-    leaves out), ``full_refresh`` or ``reconcile`` (which ask for the whole of it)."""
+    ``If-Modified-Since`` can do with less, and not on ``full_refresh`` or ``reconcile`` (which
+    ask for the whole of it)."""
     hours = run.settings.accounts_snapshot_hours
-    if not entity.modified_since or history or run.full_refresh or run.reconcile or hours <= 0:
+    if not entity.modified_since or run.full_refresh or run.reconcile or hours <= 0:
         return None
     return timedelta(hours=hours)
 

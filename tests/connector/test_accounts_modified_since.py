@@ -209,19 +209,60 @@ def test_the_state_stays_small_and_zero_hours_reads_the_whole_chart_every_run(
         assert len(str(marks)) < 200
 
 
-def test_with_history_every_run_reads_the_whole_chart(
+def test_with_history_a_change_brings_the_whole_chart_and_no_change_loads_nothing(
     tmp_path: Path, store: Store, sandbox: SandboxHandle, xero_grant: XeroGrant, grant_id: str
 ) -> None:
     loader = Loader(tmp_path, store, sandbox_settings(sandbox, xero_grant, history=["accounts"]))
     loader.run(entities=ONLY)
-    tenant_a = sandbox.tenant_ids()[0]
-    account, name = an_account(loader, tenant_a)
-    sandbox.mutate(tenant_id=tenant_a, entity="accounts", op="delete", id=account)
+    tenant_a, tenant_b = sandbox.tenant_ids()
+    total = loader.count("accounts")
+    sandbox.clear_requests()
+
+    loader.run(entities=ONLY)  # no change: one If-Modified-Since call each, nothing loaded
+
+    assert loader.rows_written() == {}
+    assert [("if-modified-since" in c["headers"]) for c in account_calls(sandbox)] == [True] * 2
+
+    edited, name = an_account(loader, tenant_a)
+    deleted, deleted_name = an_account(loader, tenant_a, offset=1)
+    sandbox.mutate(tenant_id=tenant_a, entity="accounts", op="update", id=edited,
+                   fields={"Name": "Renamed In History"})
+    sandbox.mutate(tenant_id=tenant_a, entity="accounts", op="delete", id=deleted)
     sandbox.clear_requests()
 
     loader.run(entities=ONLY)
 
-    assert all("if-modified-since" not in c["headers"] for c in account_calls(sandbox))
-    versions = loader.query("select name, is_deleted, _dlt_valid_to is null from accounts "  # noqa: S608
-                            f"where account_id = '{account}' order by _dlt_valid_from")
-    assert versions == [(name, False, False), (name, True, True)]
+    # A: the change shows, so the whole chart follows (scd2 retires what a load leaves out);
+    # B: nothing changed, one call.
+    calls_a = account_calls(sandbox, tenant_a)
+    assert [("if-modified-since" in c["headers"]) for c in calls_a] == [True, False]
+    assert len(account_calls(sandbox, tenant_b)) == 1
+    versions = ("select name, is_deleted, _dlt_valid_to is null from accounts "
+                "where account_id = '{}' order by _dlt_valid_from")
+    assert loader.query(versions.format(edited)) == [(name, False, False),
+                                                     ("Renamed In History", False, True)]
+    # The whole chart was read: the deleted account is marked now too.
+    assert loader.query(versions.format(deleted)) == [(deleted_name, False, False),
+                                                      (deleted_name, True, True)]
+    # Nothing else got a new version, in either organisation.
+    assert loader.count("accounts", "_dlt_valid_to is null") == total
+    assert loader.count("accounts") == total + 2
+
+
+def test_with_history_a_deletion_alone_waits_for_the_whole_chart(
+    tmp_path: Path, store: Store, sandbox: SandboxHandle, xero_grant: XeroGrant, grant_id: str
+) -> None:
+    settings = sandbox_settings(sandbox, xero_grant, history=["accounts"])
+    loader = Loader(tmp_path, store, settings)
+    loader.run(entities=ONLY)
+    tenant_a = sandbox.tenant_ids()[0]
+    account, name = an_account(loader, tenant_a)
+    sandbox.mutate(tenant_id=tenant_a, entity="accounts", op="delete", id=account)
+    versions = ("select name, is_deleted, _dlt_valid_to is null from accounts "  # noqa: S608
+                f"where account_id = '{account}' order by _dlt_valid_from")
+
+    loader.run(entities=ONLY)
+    assert loader.query(versions) == [(name, False, True)]
+
+    loader.run(entities=ONLY, settings=settings.replace(accounts_snapshot_hours=0))
+    assert loader.query(versions) == [(name, False, False), (name, True, True)]
