@@ -33,6 +33,9 @@ class Entity:
     model: type[XeroModel]
     key: str  # Xero's key field
     incremental: bool = False  # True: cursor + If-Modified-Since; False: snapshot + diff
+    # A snapshot entity Xero also reads with If-Modified-Since: most runs read only what changed,
+    # and the whole snapshot (which alone shows deletions) every `accounts_snapshot_hours`.
+    modified_since: bool = False
     params: tuple[tuple[str, str], ...] = ()
     comes_with: str | None = None  # selected whenever this other entity is (one call serves both)
     # Xero's lists of records read from it: the child tables `<name>__<list>`, whose keys are
@@ -47,7 +50,7 @@ ENTITY_TABLE: dict[str, Entity] = {
         Entity("suppliers", "Contacts", "Contacts", Contact, "ContactID", incremental=True,
                children=("Addresses", "Phones", "ContactPersons", "ContactGroups", "Attachments",
                          "PurchasesTrackingCategories", "SalesTrackingCategories")),
-        Entity("accounts", "Accounts", "Accounts", Account, "AccountID"),
+        Entity("accounts", "Accounts", "Accounts", Account, "AccountID", modified_since=True),
         Entity("tax_rates", "TaxRates", "TaxRates", TaxRate, "TaxType",
                children=("TaxComponents",)),
         Entity("tracking_categories", TRACKING_PATH, "TrackingCategories", TrackingCategory,

@@ -110,6 +110,14 @@ class XeroSettings:
     """Each reconciliation reads 1/N of the supplier list in summary form (of every contact's,
     for a high-volume organisation, which has no supplier count to check), so a change the
     supplier count cannot show is found within N reconciliations; larger N, fewer bytes."""
+    accounts_snapshot_hours: float = 24.0
+    """Accounts are read with ``If-Modified-Since`` (the cursor minus ``cursor_overlap_seconds``)
+    and only what changed is loaded; such a partial answer cannot show a deleted account, so the
+    whole chart is read without the header, and compared for deletions, when the last whole read
+    is this many hours old (and on ``full_refresh``, ``reconcile`` and a first run). A deleted
+    account is marked within this interval. 0: every run reads the whole chart. With history
+    (scd2) on for accounts, a run whose answer shows a change reads the whole chart too (a second
+    call: scd2 retires what a load leaves out); a run that finds no change loads nothing."""
     ids_per_call: int = 50
     """ContactIDs per ``IDs=`` request (Xero rejects URLs past about 52)."""
     history: frozenset[str] = frozenset()
@@ -139,6 +147,8 @@ class XeroSettings:
             )
         if self.reconcile_sweep_parts < 1:
             raise ConfigurationError("sources.xero.reconcile_sweep_parts must be at least 1")
+        if not self.accounts_snapshot_hours >= 0:
+            raise ConfigurationError("sources.xero.accounts_snapshot_hours must be 0 or more")
         if not 1 <= self.ids_per_call <= 52:
             raise ConfigurationError(
                 f"sources.xero.ids_per_call must be between 1 and 52, got {self.ids_per_call}"

@@ -8,6 +8,11 @@ dlt's state held it in two older layouts, both still read once (``from_state``) 
 first run of this version moves them into memory rows without a reload: layout 1
 ``{"rows": {key: {"h", "raw", "deleted_at"?}}}`` and layout 2 ``{"v": 2, "h": {key: hash},
 "deleted": {key: time}, "last": base64(zlib(JSON {key: text}))}``.
+
+dlt's state keeps only ``SnapshotMarks`` per organisation (a few dozen bytes): one digest of the
+last whole snapshot and, for an entity Xero reads with ``If-Modified-Since`` (accounts), the
+cursor and when the whole snapshot was last read. State written before the cursor existed
+(``{"d": digest}``) has neither, so its first run reads the whole snapshot and starts them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import base64
 import json
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.memory import SnapshotEntry, snapshot_entry
@@ -95,6 +101,72 @@ class SnapshotState:
                 out.append((key, after.entry(key)))
         out.extend((key, None) for key in self.hashes if key not in after.hashes)
         return out
+
+
+@dataclass(frozen=True)
+class SnapshotMarks:
+    """What dlt's state keeps for one organisation's snapshot entity (no per-record data)."""
+
+    # One hash of the last whole snapshot read, while the memory rows still match it: a run
+    # that finds the same records reads no memory and writes nothing.
+    digest: str | None = None
+    # Xero's clock (the envelope's DateTimeUTC) when the last read began: If-Modified-Since is
+    # this minus the overlap.
+    cursor: datetime | None = None
+    # Our clock when the last whole snapshot was read (only it shows deletions).
+    snapshot_at: datetime | None = None
+
+    @classmethod
+    def load(cls, stored: Mapping[str, Any] | None) -> SnapshotMarks:
+        """Read dlt's state; an older layout (memory in the state) or none: no marks."""
+        if not stored or SnapshotState.is_legacy(stored):
+            return cls()
+        return cls(digest=stored.get("d"), cursor=_instant(stored.get("cursor")),
+                   snapshot_at=_instant(stored.get("snapshot_at")))
+
+    def dump(self) -> dict[str, str]:
+        """The marks as dlt's state keeps them."""
+        out = {}
+        if self.digest:
+            out["d"] = self.digest
+        if self.cursor is not None:
+            out["cursor"] = self.cursor.astimezone(UTC).isoformat()
+        if self.snapshot_at is not None:
+            out["snapshot_at"] = self.snapshot_at.astimezone(UTC).isoformat()
+        return out
+
+    def modified_since(self, now: datetime, every: timedelta | None,
+                       overlap: timedelta) -> datetime | None:
+        """``If-Modified-Since`` for this run; None when the whole snapshot is to be read: it
+        is due (``every`` passed since the last one; ``every`` None: always), or there is no
+        cursor or whole read to go on (a first run, state from an older version)."""
+        if every is None or self.cursor is None or self.snapshot_at is None:
+            return None
+        if now - self.snapshot_at >= every:
+            return None
+        return self.cursor - overlap
+
+    def after_whole(self, started_at: datetime, server_time: datetime | None,
+                    digest: str | None) -> SnapshotMarks:
+        """After a whole snapshot: its digest (None if not every record passed its model), the
+        cursor at Xero's time of the answer (None if Xero sent none: the next run reads the
+        whole snapshot again)."""
+        return SnapshotMarks(digest=digest, cursor=server_time, snapshot_at=started_at)
+
+    def after_partial(self, server_time: datetime | None, memory_changed: bool
+                      ) -> SnapshotMarks:
+        """After an ``If-Modified-Since`` read: the cursor moves to Xero's time of the answer
+        (kept on a 304 or an answer without one); the digest no longer describes the memory
+        once the read changed it."""
+        cursor = self.cursor
+        if server_time is not None and (cursor is None or server_time > cursor):
+            cursor = server_time
+        return replace(self, cursor=cursor,
+                       digest=None if memory_changed else self.digest)
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _pack(texts: Mapping[str, str]) -> str:

@@ -6,18 +6,24 @@ Tables (every row, child rows included, carries ``tenant_id``, part of every pri
 - ``suppliers`` (tenant_id, contact_id): Contacts ``where=IsSupplier==true``, archived included,
   1000 a page in ``ContactID`` order, ``If-Modified-Since`` the cursor minus an overlap; a cheap
   reconciliation once a day or on demand (see ``connector.suppliers``).
-- ``accounts`` (tenant_id, account_id): one call, the snapshot diffed against state.
+- ``accounts`` (tenant_id, account_id): one call, ``If-Modified-Since`` the cursor (Xero's
+  clock when the last read began) minus the overlap, what it returns diffed against the memory;
+  the whole chart, diffed for deletions too, every ``accounts_snapshot_hours`` (and on
+  ``full_refresh``, ``reconcile``, a first run; with history on, also when the answer shows a
+  change).
 - ``tax_rates`` (tenant_id, tax_type): one call; components in ``tax_rates__tax_components``.
 - ``tracking_categories`` (tenant_id, tracking_category_id) and ``tracking_options``
   (tenant_id, tracking_option_id, with tracking_category_id): one call shared by both.
 
 Snapshot entities yield only what changed since the last run (a content hash per key is kept in
 the memory table beside the data, ``connector.memory``); a key that disappears at Xero is
-yielded once more with ``is_deleted = true`` and ``deleted_at`` = the time it was found missing
-(rows Xero still lists but calls deleted — ``Status`` DELETED, ``IsDeleted`` — carry
-``is_deleted = true`` and no ``deleted_at``). With history on for an entity (``history``
-setting) the table is dlt ``scd2``: the whole snapshot is yielded and rows are
-retired only within the organisations loaded (``merge_key`` on ``tenant_id``).
+yielded once more with ``is_deleted = true`` and ``deleted_at`` = the time a whole snapshot
+found it missing (rows Xero still lists but calls deleted — ``Status`` DELETED, ``IsDeleted`` —
+carry ``is_deleted = true`` and no ``deleted_at``). With history on for an entity (``history``
+setting) the table is dlt ``scd2``: whenever anything is loaded the whole snapshot is read and
+yielded (accounts: only when Xero's If-Modified-Since answer shows a change, or the whole chart
+is due), and rows are retired only within the organisations loaded (``merge_key`` on
+``tenant_id``).
 
 An organisation that fails (dead grant, disconnected, day limit, retries exhausted, malformed
 body) is recorded in the run's ``SyncStats`` and stops; it never aborts the other organisations.
@@ -39,12 +45,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import dlt
 from dlt.extract.resource import DltResource
 
-from connector import child_keys, masking
+from connector import child_keys, masking, wire
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
@@ -59,7 +65,7 @@ from connector.memory import (
 )
 from connector.models import validate_record
 from connector.settings import XeroSettings, load_settings
-from connector.snapshot_state import SnapshotState
+from connector.snapshot_state import SnapshotMarks, SnapshotState
 from connector.stats import OK, SKIPPED, SyncStats, outcome_for
 from connector.suppliers import VERSION as SUPPLIER_STATE_VERSION
 from connector.suppliers import Progress, ReadOptions, SupplierRead, SupplierState
@@ -105,6 +111,15 @@ def _from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _envelope_time(envelope: Mapping[str, Any]) -> datetime | None:
+    """Xero's clock when it answered (the envelope's ``DateTimeUTC``); None if it sent none."""
+    value = envelope.get("DateTimeUTC")
+    try:
+        return wire.parse_net_date(value) if wire.is_net_date(value) else None
+    except ValueError:
+        return None
+
+
 def _contract(mode: str) -> Any:
     """dlt schema contract for the ``schema_contract`` setting (new tables always allowed)."""
     if mode == "evolve":
@@ -115,6 +130,13 @@ def _contract(mode: str) -> Any:
 
 
 # --- the run: organisations, client, shared fetches ----------------------------------------------
+
+
+class SnapshotAnswer(NamedTuple):
+    """One organisation's answer for a snapshot entity."""
+
+    records: list[dict]
+    server_time: datetime | None  # the envelope's DateTimeUTC (None: 304, or none sent)
 
 
 def _handling_interrupt() -> bool:
@@ -267,23 +289,28 @@ class _Run:
                 self.stats.finish(tenant_id, entity, SKIPPED, reason)
         return chosen
 
-    def fetch_snapshot(self, org: Organisation, entity: Entity) -> list[dict]:
-        """The raw records of a snapshot entity for one organisation (one call)."""
+    def fetch_snapshot(self, org: Organisation, entity: Entity,
+                       since: datetime | None = None) -> SnapshotAnswer:
+        """The raw records of a snapshot entity for one organisation (one call): the whole
+        snapshot, or (``since``, an entity Xero reads with ``If-Modified-Since``) what changed
+        since then; an answer of 304 Not Modified is no records."""
         session = self.client.session(org)
         if entity.path == TRACKING_PATH:
             categories = self._tracking_categories(org)
             if entity.name == "tracking_categories":
-                return [{k: v for k, v in c.items() if k != "Options"} for c in categories]
+                return SnapshotAnswer([{k: v for k, v in c.items() if k != "Options"}
+                                       for c in categories], None)
             options = []
             for category in categories:
                 for option in category.get("Options") or []:
                     if isinstance(option, dict):
                         options.append({**option,
                                         "TrackingCategoryID": category.get("TrackingCategoryID")})
-            return options
-        records, _ = session.get_collection(entity.path, entity.collection, entity=entity.name,
-                                            params=dict(entity.params))
-        return records
+            return SnapshotAnswer(options, None)
+        records, envelope = session.get_collection(
+            entity.path, entity.collection, entity=entity.name, params=dict(entity.params),
+            if_modified_since=since if entity.modified_since else None)
+        return SnapshotAnswer(records, _envelope_time(envelope))
 
     def _tracking_categories(self, org: Organisation) -> list[dict]:
         """One ``GET /TrackingCategories`` per organisation per run, shared by both tables."""
@@ -339,20 +366,47 @@ def _destination_memory() -> Memory:
 
 def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
     """Per organisation, the rows of a snapshot entity that changed (all of them, with history),
-    and the memory rows that changed with them (``connector.memory``)."""
+    and the memory rows that changed with them (``connector.memory``).
+
+    An entity Xero reads with ``If-Modified-Since`` (accounts) is read whole only when due
+    (``_snapshot_every``); otherwise only what changed since the cursor (minus the overlap) is
+    asked for, compared with the memory like a snapshot, and no key is marked deleted: a partial
+    answer (or a 304, or a whole one Xero sent although it was not asked for) says nothing of
+    what it leaves out. With history (scd2) an answer that shows a change is followed by a read
+    of the whole snapshot, which is loaded whole as history always is.
+    """
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
+    marks = {org.tenant_id: SnapshotMarks.load(tenants_state.get(org.tenant_id))
+             for org in run.orgs}
+    every = _snapshot_every(run, entity)
+    overlap = timedelta(seconds=run.settings.cursor_overlap_seconds)
+
+    def since(org: Organisation) -> datetime | None:
+        return marks[org.tenant_id].modified_since(run.started_at, every, overlap)
+
     for org in run.orgs:
         run.stats.start(org.tenant_id, entity.name, org.name)
-    for future, org in _windowed(run, entity):
+    for future, org, asked_since in _windowed(run, entity, since):
+        mark = marks[org.tenant_id]
+        partial = asked_since is not None
         try:
-            records = [(raw, text, _digest(text))
-                       for raw in future.result() for text in (_canonical(raw),)]
+            answer = future.result()
+            records = _hashed(answer.records)
             whole = _whole_digest(records)
+            if history and partial and records and mark.digest != whole:
+                # Something changed: scd2 needs the whole snapshot (it retires what a load
+                # leaves out), so it is read now (a second call, only when accounts changed).
+                answer, partial = run.fetch_snapshot(org, entity), False
+                records = _hashed(answer.records)
+                whole = _whole_digest(records)
             legacy = tenants_state.get(org.tenant_id)
+            # Nothing changed: Xero sent nothing (or the very records of the last whole read),
+            # or (without history, which loads every row) the same snapshot as last time.
+            quiet = partial and (not records or mark.digest == whole)
             if SnapshotState.is_legacy(legacy):  # an older version kept it in dlt's state
                 stored: SnapshotState | None = SnapshotState.from_state(legacy)
-            elif not (history or run.full_refresh) and (legacy or {}).get("d") == whole:
-                stored = None  # the very snapshot of the last run: no memory to read
+            elif not run.full_refresh and (quiet or (not history and mark.digest == whole)):
+                stored = None  # no memory to read, nothing to load
             else:
                 stored = SnapshotState.from_memory(run.memory.read(org.tenant_id, entity.name))
         except XeroError as exc:
@@ -364,39 +418,72 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
             continue
         rows: list[dict] = []
         clean = True  # every record passed its model (a bad one is reported every run)
+        changed = False
         if stored is not None:
-            before = SnapshotState() if run.full_refresh else stored
             skipped = run.stats.entry(org.tenant_id, entity.name).skipped_records
-            rows, after = _diff_snapshot(run, org, entity, records, before, history)
+            # A full refresh loads every row again, and still marks what went missing since the
+            # last whole snapshot (forgetting it would leave a deleted account live for good).
+            rows, after = _diff_snapshot(run, org, entity, records, stored,
+                                         history or run.full_refresh, partial=partial)
             clean = run.stats.entry(org.tenant_id, entity.name).skipped_records == skipped
             if rows:
                 yield rows
             changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
             if changes:
+                changed = True
                 yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
-        # dlt's state keeps one digest of the whole snapshot per organisation: the next run
-        # that finds the same snapshot reads no memory and writes nothing.
-        tenants_state[org.tenant_id] = {"d": whole} if clean else {}
+        # dlt's state keeps one digest of the whole snapshot per organisation (the next run
+        # that finds the same snapshot reads no memory and writes nothing) and, for an entity
+        # read with If-Modified-Since, the cursor and when the whole snapshot was last read.
+        digest = whole if clean else None
+        if partial:
+            mark = mark.after_partial(answer.server_time, changed)
+        elif entity.modified_since:
+            mark = mark.after_whole(run.started_at, answer.server_time, digest)
+        else:
+            mark = SnapshotMarks(digest=digest)
+        tenants_state[org.tenant_id] = mark.dump()
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
 
 
-def _windowed(run: _Run, entity: Entity) -> Iterator[tuple[Future[list[dict]], Organisation]]:
-    """Each organisation's snapshot fetch as it completes, at most ``SNAPSHOTS_IN_HAND`` at a
-    time: an answer waits decoded until the extraction takes it, so 1,000 organisations'
-    answers must not all wait at once."""
+def _hashed(raws: list[dict]) -> list[tuple[dict, str, str]]:
+    """Each raw record with its canonical text and content hash."""
+    return [(raw, text, _digest(text)) for raw in raws for text in (_canonical(raw),)]
+
+
+def _snapshot_every(run: _Run, entity: Entity) -> timedelta | None:
+    """How often the whole snapshot is read; None: every run. Only an entity Xero reads with
+    ``If-Modified-Since`` can do with less, and not on ``full_refresh`` or ``reconcile`` (which
+    ask for the whole of it)."""
+    hours = run.settings.accounts_snapshot_hours
+    if not entity.modified_since or run.full_refresh or run.reconcile or hours <= 0:
+        return None
+    return timedelta(hours=hours)
+
+
+def _windowed(run: _Run, entity: Entity, since: Callable[[Organisation], datetime | None]
+              ) -> Iterator[tuple[Future[SnapshotAnswer], Organisation, datetime | None]]:
+    """Each organisation's snapshot fetch (``If-Modified-Since`` ``since(org)``) as it
+    completes, at most ``SNAPSHOTS_IN_HAND`` at a time: an answer waits decoded until the
+    extraction takes it, so 1,000 organisations' answers must not all wait at once."""
     waiting = iter(run.orgs)
-    running: dict[Future[list[dict]], Organisation] = {}
+    running: dict[Future[SnapshotAnswer], tuple[Organisation, datetime | None]] = {}
+
+    def submit(org: Organisation) -> None:
+        moment = since(org)
+        running[run.pool.submit(run.fetch_snapshot, org, entity, moment)] = (org, moment)
+
     for org in itertools.islice(waiting, SNAPSHOTS_IN_HAND):
-        running[run.pool.submit(run.fetch_snapshot, org, entity)] = org
+        submit(org)
     while running:
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in done:
-            org = running.pop(future)
+            org, moment = running.pop(future)
             following = next(waiting, None)
             if following is not None:
-                running[run.pool.submit(run.fetch_snapshot, following, entity)] = following
-            yield future, org
+                submit(following)
+            yield future, org, moment
 
 
 def _listed(row: dict) -> dict:
@@ -415,10 +502,14 @@ def _diff_snapshot(
     entity: Entity,
     records: list[tuple[dict, str, str]],
     before: SnapshotState,
-    history: bool,
+    everything: bool,
+    *,
+    partial: bool = False,
 ) -> tuple[list[dict], SnapshotState]:
     """Rows to yield and the new state for one organisation's snapshot (``records``: each raw
-    record with its canonical text and content hash)."""
+    record with its canonical text and content hash). ``everything``: every row is yielded,
+    changed or not (history; a full refresh). ``partial``: the records are only those Xero says
+    changed; a key not among them is kept as it was, never marked deleted."""
     rows: list[dict] = []
     hashes: dict[str, str] = {}
     deleted: dict[str, str] = {}
@@ -426,7 +517,7 @@ def _diff_snapshot(
     for raw, text, digest in records:
         key = raw.get(entity.key)
         unchanged = isinstance(key, str) and before.hashes.get(key) == digest
-        if unchanged and not history and key not in before.deleted:
+        if unchanged and not everything and key not in before.deleted:
             # the same content passed its model when it was first loaded
             hashes[key] = digest
             texts[key] = text
@@ -445,9 +536,14 @@ def _diff_snapshot(
         if key in hashes:
             continue
         was_deleted = before.deleted.get(key)
+        if partial:
+            hashes[key] = digest
+            if was_deleted:
+                deleted[key] = was_deleted
+            continue
         hashes[key] = digest
         deleted[key] = was_deleted or _iso(run.started_at)
-        if was_deleted and not history:
+        if was_deleted and not everything:
             continue  # already marked in an earlier run
         raw = json.loads(before.last_text(key), parse_float=Decimal)
         row = run.build_row(org, entity, raw)
@@ -642,8 +738,11 @@ def xero_source(
             ``tracking_categories``, ``tracking_options``); default all. ``tracking_categories``
             brings ``tracking_options`` along (one call gives both).
         reconcile: force the supplier reconciliation (otherwise it runs every
-            ``reconcile_interval_hours``).
-        full_refresh: ignore the stored cursors and hashes of the organisations loaded.
+            ``reconcile_interval_hours``) and a whole read of the chart of accounts (otherwise
+            every ``accounts_snapshot_hours``), so every deletion is found now.
+        full_refresh: ignore the stored cursors and hashes of the organisations loaded: read
+            everything whole and load every row again (snapshot entities still mark the keys
+            gone since their last whole read deleted).
         tokens: a ``connector.token_providers.TokenProvider``; default ``SecretsTokens`` (the
             ``refresh_token`` setting); the app passes ``store.token_provider.StoreTokens``.
         settings: ``XeroSettings`` (default ``load_settings()``).

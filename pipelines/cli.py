@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--entities", type=_entities, metavar="LIST",
                      help="comma-separated, from: {entities}; read now, whatever is due")
     run.add_argument("--reconcile", action="store_true",
-                     help="full read of suppliers now (catches contacts that became suppliers)")
+                     help="reconcile suppliers and read the whole chart of accounts now "
+                          "(catches contacts that became suppliers and deleted accounts)")
     run.add_argument("--full-refresh", action="store_true",
                      help="reload from scratch what the run names")
     run.add_argument("--wait", type=float, metavar="SECONDS",

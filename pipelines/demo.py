@@ -221,8 +221,11 @@ def run_demo(directory: Path) -> int:
             for step, label, options in (
                 # Seconds after the first sync nothing is due yet: the demo reads everything.
                 (7, "Incremental sync", RunOptions(wait=120, schedule=False)),
-                (8, "Reconciliation pass (finds the customer that became a supplier)",
-                 RunOptions(wait=120, reconcile=True, entities=["suppliers"])),
+                # Incremental runs read the accounts that changed; a deleted one shows only in
+                # the whole chart, read once a day (accounts_snapshot_hours) or on --reconcile.
+                (8, "Reconciliation pass (finds the customer that became a supplier, and the "
+                    "deleted account in the whole chart of accounts)",
+                 RunOptions(wait=120, reconcile=True, entities=["suppliers", "accounts"])),
             ):
                 sandbox.delete("/_sandbox/requests")
                 report = execute(options, store)

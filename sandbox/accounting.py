@@ -12,7 +12,10 @@ Behaviour reproduced from Xero (see the project's REFERENCE.md, sections 3 and 4
   undocumented), `IDs`, `searchTerm`, `where`, `order` (ties broken by ContactID);
 * `If-Modified-Since` on Contacts and Accounts: ISO 8601 (no zone = UTC) or an HTTP date,
   inclusive to the second (a record updated at 12:00:00.900 is returned for 12:00:00); a value
-  that parses as neither is ignored, as RFC 9110 tells servers to do;
+  that parses as neither is ignored, as RFC 9110 tells servers to do. What Xero answers on
+  Accounts when nothing changed is uncertain (REFERENCE 3): 200 with an empty list (default),
+  304 Not Modified with no body, or the header ignored (the whole chart), as the sandbox setting
+  `accounts_not_modified` says (`ReadPolicy.accounts_not_modified`);
 * high-volume organisations (more contacts, archived included, than the threshold the server
   passes in `ReadPolicy`): a Contacts collection read whose `where` or `order` leaves Xero's
   optimised fields, or that uses `searchTerm`, is 400 HighVolumeException (REFERENCE 0), and so
@@ -155,6 +158,9 @@ class ReadPolicy:
     modified_since_exempt: bool = False
     # The caller is a Standard user allowed to connect apps (not an admin).
     standard_user: bool = False
+    # Accounts with If-Modified-Since and nothing changed: "empty" (200, an empty list), "304"
+    # (Not Modified, no body) or "ignore" (the header is ignored: the whole chart).
+    accounts_not_modified: str = "empty"
 
 
 class BadRequest(Exception):
@@ -216,8 +222,10 @@ def handle_accounting(org: Organisation, resource: str, subpath: str | None,
             body = _envelope(now, provider_name)
             body[entity.resource] = [item]
             return _ok(body, as_json)
-        return _ok(_collection(org, entity, params, headers, now, provider_name, policy),
-                   as_json)
+        body = _collection(org, entity, params, headers, now, provider_name, policy)
+        if body is None:
+            return 304, {}, b""
+        return _ok(body, as_json)
     except BadRequest as exc:
         return _error(400, exc.body, as_json)
 
@@ -275,11 +283,16 @@ def _modified_since(headers: Mapping[str, str]) -> int | None:
 # --- collections ------------------------------------------------------------------------------
 def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
                 headers: Mapping[str, str], now: datetime, provider_name: str,
-                policy: ReadPolicy) -> dict[str, Any]:
+                policy: ReadPolicy) -> dict[str, Any] | None:
+    """The envelope with the selected records; None for a 304 Not Modified (Accounts with
+    ``accounts_not_modified`` "304", If-Modified-Since sent and nothing changed since)."""
     where = _parse_where(params.get("where"), entity)
     order = _parse_order(params.get("order"), entity)
     include_archived = _flag(params, "includeArchived")
     since = _modified_since(headers) if entity.modified_since else None
+    accounts = entity.resource == "Accounts"
+    if accounts and policy.accounts_not_modified == "ignore":
+        since = None
     paged = entity.resource == "Contacts" and params.get("page") is not None
     page = page_size = 0
     if paged:
@@ -299,6 +312,9 @@ def _collection(org: Organisation, entity: _Entity, params: Mapping[str, str],
         selected = _select(org, store, entity, where, order, include_archived, since, ids,
                            search, (params.get("where"), params.get("order")))
         total = len(selected)
+        if accounts and since is not None and not selected \
+                and policy.accounts_not_modified == "304":
+            return None
         window = selected[(page - 1) * page_size: page * page_size] if paged else selected
         extras = dict(org.extra_fields.get(entity.entity, {}))
         changes = dict(org.type_changes.get(entity.entity, {}))

@@ -137,6 +137,7 @@ def handle_accounting_call(sb: Sandbox, req: Request, params: dict[str, str]) ->
                 high_volume_threshold=sb.settings.high_volume_threshold,
                 modified_since_exempt=sb.settings.high_volume_exempts_modified_since,
                 standard_user=standing == "standard",
+                accounts_not_modified=sb.settings.accounts_not_modified,
             ),
         )
     except BaseException:

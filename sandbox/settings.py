@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 RECONSENT_MODES = ("keep", "new")
+NOT_MODIFIED_MODES = ("empty", "304", "ignore")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class SandboxSettings:
     max_connections: int | None = None
     # gzip a body when the request's Accept-Encoding allows it, as Xero's web servers do.
     compress: bool = True
+    # GET /Accounts with If-Modified-Since when no account changed since: "empty" (200 with an
+    # empty Accounts list, the most likely), "304" (Not Modified, no body, as some Xero endpoints
+    # answer) or "ignore" (the header ignored: the whole chart). UNCONFIRMED which Xero does.
+    accounts_not_modified: str = "empty"
     # Webhooks (sandbox.webhooks). Whether `make_supplier` (IsSupplier derived from bills, the
     # record itself not edited) sends a CONTACT UPDATE. UNDOCUMENTED at Xero: default no.
     webhook_make_supplier_event: bool = False
@@ -66,6 +71,10 @@ def _check(name: str, value: Any) -> None:
     elif name == "reconsent_auth_event":
         if value not in RECONSENT_MODES:
             raise ValueError(f"'reconsent_auth_event' must be one of {list(RECONSENT_MODES)}")
+    elif name == "accounts_not_modified":
+        if value not in NOT_MODIFIED_MODES:
+            raise ValueError(
+                f"'accounts_not_modified' must be one of {list(NOT_MODIFIED_MODES)}")
     elif name == "max_connections":
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < 0):

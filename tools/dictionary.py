@@ -405,7 +405,9 @@ a fresh load and this document drift.
   | timestamp | TIMESTAMP WITH TIME ZONE | timestamp with time zone | instants, stored in UTC |
 
 - **Deleted at Xero**: accounts, tracking categories and options that disappear from Xero stay
-  with `is_deleted = true` and `deleted_at`; tax rates are deleted by `status = 'DELETED'`;
+  with `is_deleted = true` and `deleted_at` (an account within `accounts_snapshot_hours`, 24 by
+  default: runs between read only the accounts that changed); tax rates are deleted by
+  `status = 'DELETED'`;
   suppliers are never deleted, only archived (`contact_status`). The views leave all of these out.
 - **History** (`[sources.xero] history = ["accounts", ...]`): such a table keeps every version
   of a row, with `_dlt_valid_from` and `_dlt_valid_to` (NULL for the current version); the

@@ -4,9 +4,10 @@ moved out of the state), memory rows are read and only what changed is written."
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from connector.memory import snapshot_rows
-from connector.snapshot_state import SnapshotState, _pack
+from connector.snapshot_state import SnapshotMarks, SnapshotState, _pack
 
 
 def _text(name: str) -> str:
@@ -80,3 +81,33 @@ def test_only_changed_keys_are_written_and_a_forgotten_key_is_deleted() -> None:
     assert ("b", None) in gone
     assert ("c", None) in gone
     assert [r["record_id"] for r in _stored(reread, gone)] == ["a"]
+
+
+def test_marks_ask_for_what_changed_until_the_whole_snapshot_is_due() -> None:
+    read_at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    xero_time = datetime(2026, 12, 1, 9, 0, 5, tzinfo=UTC)
+    every, overlap = timedelta(hours=24), timedelta(seconds=60)
+    # nothing to go on: a first run, or state from before the cursor ({"d": …})
+    assert SnapshotMarks.load(None).modified_since(read_at, every, overlap) is None
+    older = SnapshotMarks.load({"d": "abc"})
+    assert older.digest == "abc"
+    assert older.modified_since(read_at, every, overlap) is None
+
+    marks = SnapshotMarks.load(older.after_whole(read_at, xero_time, "abc").dump())
+    assert marks.dump() == {"d": "abc", "cursor": "2026-12-01T09:00:05+00:00",
+                            "snapshot_at": "2026-12-01T09:00:00+00:00"}
+    later = read_at + timedelta(hours=23)
+    assert marks.modified_since(later, every, overlap) == xero_time - overlap
+    assert marks.modified_since(read_at + every, every, overlap) is None  # due
+    assert marks.modified_since(later, None, overlap) is None  # every run whole
+
+    # a partial read moves the cursor forward only, and drops the digest once memory changed
+    moved = marks.after_partial(xero_time + timedelta(hours=1), memory_changed=False)
+    assert (moved.cursor, moved.digest, moved.snapshot_at) == (
+        xero_time + timedelta(hours=1), "abc", read_at)
+    assert marks.after_partial(None, memory_changed=False) == marks  # a 304
+    assert marks.after_partial(xero_time, memory_changed=True).digest is None
+    # a whole read without Xero's time: no cursor, so the next run reads whole again
+    assert marks.after_whole(later, None, "x").modified_since(later, every, overlap) is None
+    # state an older version kept in dlt's state: no marks
+    assert SnapshotMarks.load({"v": 2, "h": {}, "deleted": {}, "last": ""}) == SnapshotMarks()

@@ -28,7 +28,7 @@ def _one(warehouse: Warehouse, sql: str, *args: Any) -> Any:
 
 
 def test_views_show_the_current_state_after_changes_at_xero(
-    duckdb_warehouse: Warehouse, sandbox: SandboxHandle
+    duckdb_warehouse: Warehouse, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = duckdb_warehouse
     report = w.run_ok()
@@ -66,6 +66,8 @@ def test_views_show_the_current_state_after_changes_at_xero(
     sandbox.mutate(tenant_id=tenant, entity="tracking_options", op="delete", id=option)
     sandbox.mutate(tenant_id=tenant, entity="tax_rates", op="delete", id="TAX002")
     sandbox.mutate(tenant_id=tenant, entity="tracking_categories", op="archive", id=category)
+    # The whole chart of accounts is due (only it shows a deleted account).
+    monkeypatch.setenv("SOURCES__XERO__ACCOUNTS_SNAPSHOT_HOURS", "0")
     w.run_ok()
 
     assert not w.query("SELECT 1 FROM {ds}.active_suppliers WHERE contact_id = %s", supplier)

@@ -348,6 +348,35 @@ def test_if_modified_since_on_accounts(xero: XeroApi) -> None:
     assert ids
 
 
+def test_an_unchanged_chart_is_answered_as_accounts_not_modified_says(fresh: XeroApi) -> None:
+    future = {"If-Modified-Since": "2999-01-01T00:00:00"}
+    chart = fresh.ok("Accounts")["Accounts"]
+    settings = fresh.http.get("/_sandbox/settings").json()
+    assert settings["accounts_not_modified"] == "empty"  # the default: 200, no accounts
+    empty = fresh.ok("Accounts", headers=future)
+    assert empty["Accounts"] == []
+    assert empty["DateTimeUTC"]
+
+    assert fresh.http.post("/_sandbox/settings",
+                           json={"accounts_not_modified": "304"}).status_code == 200
+    not_modified = fresh.get("Accounts", headers=future)
+    assert (not_modified.status_code, not_modified.content) == (304, b"")
+    # something changed since: 200 with it, as always; Contacts never answer 304
+    assert fresh.get("Accounts", headers={"If-Modified-Since": "2000-01-01T00:00:00"}
+                     ).status_code == 200
+    assert fresh.ok("Contacts", {"page": "1"}, headers=future)["Contacts"] == []
+
+    assert fresh.http.post("/_sandbox/settings",
+                           json={"accounts_not_modified": "ignore"}).status_code == 200
+    assert fresh.ok("Accounts", headers=future)["Accounts"] == chart
+
+    refused = fresh.http.post("/_sandbox/settings", json={"accounts_not_modified": "never"})
+    assert refused.status_code == 400
+    assert "accounts_not_modified" in refused.text
+    fresh.reset()
+    assert fresh.http.get("/_sandbox/settings").json()["accounts_not_modified"] == "empty"
+
+
 def test_tax_rates_and_tracking_ignore_if_modified_since(xero: XeroApi) -> None:
     future = {"If-Modified-Since": "2999-01-01T00:00:00"}
     assert xero.ok("TaxRates", headers=future)["TaxRates"]
