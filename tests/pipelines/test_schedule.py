@@ -283,3 +283,49 @@ def test_per_organisation_runs_ask_the_same_question(
         fresh = scheduled.run_ok(layout="per_organisation")
     assert fresh.summary["due"] == {t: ["suppliers"] for t in tenants}
     assert _read(fresh) == {t: ["suppliers"] for t in tenants}
+
+
+# Each snapshot entity, its key column and when the first whole read after a deletion comes.
+# Tax rates and tracking are read whole, daily. Accounts are read hourly but only what changed
+# (If-Modified-Since); the whole chart comes with the first hourly read once
+# accounts_snapshot_hours (24) have passed since the last whole one: here the read at 23 h 50
+# was a partial one, so the whole chart comes at 24 h 50 (a day plus at most one accounts
+# interval, as docs/deploy.md says).
+DELETIONS = {
+    "accounts": ("account_id", timedelta(days=1, minutes=51)),
+    "tax_rates": ("tax_type", timedelta(days=1, minutes=1)),
+    "tracking_categories": ("tracking_category_id", timedelta(days=1, minutes=1)),
+    "tracking_options": ("tracking_option_id", timedelta(days=1, minutes=1)),
+}
+
+
+@pytest.mark.parametrize("entity", sorted(DELETIONS))
+def test_a_deletion_is_found_by_the_first_whole_read_and_not_before(
+    scheduled: Warehouse, sandbox: SandboxHandle, entity: str,
+) -> None:
+    key, found_after = DELETIONS[entity]
+    tenant = sorted(sandbox.tenant_ids())[0]
+    start = datetime.now(UTC)
+    scheduled.run_ok()
+    (gone,) = scheduled.query(
+        f"SELECT {key} FROM {{ds}}.{entity} WHERE tenant_id = %s ORDER BY {key} LIMIT 1",  # noqa: S608 - names from DELETIONS
+        tenant)[0]
+    sandbox.mutate(tenant_id=tenant, entity=entity, op="delete", id=gone)
+
+    def deleted() -> bool:
+        rows = scheduled.query(
+            f"SELECT is_deleted FROM {{ds}}.{entity} WHERE tenant_id = %s AND {key} = %s",  # noqa: S608
+            tenant, gone)
+        return any(bool(r[0]) for r in rows)
+
+    # Five-minute and hourly runs before the whole read is due: the deletion is not seen yet.
+    before = [timedelta(minutes=m) for m in (6, 61, 23 * 60 + 50)]
+    before += [timedelta(days=1, minutes=1)] if found_after > timedelta(days=1, minutes=1) else []
+    for moment in before:
+        with at(start + moment):
+            scheduled.run_ok()
+        assert not deleted(), f"{entity}: marked {moment} on, before its whole read"
+    with at(start + found_after):
+        whole = scheduled.run_ok()
+    assert entity in _read(whole)[tenant]
+    assert deleted(), f"{entity}: {found_after} on, the deletion is still not marked"
