@@ -222,3 +222,13 @@ def postgres_warehouse(connected_store: Store, postgres_env: str) -> Warehouse:
     """A dataset of its own (so no state is restored from another test) in the session's
     PostgreSQL database, loaded from `connected_store`."""
     return Warehouse(connected_store, "postgres", f"xero_t{next(_datasets)}_{os.getpid()}")
+
+
+@pytest.fixture
+def instance() -> Iterator[Any]:
+    """A temporary Dagster instance, for the Dagster tests (a schedule's or a sensor's context
+    needs one); dagster is imported only when a test asks for it (an optional extra)."""
+    import dagster as dg
+
+    with dg.instance_for_test() as found:
+        yield found

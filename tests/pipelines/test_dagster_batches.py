@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,6 @@ defs_module = import_dagster_defs()
 import dagster as dg  # noqa: E402  (after the check that says why it is missing)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    """A temporary instance (a schedule's context needs an instance reference)."""
-    with dg.instance_for_test() as found:
-        yield found
 
 
 def _sensor(instance: dg.DagsterInstance) -> dg.SensorResult:

@@ -3,7 +3,6 @@ organisations with something due, and those runs read only what is due."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,12 +18,6 @@ defs_module = import_dagster_defs()
 import dagster as dg  # noqa: E402  (after the check that says why it is missing)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as found:
-        yield found
 
 
 def _tick(instance: dg.DagsterInstance) -> Any:
