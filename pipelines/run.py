@@ -355,6 +355,12 @@ def _run_locked(
     # one process at a time open its file, so runs side by side (Dagster's) would otherwise
     # fail it while another run loads.
     pipeline = TurnTakingPipeline(pipeline, store, target)
+    # The pre-flight's touches (the check, packages left behind, the state check, the memory's
+    # migration) share one turn, given back before extracting; the load's turn is kept through
+    # the bookkeeping below and given back at the end (or on the way out: before the
+    # organisations' locks, which `held` took first).
+    held.callback(pipeline.give_back_turn)
+    pipeline.keep_turn()
     try:
         check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
     except DestinationError as exc:
@@ -409,6 +415,7 @@ def _run_locked(
                 o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
     finally:
         _record(pipeline, store, outcomes, connections, target)
+        pipeline.give_back_turn()
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
     report.summary["pipeline"] = name
     report.summary["due"] = due
