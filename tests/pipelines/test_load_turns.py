@@ -2,8 +2,8 @@
 
 A per-organisation run (what a Dagster batch runs, one per organisation side by side) waits its
 turn for every touch of the dataset, so every turn it takes is paid by the whole batch: a
-no-change run takes two (the pre-flight, then the load through the bookkeeping), and holds
-neither while it extracts from Xero, so others load meanwhile.
+no-change run takes three (the pre-flight; the data's load; the bookkeeping's load, pruning and
+the views), and holds none while it extracts, so others load meanwhile.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def turns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return taken
 
 
-def test_a_no_change_run_of_one_organisation_takes_two_turns_and_none_while_extracting(
+def test_a_no_change_run_of_one_organisation_takes_three_turns_and_none_while_extracting(
     duckdb_warehouse: Warehouse, sandbox: SandboxHandle, turns: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -61,10 +61,9 @@ def test_a_no_change_run_of_one_organisation_takes_two_turns_and_none_while_extr
     monkeypatch.setattr(Pipeline, "extract", extract_and_look)
     report = wh.run_ok(layout="per_organisation", tenants=[tenant], schedule=False)
     assert report.summary["organisations"][0]["outcome"] == "ok"
-    # The organisation's extraction runs outside the turn; the bookkeeping's `pipeline.run`
-    # after the load extracts its few rows inside the load's turn.
-    assert free_while_extracting == [True, False]
-    assert turns == [lock, lock]
+    # The organisation's extraction, then the bookkeeping's (sync_runs, connections).
+    assert free_while_extracting == [True, True]
+    assert turns == [lock, lock, lock]  # pre-flight; the data's load; the bookkeeping's load
 
 
 def test_a_kept_turn_is_one_lock_until_given_back(duckdb_warehouse: Warehouse) -> None:
