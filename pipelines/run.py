@@ -361,9 +361,10 @@ def _run_locked(
     # fail it while another run loads.
     pipeline = TurnTakingPipeline(pipeline, store, target)
     # The pre-flight's touches (the check, packages left behind, the state check, the memory's
-    # migration) share one turn, given back before extracting; the load's turn is kept through
-    # the bookkeeping below and given back at the end (or on the way out: before the
-    # organisations' locks, which `held` took first).
+    # migration) share one turn, given back before extracting; the data's load and the
+    # bookkeeping's load (with pruning and the views) keep one each (pipelines.runlocks). A
+    # kept turn is given back at the end, or on the way out: before the organisations' locks,
+    # which `held` took first.
     held.callback(pipeline.give_back_turn)
     pipeline.keep_turn()
     try:
