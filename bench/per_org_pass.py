@@ -67,14 +67,16 @@ def timed_turns(clock: TurnClock) -> Iterator[None]:
     wrapped = {}
 
     @contextlib.contextmanager
-    def turn(self: Any) -> Iterator[None]:
-        if getattr(self, "_holding", False):  # inside a turn this run holds: no lock taken
-            with original_turn(self):
+    def turn(self: Any, *args: Any, **kwargs: Any) -> Iterator[None]:
+        write = kwargs.get("write", args[0] if args else True)
+        if getattr(self, "_holding", False) or (getattr(self, "_reading", False)
+                                                and not write):  # no lock taken
+            with original_turn(self, *args, **kwargs):
                 yield
             return
         kind = getattr(clock.local, "kind", None) or "other"
         asked = time.perf_counter()
-        with original_turn(self):
+        with original_turn(self, *args, **kwargs):
             got = time.perf_counter()
             try:
                 yield

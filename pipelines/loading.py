@@ -199,7 +199,8 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
     withdrawn: set[str] = set()
     while remaining:
         stats = SyncStats()
-        keep_turn(pipeline)  # the memory's migration and the state check share one turn
+        # The memory's migration and the state check share one turn (none on PostgreSQL).
+        keep_turn(pipeline, reads_only=True)
         memory = DestinationMemory(pipeline)
         # Before the extraction gives the dataset's turn back: the migration is a write.
         memory.prepare()

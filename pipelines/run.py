@@ -366,7 +366,7 @@ def _run_locked(
     # kept turn is given back at the end, or on the way out: before the organisations' locks,
     # which `held` took first.
     held.callback(pipeline.give_back_turn)
-    pipeline.keep_turn()
+    pipeline.keep_turn(reads_only=True)
     try:
         check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
     except DestinationError as exc:

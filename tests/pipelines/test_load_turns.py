@@ -3,7 +3,8 @@
 A per-organisation run (what a Dagster batch runs, one per organisation side by side) waits its
 turn for every touch of the dataset, so every turn it takes is paid by the whole batch: a
 no-change run takes three (the pre-flight; the data's load; the bookkeeping's load, pruning and
-the views), and holds none while it extracts, so others load meanwhile.
+the views), and holds none while it extracts, so others load meanwhile. On PostgreSQL, whose
+readers need no turn, the pre-flight takes none.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ def turns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     taken: list[str] = []
     original = TurnTakingPipeline._turn
 
-    def counting(self: TurnTakingPipeline) -> Any:
-        if not self._holding:
+    def counting(self: TurnTakingPipeline, write: bool = True) -> Any:
+        if not self._holding and not (self._reading and not write):
             taken.append(self._lock)
-        return original(self)
+        return original(self, write)
 
     monkeypatch.setattr(TurnTakingPipeline, "_turn", counting)
     return taken
@@ -64,6 +65,19 @@ def test_a_no_change_run_of_one_organisation_takes_three_turns_and_none_while_ex
     # The organisation's extraction, then the bookkeeping's (sync_runs, connections).
     assert free_while_extracting == [True, True]
     assert turns == [lock, lock, lock]  # pre-flight; the data's load; the bookkeeping's load
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_pre_flight_reads_take_no_turn(
+    postgres_warehouse: Warehouse, sandbox: SandboxHandle, turns: list[str],
+) -> None:
+    wh = postgres_warehouse
+    tenant = sandbox.tenant_ids()[0]
+    wh.run_ok(layout="per_organisation", tenants=[tenant], schedule=False)
+    turns.clear()
+    wh.run_ok(layout="per_organisation", tenants=[tenant], schedule=False)
+    lock = load_lock(resolve_target(wh.destination, wh.dataset))
+    assert turns == [lock, lock]  # the data's load; the bookkeeping's load
 
 
 def test_a_kept_turn_is_one_lock_until_given_back(duckdb_warehouse: Warehouse) -> None:
