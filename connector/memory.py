@@ -128,6 +128,7 @@ class DestinationMemory:
         self._context: AbstractContextManager[Any] | None = None
         self._client: Any = None
         self._missing = False  # the table does not exist yet: a first load
+        self._prepared = False
 
     def _open(self) -> Any:
         if self._client is None:
@@ -158,9 +159,19 @@ class DestinationMemory:
 
     def prepare(self) -> None:
         """Child tables loaded before their natural keys existed get them
-        (``connector.child_keys.migrate``)."""
+        (``connector.child_keys.migrate``), once for this memory (every resource of a run
+        asks). The client is closed again: reads open it when they first need it, and a
+        no-change run needs none (with ``TurnTakingPipeline`` an open client holds the
+        dataset's load turn, through the extraction)."""
         with self._lock:
-            migrated = child_keys.migrate(self._open())
+            if self._prepared:
+                return
+        try:
+            with self._lock:
+                migrated = child_keys.migrate(self._open())
+                self._prepared = True
+        finally:
+            self.close()
         if migrated:
             log.info("child tables: %d older rows given their natural key", migrated)
 

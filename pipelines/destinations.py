@@ -154,25 +154,39 @@ def resolve_target(destination: str | None = None, dataset: str | None = None) -
 
 @contextlib.contextmanager
 def held_open(target: Target) -> Iterator[None]:
-    """A local DuckDB file kept open for the whole of a load step (other destinations: nothing).
+    """A local DuckDB file kept open for the whole of a load turn (other destinations: nothing).
 
     dlt opens the database for each load job and closes it after. The last close checkpoints
     the file and drops DuckDB's caches, so a load of many files paid that once per file (6.8%
     of a 100,000-supplier load's samples were dlt's ``_close_conn``). DuckDB shares one database
     among a process's connections to the same file, so one connection held here makes each
     job's close cheap and leaves a single checkpoint, at the end. dlt connects with an empty
-    config and sets its own with SET GLOBAL, so this plain connect matches it.
+    config and sets its own with SET GLOBAL, so this plain connect matches it. The same holds
+    for a run's other touches in its turn (``pipelines.runlocks``): each of them opened and
+    checkpointed the file, ~0.1 s apiece. A file that does not exist yet is left to dlt.
     """
-    if target.duckdb_file is None:
-        yield
+    if target.duckdb_file is None or not _has_database(Path(target.duckdb_file)):
+        yield  # dlt's first open creates the file (and reports a full disk as it does)
         return
     import duckdb
 
-    connection = duckdb.connect(target.duckdb_file)
+    try:
+        connection = duckdb.connect(target.duckdb_file)
+    except Exception:  # an I/O error, a file another process holds: dlt's own open says so
+        connection = None
     try:
         yield
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
+
+
+def _has_database(path: Path) -> bool:
+    """A DuckDB file that exists and is not empty."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _duckdb_credentials(path: str) -> Any:

@@ -19,6 +19,7 @@ from pipelines import state_rows
 from pipelines.bookkeeping import EntityOutcome, RunOutcomes
 from pipelines.destinations import Target
 from pipelines.layout import first_loads_per_package
+from pipelines.runlocks import give_back_turn, keep_turn
 from store import Store, lifecycle
 from store.token_provider import StoreTokens, access_token_for
 
@@ -29,6 +30,9 @@ KEEPALIVE_AFTER = timedelta(days=1)
 # Above this many extracted rows, normalize runs in NORMALIZE_WORKERS processes.
 PARALLEL_NORMALIZE_ROWS = 20_000
 NORMALIZE_WORKERS = 2
+# Below this many extracted rows the extract step's heap is small: handing it back to the system
+# (a full gc and malloc_trim, 0.2 s a run with many threads) is not worth it.
+RELEASE_MEMORY_ROWS = 5_000
 # Bounded slices: dlt starts a new intermediate file every so many rows of a table and writes
 # its buffers out at fewer, so extract and normalize hold a bounded slice of a large load rather
 # than all of it (normalize peaked at 423 MB for 25,000 suppliers in one file; 214 MB in
@@ -113,6 +117,16 @@ def _job_message(exc: BaseException) -> str:
     return " ".join(str(text).split())[:300]
 
 
+def stale_grants(store: Store, connections: list[Any]) -> bool:
+    """Whether a grant of these connections was not refreshed within a day."""
+    now = datetime.now(UTC)
+    for grant_id in {c.grant_id for c in connections if c.grant_id}:
+        with contextlib.suppress(Exception):  # keep_grants_alive reports it
+            if now - store.get_grant(grant_id).refreshed_at > KEEPALIVE_AFTER:
+                return True
+    return False
+
+
 def keep_grants_alive(store: Store, connections: list[Any], outcomes: RunOutcomes) -> set[str]:
     """Rotate every touched grant not refreshed within a day; the tenants whose grant is dead."""
     settings = load_settings()
@@ -151,6 +165,8 @@ def load_organisations(
     Returns the tenants left out because a purge of theirs began while the run extracted them:
     their rows were never loaded.
     """
+    if stale_grants(store, connections):
+        give_back_turn(pipeline)  # a refresh calls Xero: not in the dataset's turn
     keep_grants_alive(store, connections, outcomes)
     settings = load_settings()
     withdrawn: set[str] = set()
@@ -183,6 +199,11 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
     withdrawn: set[str] = set()
     while remaining:
         stats = SyncStats()
+        # The memory's migration and the state check share one turn (none on PostgreSQL).
+        keep_turn(pipeline, reads_only=True)
+        memory = DestinationMemory(pipeline)
+        # Before the extraction gives the dataset's turn back: the migration is a write.
+        memory.prepare()
         source = make_source(
             tenants=[c.tenant_id for c in remaining],
             entities=entities,
@@ -196,7 +217,7 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
                                           for c in remaining},
             # Read through the run's pipeline: its SQL client takes the dataset's load turn
             # (pipelines.runlocks), so no other process has the DuckDB file open meanwhile.
-            memory=DestinationMemory(pipeline),
+            memory=memory,
         )
         tenants = {c.tenant_id for c in remaining}
         gone: set[str] = set()
@@ -273,15 +294,20 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
         if not state_rows.local_state_is_current(pipeline):
             pipeline.sync_destination()
         state_rows.mark_restored(pipeline)
+    # Extraction waits on Xero: other runs load meanwhile. The turn is taken again to load and
+    # kept until the run's bookkeeping is written (pipelines.runlocks).
+    give_back_turn(pipeline)
     _bounded_slices()
     pipeline.extract(source, loader_file_format=target.loader_file_format)
-    _release_memory()
     rows = sum(item.rows for item in stats.entries())
+    if rows >= RELEASE_MEMORY_ROWS:
+        _release_memory()
     pipeline.normalize(workers=NORMALIZE_WORKERS if rows >= PARALLEL_NORMALIZE_ROWS else 1)
     gone = withdrawn()
     if gone:
         pipeline.abort_packages()
         return gone
+    keep_turn(pipeline)
     info = pipeline.load()
     _compact_memory(pipeline, info, tenants)
     return set()

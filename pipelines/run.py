@@ -42,7 +42,12 @@ from pipelines.destinations import (
 )
 from pipelines.layout import configured_layout, pipeline_name
 from pipelines.lock import LockHeld, run_lock
-from pipelines.runlocks import TurnTakingPipeline, organisation_locks
+from pipelines.runlocks import (
+    TurnTakingPipeline,
+    give_back_turn,
+    keep_turn,
+    organisation_locks,
+)
 from store import ConnectionStatus, LockBusy, Store, StoreError, open_store, schedules
 
 log = logging.getLogger("xero_elt.run")
@@ -355,6 +360,13 @@ def _run_locked(
     # one process at a time open its file, so runs side by side (Dagster's) would otherwise
     # fail it while another run loads.
     pipeline = TurnTakingPipeline(pipeline, store, target)
+    # The pre-flight's touches (the check, packages left behind, the state check, the memory's
+    # migration) share one turn, given back before extracting; the data's load and the
+    # bookkeeping's load (with pruning and the views) keep one each (pipelines.runlocks). A
+    # kept turn is given back at the end, or on the way out: before the organisations' locks,
+    # which `held` took first.
+    held.callback(pipeline.give_back_turn)
+    pipeline.keep_turn(reads_only=True)
     try:
         check_destination(pipeline, target)  # before any Xero call: a bad setting costs no quota
     except DestinationError as exc:
@@ -409,6 +421,7 @@ def _run_locked(
                 o.outcome, o.error, o.rows_loaded = "failed", _one_line(exc), 0
     finally:
         _record(pipeline, store, outcomes, connections, target)
+        pipeline.give_back_turn()
     report = _report(options, target, outcomes, connections, started, time.monotonic() - clock)
     report.summary["pipeline"] = name
     report.summary["due"] = due
@@ -596,6 +609,7 @@ def _update_store(store: Store, outcomes: RunOutcomes, connections: list[Any],
 def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: list[Any],
             target: Target) -> None:
     """Write sync_runs and connections into the destination, and sync results into the store."""
+    give_back_turn(pipeline)  # the store's updates and the bookkeeping's extraction: local work
     try:
         _update_store(store, outcomes, connections, target)
     except StoreError as exc:
@@ -609,7 +623,7 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
 
     try:
         expire_stale_invites(store)  # so lapsed invites read `expired` in the table too
-        pipeline.run(bookkeeping_resources(outcomes, store.list_connections()))
+        _write_bookkeeping(pipeline, bookkeeping_resources(outcomes, store.list_connections()))
     except Exception as exc:
         log.error("could not write sync_runs/connections: %s", _one_line(exc))
         return
@@ -623,6 +637,18 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
         create_views(pipeline)
     except Exception as exc:
         log.error("could not create the analyst views: %s", _one_line(exc))
+
+
+def _write_bookkeeping(pipeline: Any, resources: list[Any]) -> None:
+    """``pipeline.run(resources)`` with only the load in the dataset's turn (kept for pruning
+    and the views after it): extracting and normalizing a few rows is local work, and in a
+    batch of per-organisation runs every second in the turn is paid by every organisation
+    waiting for it. A killed run leaves the package for the next run's ``finish_pending``."""
+    give_back_turn(pipeline)
+    pipeline.extract(resources)
+    pipeline.normalize()
+    keep_turn(pipeline)
+    pipeline.load()
 
 
 def _report(
