@@ -55,7 +55,7 @@ def test_the_report_sets_the_figures_beside_issue_25s_targets() -> None:
 
     rows = verdicts(results)
     assert [r[2].split()[0] for r in rows] == ["**missed**", "**missed**"]
-    assert "7.8 KB, 4 calls" in rows[0][1]
+    assert "8.0 KB, 4 calls" in rows[0][1]  # decimal units, as Xero meters
     text = render(results)
     assert "## The bill: 2 organisations of 200 suppliers and 64 accounts" in text
     for _, label, _, _ in SCHEDULES:
