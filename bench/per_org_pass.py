@@ -4,7 +4,9 @@
 sandbox of N organisations x 20 suppliers (limits off, no latency: the local cost alone), two
 homes connected to all of them; each is loaded once (not measured), then one no-change pass is
 measured through `execute(RunOptions(layout=...))` — the per-organisation layout (what a Dagster
-batch runs: a pipeline per organisation, in threads) and the shared one (one `xero-elt run`).
+batch runs: since the cursors moved beside the data, one run of the batch through one pipeline
+in a private working folder; before, a pipeline per organisation, in threads) and the shared one
+(one `xero-elt run`).
 
 Inside the per-organisation pass every touch of the destination (`pipelines.runlocks`) is timed:
 how long each run waited for the dataset's load turn and how long it held it, per kind of touch

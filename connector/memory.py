@@ -1,9 +1,10 @@
 """Each organisation's memory of its records, kept beside its data in the destination.
 
 What a run must remember about an organisation's records lives in one table of the dataset,
-``_xero_memory``, one row per (tenant_id, entity, record_id) and load; dlt's state keeps only
-small per-organisation cursors and flags (``connector.suppliers.SupplierState.dump``: a few
-hundred bytes each, whatever the number of records).
+``_xero_memory``, one row per (tenant_id, entity, record_id) and load, and so do its small
+cursors and flags (``SupplierState.dump``, ``SnapshotMarks.dump``): one row per (tenant_id,
+entity) under the record id ``CURSORS_KEY``. dlt's state keeps nothing per organisation, so
+any set of organisations can load through one pipeline in one package (a Dagster batch).
 
 **Memory is never ahead of the data.** A load package's tables are committed one by one (each
 merge is its own transaction on PostgreSQL), so a run killed mid-load can leave the memory rows
@@ -37,14 +38,16 @@ document: it was 19 MB of dlt state, written whole every run and too big to rest
 DuckDB's 100 MB), through one SQL connection held for the extraction (opening DuckDB costs
 ~50 ms; a query ~1 ms).
 
-State written by older versions (members, hashes and last values in dlt's state) is read once,
-written here as memory rows with that run's load, and dropped from the state (see
-``SupplierState.load`` and ``SnapshotState.from_state``).
+State written by older versions (cursors, and before them members, hashes and last values, in
+dlt's state) is read once, written here as memory rows with that run's load, and dropped from
+the state (see ``connector.source._Run.stored_cursors``, ``SupplierState.load`` and
+``SnapshotState.from_state``).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -75,6 +78,12 @@ MEMORY_COLUMNS: dict[str, dict[str, Any]] = {
     "load_id": {"data_type": "text", "nullable": False},
 }
 _READ = ", ".join(c for c in MEMORY_COLUMNS if c not in ("tenant_id", "entity"))
+CURSORS_KEY = "~cursors"
+"""The ``record_id`` of an organisation's cursors and flags for one entity (the supplier
+state's small part, a snapshot's marks), as JSON in ``last_values``: what dlt's state held per
+organisation before. One row per (tenant, entity) and load that changed them, written in the
+package of the data they describe, so a package that is lost loses nothing but re-reads; no Xero
+record id starts with ``~``."""
 _DONE = "SELECT load_id FROM {loads} WHERE status = 0"
 
 
@@ -86,6 +95,9 @@ class Memory(Protocol):
 
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
         """Tax numbers already loaded for these contacts (masked values must not replace them)."""
+
+    def cursors(self, tenant_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stored cursors of these organisations, per (tenant_id, entity)."""
 
     def prepare(self) -> None:
         """Bring the dataset's tables up to this version before anything is read or loaded."""
@@ -104,6 +116,9 @@ class NoMemory:
         return []
 
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
+        return {}
+
+    def cursors(self, tenant_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
         return {}
 
     def close(self) -> None:
@@ -129,6 +144,8 @@ class DestinationMemory:
         self._client: Any = None
         self._missing = False  # the table does not exist yet: a first load
         self._prepared = False
+        self._cursors: dict[tuple[str, str], dict[str, Any]] = {}
+        self._cursors_read: set[str] = set()  # tenants whose cursors are in ``_cursors``
 
     def _open(self) -> Any:
         if self._client is None:
@@ -153,9 +170,42 @@ class DestinationMemory:
     def read(self, tenant_id: str, entity: str) -> list[dict[str, Any]]:
         names = _READ.split(", ")
         rows = self._query(f"SELECT {_READ} FROM {{table}} "  # noqa: S608 (names are ours)
-                           f"WHERE tenant_id = %s AND entity = %s AND load_id IN ({_DONE})",
-                           tenant_id, entity)
+                           f"WHERE tenant_id = %s AND entity = %s AND record_id <> %s "
+                           f"AND load_id IN ({_DONE})", tenant_id, entity, CURSORS_KEY)
         return current([dict(zip(names, row, strict=True)) for row in rows])
+
+    def cursors(self, tenant_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The newest completed cursors of these organisations, per (tenant_id, entity): one
+        query per 500 organisations not asked for before (the pre-flight asks for a run's
+        organisations at once, in its turn; the source's later asks are answered from here)."""
+        wanted = list(dict.fromkeys(tenant_ids))
+        new = [t for t in wanted if t not in self._cursors_read]
+        for start in range(0, len(new), 500):
+            chunk = new[start:start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = self._query(
+                "SELECT tenant_id, entity, last_values, load_id FROM {table} "  # noqa: S608
+                f"WHERE record_id = %s AND tenant_id IN ({marks}) AND load_id IN ({_DONE})",
+                CURSORS_KEY, *chunk)
+            newest: dict[tuple[str, str], tuple[str, str]] = {}
+            for tenant, entity, text, load_id in rows:
+                seen = newest.get((tenant, entity))
+                if seen is None or load_id > seen[1]:
+                    newest[(tenant, entity)] = (text, load_id)
+            with self._lock:
+                self._cursors.update({key: json.loads(text) for key, (text, _) in newest.items()
+                                      if text})
+                self._cursors_read.update(chunk)
+        wanted_set = set(wanted)
+        return {key: value for key, value in self._cursors.items() if key[0] in wanted_set}
+
+    def adopt(self, cursors: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Cursors an older version kept elsewhere (per-organisation pipelines' states), for
+        organisations and entities the memory has none of: ``cursors`` answers with them,
+        marked (``MOVED``) so that the source writes them here."""
+        with self._lock:
+            for key, value in cursors.items():
+                self._cursors.setdefault(key, {**value, MOVED: True})
 
     def prepare(self) -> None:
         """Child tables loaded before their natural keys existed get them
@@ -214,12 +264,14 @@ def current(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in newest.values() if not row.get("forget")]
 
 
-def compact(client: Any, tenant_ids: Iterable[str]) -> None:
+def compact(client: Any, tenant_ids: Iterable[str], load_ids: Sequence[str] = ()) -> None:
     """Delete these organisations' memory rows that no longer count: older versions of a
     record, forgotten records, and rows of loads that never completed.
 
     Run it only where no load of theirs is under way (after a run's load, under its locks);
-    the rows it keeps are exactly what ``read`` returns.
+    the rows it keeps are exactly what ``read`` returns. Given the ``load_ids`` just loaded,
+    a load that wrote only cursors rows (a no-change pass) compacts only those, not every
+    record's memory.
     """
     from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
@@ -227,12 +279,21 @@ def compact(client: Any, tenant_ids: Iterable[str]) -> None:
     for start in range(0, len(tenants), 500):
         chunk = tenants[start:start + 500]
         marks = ", ".join(["%s"] * len(chunk))
+        only = ""
         try:
+            if load_ids:
+                loads = ", ".join(["%s"] * len(load_ids))
+                records = client.execute_sql(_named(client, (
+                    f"SELECT count(*) FROM {{table}} WHERE tenant_id IN ({marks}) "  # noqa: S608
+                    f"AND load_id IN ({loads}) AND record_id <> %s")),
+                    *chunk, *load_ids, CURSORS_KEY)
+                if not records or not records[0][0]:
+                    only = f"AND record_id = '{CURSORS_KEY}' "
             client.execute_sql(_named(client, (
-                f"DELETE FROM {{table}} WHERE tenant_id IN ({marks}) "  # noqa: S608
+                f"DELETE FROM {{table}} WHERE tenant_id IN ({marks}) {only}"  # noqa: S608
                 "AND (tenant_id, entity, record_id, load_id) NOT IN ("
                 "SELECT tenant_id, entity, record_id, max(load_id) FROM {table} "
-                f"WHERE tenant_id IN ({marks}) AND load_id IN ({_DONE}) "
+                f"WHERE tenant_id IN ({marks}) {only}AND load_id IN ({_DONE}) "
                 "GROUP BY tenant_id, entity, record_id)")), *chunk, *chunk)
             client.execute_sql(_named(client, (
                 f"DELETE FROM {{table}} WHERE tenant_id IN ({marks}) AND forget")),  # noqa: S608
@@ -277,6 +338,10 @@ def as_memory(rows: list[dict[str, Any]]) -> Any:
     table = pa.Table.from_pylist([{**row, "load_id": load_id} for row in rows],
                                  schema=_arrow_schema())
     return dlt.mark.with_table_name(table, MEMORY_TABLE)
+
+
+MOVED = "~moved"
+"""Marks cursors read from where an older version kept them (``DestinationMemory.adopt``)."""
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -326,6 +391,13 @@ def supplier_rows(tenant_id: str, changes: Sequence[tuple[str, SupplierEntry | N
     return rows
 
 
+def cursors_row(tenant_id: str, entity: str, cursors: dict[str, Any]) -> dict[str, Any]:
+    """The memory row keeping one organisation's cursors for one entity (``CURSORS_KEY``)."""
+    return {"tenant_id": tenant_id, "entity": entity, "record_id": CURSORS_KEY,
+            "last_values": json.dumps(cursors, sort_keys=True, separators=(",", ":")),
+            "forget": False}
+
+
 def snapshot_rows(tenant_id: str, entity: str,
                   changes: Sequence[tuple[str, SnapshotEntry | None]]) -> list[dict[str, Any]]:
     """Memory rows for changed snapshot keys (None: forget the key)."""
@@ -342,6 +414,20 @@ def snapshot_rows(tenant_id: str, entity: str,
     return rows
 
 
-__all__ = ["MEMORY_COLUMNS", "MEMORY_TABLE", "DestinationMemory", "Memory", "NoMemory",
-           "as_memory", "compact", "current", "memory_hints", "snapshot_entry", "snapshot_rows",
-           "supplier_entry", "supplier_rows"]
+__all__ = [
+    "CURSORS_KEY",
+    "MEMORY_COLUMNS",
+    "MEMORY_TABLE",
+    "DestinationMemory",
+    "Memory",
+    "NoMemory",
+    "as_memory",
+    "compact",
+    "current",
+    "cursors_row",
+    "memory_hints",
+    "snapshot_entry",
+    "snapshot_rows",
+    "supplier_entry",
+    "supplier_rows",
+]

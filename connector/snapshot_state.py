@@ -9,7 +9,8 @@ first run of this version moves them into memory rows without a reload: layout 1
 ``{"rows": {key: {"h", "raw", "deleted_at"?}}}`` and layout 2 ``{"v": 2, "h": {key: hash},
 "deleted": {key: time}, "last": base64(zlib(JSON {key: text}))}``.
 
-dlt's state keeps only ``SnapshotMarks`` per organisation (a few dozen bytes): one digest of the
+Beside them, one cursors row per organisation keeps ``SnapshotMarks`` (a few dozen bytes; dlt's
+state kept them before, and is read once for them): one digest of the
 last whole snapshot and, for an entity Xero reads with ``If-Modified-Since`` (accounts), the
 cursor and when the whole snapshot was last read. State written before the cursor existed
 (``{"d": digest}``) has neither, so its first run reads the whole snapshot and starts them.
@@ -105,7 +106,7 @@ class SnapshotState:
 
 @dataclass(frozen=True)
 class SnapshotMarks:
-    """What dlt's state keeps for one organisation's snapshot entity (no per-record data)."""
+    """What the cursors row keeps for one organisation's snapshot entity (no per-record data)."""
 
     # One hash of the last whole snapshot read, while the memory rows still match it: a run
     # that finds the same records reads no memory and writes nothing.

@@ -59,6 +59,7 @@ from connector.memory import (
     Memory,
     NoMemory,
     as_memory,
+    cursors_row,
     memory_hints,
     snapshot_rows,
     supplier_rows,
@@ -218,6 +219,21 @@ class _Run:
         assert self._memory is not None, "the run is not open"
         return self._memory
 
+    def stored_cursors(self, entity: str, legacy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Per organisation of this run, its stored cursors for ``entity``: the memory's
+        (``connector.memory.CURSORS_KEY``, read for every organisation of the run at once), else
+        what an older version left in dlt's state (``legacy``, the resource's ``tenants``),
+        which the first run of this version moves into the memory."""
+        stored = self.memory.cursors([o.tenant_id for o in self.orgs])
+        out = {}
+        for org in self.orgs:
+            found = stored.get((org.tenant_id, entity))
+            if found is None:
+                found = legacy.get(org.tenant_id)
+            if found is not None:
+                out[org.tenant_id] = found
+        return out
+
     @property
     def client(self) -> XeroClient:
         """The run's HTTP client (while a resource is extracting)."""
@@ -376,8 +392,8 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
     of the whole snapshot, which is loaded whole as history always is.
     """
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
-    marks = {org.tenant_id: SnapshotMarks.load(tenants_state.get(org.tenant_id))
-             for org in run.orgs}
+    found = run.stored_cursors(entity.name, tenants_state)
+    marks = {org.tenant_id: SnapshotMarks.load(found.get(org.tenant_id)) for org in run.orgs}
     every = _snapshot_every(run, entity)
     overlap = timedelta(seconds=run.settings.cursor_overlap_seconds)
 
@@ -399,7 +415,7 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
                 answer, partial = run.fetch_snapshot(org, entity), False
                 records = _hashed(answer.records)
                 whole = _whole_digest(records)
-            legacy = tenants_state.get(org.tenant_id)
+            legacy = found.get(org.tenant_id)
             # Nothing changed: Xero sent nothing (or the very records of the last whole read),
             # or (without history, which loads every row) the same snapshot as last time.
             quiet = partial and (not records or mark.digest == whole)
@@ -432,9 +448,10 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
             if changes:
                 changed = True
                 yield as_memory(snapshot_rows(org.tenant_id, entity.name, changes))
-        # dlt's state keeps one digest of the whole snapshot per organisation (the next run
+        # The cursors row keeps one digest of the whole snapshot per organisation (the next run
         # that finds the same snapshot reads no memory and writes nothing) and, for an entity
-        # read with If-Modified-Since, the cursor and when the whole snapshot was last read.
+        # read with If-Modified-Since, the cursor and when the whole snapshot was last read;
+        # written only when they moved (or when they still live in dlt's state).
         digest = whole if clean else None
         if partial:
             mark = mark.after_partial(answer.server_time, changed)
@@ -442,7 +459,9 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
             mark = mark.after_whole(run.started_at, answer.server_time, digest)
         else:
             mark = SnapshotMarks(digest=digest)
-        tenants_state[org.tenant_id] = mark.dump()
+        if mark.dump() != found.get(org.tenant_id) or org.tenant_id in tenants_state:
+            yield as_memory([cursors_row(org.tenant_id, entity.name, mark.dump())])
+            tenants_state.pop(org.tenant_id, None)
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
 
@@ -582,6 +601,8 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
     it; record each organisation's state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
+    found = run.stored_cursors(entity.name, tenants_state)
+    latest: dict[str, dict[str, Any]] = {}  # cursors handed over, not yet written
     options = _read_options(run)
     # (organisation, rows | _DONE | an error, progress, page slots to give back)
     pages: queue.Queue[tuple[Organisation, Any, Progress | None, int]] = queue.Queue()
@@ -643,7 +664,7 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
-            run.pool.submit(read, org, tenants_state.get(org.tenant_id))
+            run.pool.submit(read, org, found.get(org.tenant_id))
         active = len(run.orgs)
         while active:
             org, item, progress, given = pages.get()
@@ -654,6 +675,8 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                     log.error("unexpected error reading suppliers for %s: %r", org.tenant_id,
                               item)
                 run.stats.fail(org.tenant_id, entity.name, item)
+                yield from _cursors_moved(org.tenant_id, entity.name, latest, found,
+                                          tenants_state)
                 continue
             if item is not _DONE and item:
                 yield item
@@ -662,15 +685,30 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                 state, changes = progress
                 if changes:
                     yield as_memory(supplier_rows(org.tenant_id, changes))
-                tenants_state[org.tenant_id] = state
+                latest[org.tenant_id] = state
             _give_back(slots, given)
             if item is _DONE:
+                yield from _cursors_moved(org.tenant_id, entity.name, latest, found,
+                                          tenants_state)
                 active -= 1
                 run.stats.finish(org.tenant_id, entity.name, OK)
                 continue
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
     finally:
         cancelled.set()
+
+
+def _cursors_moved(tenant_id: str, entity: str, latest: dict[str, dict[str, Any]],
+                   found: dict[str, Any], tenants_state: dict[str, Any]) -> Iterator[Any]:
+    """The cursors row of an organisation whose read ended (or failed after some pages), once
+    per run and only if the cursors moved since stored; an older version's entry in dlt's
+    state is dropped with it (same load package)."""
+    state = latest.pop(tenant_id, None)
+    if state is None:
+        return
+    if state != found.get(tenant_id) or tenant_id in tenants_state:
+        yield as_memory([cursors_row(tenant_id, entity, state)])
+        tenants_state.pop(tenant_id, None)
 
 
 # --- the source ----------------------------------------------------------------------------------

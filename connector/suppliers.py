@@ -110,7 +110,8 @@ VERSION = 3  # dlt state without per-record data (memory rows hold it: connector
 class SupplierState:
     """What the next run needs to know about one organisation's suppliers.
 
-    dlt's state keeps the small part (``dump``): the cursor, when the last reconciliation ran,
+    The cursors row (``connector.memory.CURSORS_KEY``; dlt's state before) keeps the small part
+    (``dump``): the cursor, when the last reconciliation ran,
     the high-volume flag, the sweep position and an unfinished full read's watermark and next
     page. The per-record part (members, hashes near the cursor, what an unfinished full read
     found) is memory rows (``connector.memory``): ``memory_changes`` says which to write.

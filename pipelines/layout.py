@@ -2,13 +2,15 @@
 
 - ``shared`` (the default, cron on one machine): one pipeline per destination and dataset,
   ``xero_<destination>_<dataset>``; every organisation's cursors live in its state.
-- ``per_organisation`` (Dagster, several workers): ``xero_<destination>_<dataset>__<tenant>``,
-  a pipeline per organisation; a run of several (a Dagster batch) is one run of each, side by
-  side in threads (``pipelines.run._execute_each``). dlt keeps a pipeline's state as one
-  document (locally and in the destination's ``_dlt_pipeline_state``): runs of different
-  organisations through one pipeline, side by side or on different machines, would each write
-  back their own copy and lose the other organisations' cursors. A pipeline per organisation
-  gives each its own state document.
+- ``per_organisation`` (Dagster, several workers): a run of one organisation loads through
+  ``xero_<destination>_<dataset>__<tenant>``; a run of several (a Dagster batch) through
+  ``xero_<destination>_<dataset>__batch``, in a working folder private to the run
+  (``pipelines.run._execute_each``): one load package and one load turn for the batch.
+  Runs side by side, or on different machines, may share these names because dlt's state
+  holds nothing per organisation: each organisation's cursors are memory rows beside its data
+  (``connector.memory.CURSORS_KEY``), written in the package they describe, read under its
+  lock. (Before, each organisation's cursors lived in its own pipeline's state; a batch's
+  first run reads them from there, ``pipelines.state_rows.organisation_cursors``.)
 
 Both layouts load into the same dataset and staging dataset; loads into one dataset take turns
 (see ``pipelines/runlocks.py`` and docs/deploy.md for why the staging dataset stays shared).
@@ -16,8 +18,14 @@ Both layouts load into the same dataset and staging dataset; loads into one data
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
-from collections.abc import Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Literal
 
 from dlt.common.configuration import configspec, resolve_configuration
@@ -80,6 +88,12 @@ def pipeline_name(target: Target, layout: str, tenants: Sequence[str] | None) ->
 _MAX_NAME = 64
 
 
+def batch_pipeline_name(target: Target) -> str:
+    """``xero_<destination>_<dataset>__batch``: the pipeline of a per-organisation run of
+    several organisations (its working folder is the run's own)."""
+    return f"{target.pipeline_name[:_MAX_NAME - 7]}__batch"
+
+
 def organisation_pipeline_name(target: Target, tenant_id: str) -> str:
     """``xero_<destination>_<dataset>__<tenant id, dashes as underscores>``; past 64 characters
     (a long dataset name) the tenant part becomes a 12-character digest of the tenant id."""
@@ -88,3 +102,52 @@ def organisation_pipeline_name(target: Target, tenant_id: str) -> str:
         return name
     digest = hashlib.sha256(tenant_id.lower().encode()).hexdigest()[:12]
     return f"{target.pipeline_name[:_MAX_NAME - 14]}__{digest}"
+
+
+BATCHES = "batches"  # under dlt's pipelines folder: the batch runs' private working folders
+_HELD = ".held"
+
+
+@contextlib.contextmanager
+def batch_folder(pipelines_dir: Path) -> Iterator[Path]:
+    """A working folder private to one batch run, flocked while the run lives and removed when
+    it ends. A killed run's folder (its flock died with it) is removed by the next batch or a
+    purge (``remove_dead_batches``): its packages held only what the next run reads again, the
+    cursors included (they travel in the same package)."""
+    parent = pipelines_dir / BATCHES
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_batches(pipelines_dir)
+    folder = Path(tempfile.mkdtemp(prefix="batch-", dir=parent))
+    fd = os.open(folder / _HELD, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+def remove_dead_batches(pipelines_dir: Path) -> int:
+    """Remove the batch folders no living run holds; how many."""
+    parent = pipelines_dir / BATCHES
+    if not parent.is_dir():
+        return 0
+    removed = 0
+    for folder in parent.iterdir():
+        try:
+            fd = os.open(folder / _HELD, os.O_RDWR)
+        except FileNotFoundError:
+            fd = None  # made but never held (killed at once): dead
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a living run's
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed

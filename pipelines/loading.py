@@ -156,8 +156,12 @@ def load_organisations(
     *,
     contact_ids: dict[str, list[str]] | None = None,
     due: dict[str, list[str]] | None = None,
+    legacy: Callable[[list[str]], dict[tuple[str, str], dict[str, Any]]] | None = None,
 ) -> set[str]:
     """Extract and load the organisations' entities, recording an outcome per (tenant, entity).
+
+    ``legacy`` reads cursors an older version kept outside this pipeline's state, for the
+    organisations whose memory has none (a batch's first run: their pipelines' states).
 
     ``contact_ids`` makes it a targeted supplier read of those contacts (webhook events);
     ``due`` (per tenant id, the entities its schedule says are due) narrows each organisation
@@ -172,7 +176,7 @@ def load_organisations(
     withdrawn: set[str] = set()
     for group in load_groups(connections, first_loads_per_package()):
         withdrawn |= _load_group(pipeline, target, store, group, entities, options, outcomes,
-                                 settings, contact_ids, due)
+                                 settings, contact_ids, due, legacy)
     return withdrawn
 
 
@@ -189,7 +193,9 @@ def load_groups(connections: list[Any], first_loads: int) -> list[list[Any]]:
 def _load_group(pipeline: Any, target: Target, store: Store, connections: list[Any],
                 entities: list[str], options: Any, outcomes: RunOutcomes, settings: Any,
                 contact_ids: dict[str, list[str]] | None,
-                due: dict[str, list[str]] | None = None) -> set[str]:
+                due: dict[str, list[str]] | None = None,
+                legacy: Callable[[list[str]], dict[tuple[str, str], dict[str, Any]]]
+                | None = None) -> set[str]:
     """One load package of organisations (again without those a purge took meanwhile)."""
     from connector import make_source
     from connector.memory import DestinationMemory
@@ -204,6 +210,15 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
         memory = DestinationMemory(pipeline)
         # Before the extraction gives the dataset's turn back: the migration is a write.
         memory.prepare()
+        # The organisations' cursors, in one query while the turn is held (the source asks the
+        # memory for them when it opens, and gets this answer).
+        try:
+            have = {tenant for tenant, _ in memory.cursors([c.tenant_id for c in remaining])}
+            missing = [c.tenant_id for c in remaining if c.tenant_id not in have]
+            if legacy is not None and missing:
+                memory.adopt(legacy(missing))
+        finally:
+            memory.close()
         source = make_source(
             tenants=[c.tenant_id for c in remaining],
             entities=entities,
@@ -323,7 +338,7 @@ def _compact_memory(pipeline: Any, info: Any, tenants: set[str]) -> None:
                 for job in package.jobs.get("completed_jobs", []))
     if wrote and tenants:
         with pipeline.sql_client() as client:
-            compact(client, tenants)
+            compact(client, tenants, [package.load_id for package in info.load_packages])
 
 
 def _bounded_slices() -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import exitcodes
+from pipelines.layout import BATCHES, remove_dead_batches
 
 log = logging.getLogger("xero_elt.purge")
 
@@ -196,7 +197,12 @@ def forget_in_pipelines(pipelines_dir: Path, tenant_id: str) -> int:
         return 0
     changed = 0
     suffixes = _own_pipeline_suffixes(tenant_id)
+    # A killed batch run's folder may hold a package with the organisation's rows (a living
+    # batch of it cannot: the purge holds its lock).
+    changed += remove_dead_batches(pipelines_dir)
     for folder in sorted(p for p in pipelines_dir.iterdir() if p.is_dir()):
+        if folder.name == BATCHES:
+            continue
         if folder.name.endswith(suffixes):
             shutil.rmtree(folder)
             changed += 1

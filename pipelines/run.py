@@ -8,15 +8,13 @@ the organisations' due entities in parallel through the connector's source, load
 `sync_runs` and `connections`, update the store, log one line per organisation, and exit with
 0 (ok), 1 (failed), 2 (usage), 3 (partial) or 75 (locked).
 
-On the per-organisation layout (Dagster's) a run of several organisations is one run of each,
-through its own pipeline, side by side in threads of this process, reported as one
-(``_execute_each``).
+On the per-organisation layout (Dagster's) a run of several organisations is one run of them
+all, through one pipeline whose working folder is private to the run (``_execute_each``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -40,7 +38,13 @@ from pipelines.destinations import (
     check_destination,
     resolve_target,
 )
-from pipelines.layout import configured_layout, pipeline_name
+from pipelines.layout import (
+    batch_folder,
+    batch_pipeline_name,
+    configured_layout,
+    organisation_pipeline_name,
+    pipeline_name,
+)
 from pipelines.lock import LockHeld, run_lock
 from pipelines.runlocks import (
     TurnTakingPipeline,
@@ -152,19 +156,15 @@ def execute(options: RunOptions, store: Store | None = None) -> RunReport:
         return RunReport(exitcodes.FAILURE, {"outcome": "failed", "error": message})
 
 
-# Per-organisation pipelines one run drives at once (each in a thread of its own: dlt runs
-# pipelines side by side in threads); their loads take turns on the dataset anyway.
-ORGANISATION_PIPELINES_AT_ONCE = 16
-
-
 def _execute_each(options: RunOptions, target: Target, store: Store) -> RunReport:
     """Several organisations on the per-organisation layout (a Dagster batch, or
-    ``xero-elt run --tenant A --tenant B`` with ``PIPELINES__LAYOUT=per_organisation``): one run
-    per organisation, each through its own pipeline (layout.py says why), side by side in this
-    process, and one report of them all. An organisation whose lock another run holds is
-    reported ``locked`` and the others load; 75 only when every one of them was locked."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    ``xero-elt run --tenant A --tenant B`` with ``PIPELINES__LAYOUT=per_organisation``): ONE
+    run of them all, through one pipeline whose working folder is private to the run
+    (``layout.batch_pipeline_name``), so one pre-flight turn and one load package in one load
+    turn for the batch. Possible because dlt's state holds nothing per organisation: their
+    cursors are memory rows beside the data (``connector.memory.CURSORS_KEY``), written in the
+    package they describe. An organisation whose lock another run holds is left out and
+    reported ``locked``, the others load; 75 only when every one of them was locked."""
     started = _now()
     clock = time.monotonic()
     try:
@@ -176,8 +176,8 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
     due: dict[str, list[str]] | None = None
     following = None
     if scheduled(options):
-        # Asked again by each organisation's run under its lock; here only to start no run
-        # (and no thread) for an organisation with nothing due.
+        # Asked again by the run under the organisations' locks; here only to take no lock for
+        # an organisation with nothing due.
         try:
             planned = schedules.plan(store, target.pipeline_name, connections)
         except schedules.BadSchedule as exc:
@@ -188,77 +188,86 @@ def _execute_each(options: RunOptions, target: Target, store: Store) -> RunRepor
         following = schedules.next_due(planned)
         connections = [c for c in connections if c.tenant_id in due]
     tenants = list(dict.fromkeys(c.tenant_id for c in connections))
-
-    def one(tenant: str) -> RunReport:
-        mine = open_store(store.home)  # a store (and its locks) per run, as separate runs have
-        try:
-            return execute(replace(options, tenants=[tenant], as_json=False), mine)
-        finally:
-            mine.close()
-
-    reports: list[RunReport] = []
+    report: RunReport | None = None
+    locked: dict[str, str] = {}
     if tenants:
-        _import_before_threads(target)
-        with ThreadPoolExecutor(max_workers=min(len(tenants), ORGANISATION_PIPELINES_AT_ONCE),
-                                thread_name_prefix="xero-elt-org") as pool:
-            reports = list(pool.map(one, tenants))
+        try:
+            with contextlib.ExitStack() as held:
+                locked = _hold_available(store, held, tenants, options.wait)
+                free = [t for t in tenants if t not in locked]
+                if free:
+                    workdir = held.enter_context(batch_folder(store.home / "pipelines"))
+                    report = _run_locked(replace(options, tenants=free), target, store,
+                                         batch_pipeline_name(target), held,
+                                         pipelines_dir=workdir, locks_held=True)
+        except OSError as exc:
+            message = f"cannot make the batch's working folder: {exc.strerror or exc}"
+            log.error("%s", message)
+            return RunReport(exitcodes.FAILURE, {"outcome": "failed", "error": message})
     elif due is not None:
         log.info("nothing due: every organisation's entities were read within their interval "
                  "(`xero-elt status` shows when each is next due)")
     else:
         log.info("no connected organisations to load (see `xero-elt connections`)")
-    organisations: list[dict[str, Any]] = []
-    for tenant, report in zip(tenants, reports, strict=True):
-        found = report.summary.get("organisations")
-        if found:
-            organisations.extend({**org, "run_id": report.summary.get("run_id")}
-                                 for org in found)
-        elif report.exit_code != exitcodes.OK:
-            outcome = "locked" if report.exit_code == exitcodes.LOCKED else "failed"
-            organisations.append({
-                "tenant_id": tenant, "organisation_name": names.get(tenant),
-                "run_id": report.summary.get("run_id"), "outcome": outcome,
-                "rows_loaded": 0, "api_calls": 0, "bytes_received": 0,
-                "error": report.summary.get("error"),
-                "entities": {},
-            })
-    code, overall = _overall([r.exit_code for r in reports])
-    summary = {
-        "run_id": started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3),
+    summary = dict(report.summary) if report is not None else {}
+    organisations = [{**org, "run_id": summary.get("run_id")}
+                     for org in summary.get("organisations") or []]
+    for tenant, error in locked.items():
+        organisations.append({
+            "tenant_id": tenant, "organisation_name": names.get(tenant), "run_id": None,
+            "outcome": "locked", "rows_loaded": 0, "api_calls": 0, "bytes_received": 0,
+            "error": error, "entities": {},
+        })
+    codes = ([report.exit_code] if report is not None else []) + [exitcodes.LOCKED] * len(
+        locked)
+    code, overall = _overall(codes) if codes else (exitcodes.OK, "ok")
+    if report is not None and report.exit_code != exitcodes.OK and not report.summary.get(
+            "organisations"):
+        # The run failed as a whole (the destination, a usage error): say so as it did.
+        code, overall = report.exit_code, report.summary.get("outcome") or overall
+    summary.update({
+        "run_id": summary.get("run_id") or started.strftime("%Y%m%dT%H%M%SZ-")
+        + secrets.token_hex(3),
         "outcome": overall, "exit_code": code, "started_at": started.isoformat(),
         "duration_s": round(time.monotonic() - clock, 3),
-        "destination": target.name, "dataset": target.dataset, "pipeline": "per_organisation",
+        "destination": target.name, "dataset": target.dataset,
+        "pipeline": summary.get("pipeline") or batch_pipeline_name(target),
         "organisations": organisations,
-        "token_calls": sum(r.summary.get("token_calls", 0) for r in reports),
-        "connections_calls": sum(r.summary.get("connections_calls", 0) for r in reports),
-        "withdrawn": sum(r.summary.get("withdrawn", 0) for r in reports),
-        "due": None if due is None else {
-            t: d for r in reports for t, d in (r.summary.get("due") or {}).items()},
-        **({"next_due_at": following.isoformat() if following else None}
-           if due is not None and not tenants else {}),
+        "token_calls": summary.get("token_calls", 0),
+        "connections_calls": summary.get("connections_calls", 0),
+        "withdrawn": summary.get("withdrawn", 0),
+        "due": None if due is None else (summary.get("due") or {}),
         "options": {"entities": list(options.entities or ENTITIES),
                     "reconcile": options.reconcile, "full_refresh": options.full_refresh,
                     "webhook_events": options.webhook_events},
-    }
-    log.info("run of %d organisation(s), one pipeline each: %s (%.1f s)", len(tenants), overall,
-             summary["duration_s"])
+    })
+    if locked and not summary.get("error"):
+        summary["error"] = "; ".join(locked.values())
+    if due is not None and not tenants:
+        summary["next_due_at"] = following.isoformat() if following else None
+    log.info("run of %d organisation(s) as one batch, %d locked: %s (%.1f s)", len(tenants),
+             len(locked), overall, summary["duration_s"])
     return RunReport(code, summary)
 
 
-def _import_before_threads(target: Target) -> None:
-    """Import what a run imports lazily, once, before its threads do: two threads importing
-    pandas at once in a fresh process (a Dagster run) get a partially initialised module
-    ("partially initialized module 'pandas' has no attribute 'DataFrame'")."""
-    import dlt  # noqa: F401
-
-    import pipelines.loading  # noqa: F401
-
-    for module in ("dlt.common.libs.pyarrow", "dlt.common.libs.pandas",
-                   "dlt.extract.extractors", "dlt.normalize", "dlt.load"):
-        with contextlib.suppress(Exception):  # optional ones (pandas, pyarrow) may be absent
-            importlib.import_module(module)
-    with contextlib.suppress(Exception):
-        _ = target.destination.client_class  # the destination's client module and driver
+def _hold_available(store: Store, held: contextlib.ExitStack, tenants: list[str],
+                    wait: float | None) -> dict[str, str]:
+    """Take the locks of those of ``tenants`` no other run holds, kept on ``held`` (one
+    ``Store.exclusive``: one session on PostgreSQL, however many organisations); the others,
+    with why, are returned (each busy one found costs one more try)."""
+    locked: dict[str, str] = {}
+    left = list(tenants)
+    while left:
+        try:
+            held.enter_context(store.exclusive(organisation_locks(left), wait))
+            return locked
+        except LockBusy as exc:
+            tenant = exc.name.removeprefix("organisation:")
+            if tenant not in left:
+                raise
+            locked[tenant] = str(exc)
+            left.remove(tenant)
+    return locked
 
 
 def _overall(codes: Sequence[int]) -> tuple[int, str]:
@@ -301,9 +310,12 @@ DLT_DEFAULTS = {
 
 
 def _run_locked(
-    options: RunOptions, target: Target, store: Store, name: str, held: contextlib.ExitStack
+    options: RunOptions, target: Target, store: Store, name: str, held: contextlib.ExitStack,
+    *, pipelines_dir: Path | None = None, locks_held: bool = False,
 ) -> RunReport:
-    """One run, its organisations' locks kept on ``held`` (LockBusy when another run has one)."""
+    """One run, its organisations' locks kept on ``held`` (LockBusy when another run has one;
+    ``locks_held``: the caller holds them already). ``pipelines_dir``: dlt's working folder
+    (default ``XERO_ELT_HOME/pipelines``; a batch's is private to it)."""
     import dlt
 
     for key, value in DLT_DEFAULTS.items():
@@ -319,8 +331,9 @@ def _run_locked(
         log.error("%s", exc)
         return RunReport(exitcodes.USAGE, {"run_id": run_id, "outcome": "usage",
                                            "error": str(exc)})
-    held.enter_context(store.exclusive(
-        organisation_locks([c.tenant_id for c in connections]), options.wait))
+    if not locks_held:
+        held.enter_context(store.exclusive(
+            organisation_locks([c.tenant_id for c in connections]), options.wait))
     # Read again now that the organisations are ours: a purge (or a disconnect) may have begun
     # while this run waited for them, and a purging organisation is never loaded.
     connections = _still_connected(store, connections)
@@ -353,7 +366,7 @@ def _run_locked(
         pipeline_name=name,
         destination=target.destination,
         dataset_name=target.dataset,
-        pipelines_dir=str(store.home / "pipelines"),
+        pipelines_dir=str(pipelines_dir or store.home / "pipelines"),
         progress=_progress(),
     )
     # Every touch of the destination takes the dataset's turn, the pre-flight too: DuckDB lets
@@ -381,6 +394,11 @@ def _run_locked(
     if due is not None:  # the union of the organisations' due entities, in load order
         entities = select_entities(sorted({e for names in due.values() for e in names}))
     outcomes = RunOutcomes(run_id=run_id)
+    legacy = None
+    if name == batch_pipeline_name(target):  # cursors an older version kept per organisation
+        def legacy(tenants: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+            return state_rows.organisation_cursors(
+                pipeline, {t: organisation_pipeline_name(target, t) for t in tenants})
     clock = time.monotonic()
     withdrawn = 0
     try:
@@ -393,7 +411,7 @@ def _run_locked(
             gone = load_organisations(pipeline, target, store, connections, entities, options,
                                       outcomes,
                                       contact_ids=_contact_ids(events) if events else None,
-                                      due=due)
+                                      due=due, legacy=legacy)
             if gone:  # purging or disconnected since: no sync_runs, no store update for them
                 connections = [c for c in connections if c.tenant_id not in gone]
                 withdrawn = len(gone)

@@ -82,3 +82,44 @@ def prune(pipeline: Any) -> int:
                 f"DELETE FROM {state} WHERE pipeline_name = %s "  # noqa: S608
                 f"AND _dlt_load_id IN ({marks})", pipeline.pipeline_name, *old)
     return len(old)
+
+
+def organisation_cursors(pipeline: Any, names: dict[str, str]) -> dict[tuple[str, str],
+                                                                       dict[str, Any]]:
+    """Cursors an older version kept in per-organisation pipelines' states (``names``: tenant id
+    -> its pipeline's name), per (tenant id, entity), from the newest completed copy of each in
+    the destination: what a batch's first run moves beside the data. One query for them all;
+    none found (no table, no copy): empty."""
+    from dlt.common.versioned_state import decompress_state
+
+    if not names:
+        return {}
+    by_name = {name: tenant for tenant, name in names.items()}
+    marks = ", ".join(["%s"] * len(by_name))
+    try:
+        with pipeline.sql_client() as client:
+            state = client.make_qualified_table_name("_dlt_pipeline_state")
+            loads = client.make_qualified_table_name("_dlt_loads")
+            rows = client.execute_sql(
+                f"SELECT s.pipeline_name, s.version, s.state FROM {state} AS s "  # noqa: S608
+                f"JOIN {loads} AS l ON l.load_id = s._dlt_load_id "
+                f"WHERE l.status = 0 AND s.pipeline_name IN ({marks})", *by_name)
+    except Exception as exc:  # no such table yet: nothing to move
+        log.debug("no per-organisation states to read: %s", exc)
+        return {}
+    newest: dict[str, tuple[int, str]] = {}
+    for name, version, text in rows or []:
+        if name not in newest or int(version) > newest[name][0]:
+            newest[name] = (int(version), text)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, (_, text) in newest.items():
+        tenant = by_name[name]
+        try:
+            resources = decompress_state(text)["sources"]["xero"]["resources"]
+        except (KeyError, ValueError, TypeError):
+            continue
+        for entity, resource in resources.items():
+            cursors = (resource.get("tenants") or {}).get(tenant)
+            if cursors:
+                found[(tenant, entity)] = cursors
+    return found

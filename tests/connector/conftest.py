@@ -4,6 +4,7 @@ organisations, settings pointing at the sandbox, and dlt pipelines into DuckDB i
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import dlt
 import pytest
 
-from connector.memory import compact
+from connector.memory import CURSORS_KEY, MEMORY_TABLE, compact
 from connector.settings import XeroSettings
 from connector.source import make_source
 from connector.stats import SyncStats
@@ -82,11 +83,24 @@ class Loader:
         return self.query(f"select count(*) from {table} where {where}")[0][0]  # noqa: S608
 
     def rows_written(self) -> dict[str, int]:
-        """Rows each table received in the last load (from dlt's trace)."""
+        """Rows each table received in the last load (from dlt's trace), the cursors rows
+        left out: they move with every read (Xero's clock), as dlt's state did."""
         trace = self.pipeline.last_trace
-        counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info \
-            else {}
-        return {k: v for k, v in counts.items() if not k.startswith("_dlt")}
+        counts = dict(trace.last_normalize_info.row_counts if trace and trace.last_normalize_info
+                      else {})
+        if counts.get(MEMORY_TABLE):
+            loads = ", ".join(f"'{load_id}'" for load_id in self.load_info.loads_ids)
+            counts[MEMORY_TABLE] -= self.count(
+                MEMORY_TABLE, f"record_id = '{CURSORS_KEY}' and load_id in ({loads})")
+        return {k: v for k, v in counts.items() if not k.startswith("_dlt") and v}
+
+    def cursors(self, entity: str) -> dict[str, dict[str, Any]]:
+        """Per organisation, the cursors kept for ``entity`` (what dlt's state held before)."""
+        return {tenant: json.loads(text) for tenant, text in self.query(
+            f"select tenant_id, last_values from {MEMORY_TABLE} "  # noqa: S608
+            f"where record_id = '{CURSORS_KEY}' and entity = '{entity}' "
+            "and load_id in (select load_id from _dlt_loads where status = 0) "
+            "order by load_id")}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from connector.memory import MEMORY_TABLE
+from connector.memory import CURSORS_KEY, MEMORY_TABLE
 from connector.wire import format_if_modified_since
 from sandbox.handle import SandboxHandle, XeroGrant
 from store import Store
@@ -50,9 +50,8 @@ def data_written(loader: Loader) -> dict[str, int]:
 
 
 def accounts_state(loader: Loader) -> dict[str, dict[str, Any]]:
-    """What dlt's state keeps per organisation for accounts."""
-    resources = loader.pipeline.state["sources"]["xero"]["resources"]
-    return dict(resources["accounts"]["tenants"])
+    """What is kept per organisation for accounts (its cursors row beside the data)."""
+    return loader.cursors("accounts")
 
 
 def an_account(loader: Loader, tenant_id: str, offset: int = 0) -> tuple[str, str]:
@@ -179,10 +178,12 @@ def test_state_written_before_the_cursor_moves_on_with_one_whole_chart_and_no_re
     loader: Loader, sandbox: SandboxHandle
 ) -> None:
     loader.run(entities=ONLY)
+    kept = accounts_state(loader)
     with loader.pipeline.managed_state() as state:  # as the previous version left it
-        tenants = state["sources"]["xero"]["resources"]["accounts"]["tenants"]
-        for tenant_id, marks in tenants.items():
+        tenants = state["sources"]["xero"]["resources"]["accounts"].setdefault("tenants", {})
+        for tenant_id, marks in kept.items():
             tenants[tenant_id] = {"d": marks["d"]}
+    loader.query(f"delete from {MEMORY_TABLE} where record_id = '{CURSORS_KEY}'")  # noqa: S608
     sandbox.clear_requests()
 
     loader.run(entities=ONLY)

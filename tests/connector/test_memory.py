@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connector.memory import MEMORY_TABLE, supplier_rows
+from connector.memory import CURSORS_KEY, MEMORY_TABLE, supplier_rows
 from connector.snapshot_state import _pack
 from connector.suppliers import TARGETED, SupplierState, encode_ids
 from sandbox.handle import SandboxHandle
@@ -84,7 +84,7 @@ def _tenants_state(loader: Loader) -> dict[str, dict[str, Any]]:
 def _memory(loader: Loader) -> list[tuple]:
     return sorted(loader.query(
         f"select tenant_id, entity, record_id, member, hash, updated_at, targeted, "  # noqa: S608
-        f"deleted_at, last_values from {MEMORY_TABLE}"))
+        f"deleted_at, last_values from {MEMORY_TABLE} where record_id <> '{CURSORS_KEY}'"))
 
 
 @pytest.mark.slow
@@ -97,13 +97,16 @@ def test_dlt_state_holds_no_per_record_data_and_the_memory_is_beside_the_data(
     for tenant in sandbox.tenants():
         tenant_id = tenant["tenantId"]
         per_org = {e: r.get("tenants", {}).get(tenant_id) for e, r in state["resources"].items()}
-        assert len(json.dumps(per_org)) < 2048, per_org
+        assert all(v is None for v in per_org.values()), per_org  # cursors too: beside the data
+        assert {e for e in state["resources"] if tenant_id in loader.cursors(e)} == set(
+            state["resources"])
         members = loader.count(MEMORY_TABLE, f"tenant_id = '{tenant_id}' and entity = "
                                "'suppliers' and member")
         assert members == tenant["counts"]["suppliers"] - loader.count(
             "suppliers", f"tenant_id = '{tenant_id}' and not is_supplier")
         accounts = loader.count(MEMORY_TABLE, f"tenant_id = '{tenant_id}' and entity = "
-                                "'accounts' and last_values is not null")
+                                f"'accounts' and last_values is not null and record_id <> "
+                                f"'{CURSORS_KEY}'")
         assert accounts == tenant["counts"]["accounts"]
 
 
@@ -111,7 +114,9 @@ def _write_older_state(loader: Loader) -> None:
     """Put every organisation's memory back into dlt's state as the previous version kept it
     (suppliers: ids and hashes; snapshots: layout 2), and empty the memory table."""
     rows = loader.query(f"select tenant_id, entity, record_id, member, hash, updated_at, "  # noqa: S608
-                        f"targeted, deleted_at, last_values from {MEMORY_TABLE}")
+                        f"targeted, deleted_at, last_values from {MEMORY_TABLE} "
+                        f"where record_id <> '{CURSORS_KEY}'")
+    suppliers = loader.cursors("suppliers")
     by: dict[tuple[str, str], list[tuple]] = {}
     for row in rows:
         by.setdefault((row[0], row[1]), []).append(row[2:])
@@ -120,7 +125,7 @@ def _write_older_state(loader: Loader) -> None:
         for (tenant, entity), entries in by.items():
             tenants = resources[entity].setdefault("tenants", {})
             if entity == "suppliers":
-                new = tenants[tenant]
+                new = suppliers[tenant]
                 tenants[tenant] = {
                     "cursor": new["cursor"], "reconciled_at": new["reconciled_at"],
                     "sweep": new["sweep"],
@@ -155,7 +160,8 @@ def test_state_an_older_version_wrote_moves_beside_the_data_without_a_reload(
     for tenant_id in sandbox.tenant_ids():
         assert stats.api_calls(tenant_id) == 4
     assert _memory(loader) == memory_before
-    tenants = _tenants_state(loader)
+    assert not any(_tenants_state(loader).values())  # dlt's state: nothing per organisation
+    tenants = {e: loader.cursors(e) for e in (*SNAPSHOTS, "suppliers")}
     # per organisation and snapshot entity only one digest of the whole snapshot stays (and
     # for accounts, read with If-Modified-Since, the cursor and when the chart was read whole)
     assert all(set(s) == ({"d", "cursor", "snapshot_at"} if e == "accounts" else {"d"})
@@ -219,25 +225,25 @@ def test_memory_of_a_load_that_did_not_complete_does_not_count(
 ) -> None:
     """A run killed mid-load can commit a package's memory rows and not its data (each table is
     its own transaction); the package is then dropped. Its memory must not count: the next run
-    reads the change again and loads it."""
+    reads the change again and loads it. (Its cursors rows do not count either: they are
+    memory rows, which is what dlt's state rolling back with the package did before.)"""
     loader.run()
     tenant_id = sandbox.tenant_ids()[0]
     account = loader.query(f"select account_id from accounts where tenant_id = '{tenant_id}' "  # noqa: S608
                            "limit 1")[0][0]
     sandbox.mutate(tenant_id=tenant_id, entity="accounts", op="update", id=account,
                    fields={"Name": "Half Loaded"})
-    stats = loader.run()
+    stats = loader.run(entities=["accounts"])
     assert {(e.tenant_id, e.entity): e.rows for e in stats.entries() if e.rows} == {
         (tenant_id, "accounts"): 1}
     (load_id,) = loader.load_info.loads_ids
     # Roll the data and dlt's state back as a dropped package leaves them; its memory rows stay.
     loader.query(f"update accounts set name = 'Before' where account_id = '{account}'")  # noqa: S608
     loader.query(f"delete from _dlt_loads where load_id = '{load_id}'")  # noqa: S608
-    with loader.pipeline.managed_state() as state:
-        state["sources"]["xero"]["resources"]["accounts"]["tenants"][tenant_id] = {}
-    assert loader.count(MEMORY_TABLE, f"load_id = '{load_id}'") == 1
+    assert loader.count(MEMORY_TABLE, f"load_id = '{load_id}' and record_id <> "
+                        f"'{CURSORS_KEY}'") == 1
 
-    stats = loader.run()
+    stats = loader.run(entities=["accounts"])
 
     assert {(e.tenant_id, e.entity): e.rows for e in stats.entries() if e.rows} == {
         (tenant_id, "accounts"): 1}
@@ -247,3 +253,28 @@ def test_memory_of_a_load_that_did_not_complete_does_not_count(
     assert loader.count(MEMORY_TABLE, f"load_id = '{load_id}'") == 0
     assert loader.query(f"select count(*), count(distinct (tenant_id, entity, record_id)) "  # noqa: S608
                         f"from {MEMORY_TABLE}")[0] == (loader.count(MEMORY_TABLE),) * 2
+
+
+@pytest.mark.slow
+def test_cursors_the_previous_version_kept_in_dlt_state_move_beside_the_data_without_a_reload(
+    loader: Loader, sandbox: SandboxHandle
+) -> None:
+    loader.run()
+    entities = ("suppliers", *SNAPSHOTS)
+    kept = {e: loader.cursors(e) for e in entities}
+    with loader.pipeline.managed_state() as state:  # as the previous version left them
+        for entity, tenants in kept.items():
+            state["sources"]["xero"]["resources"][entity]["tenants"] = dict(tenants)
+    loader.query(f"delete from {MEMORY_TABLE} where record_id = '{CURSORS_KEY}'")  # noqa: S608
+    sandbox.clear_requests()
+
+    stats = loader.run()
+
+    # No reload: the incremental calls of a no-change run, no data row, no record's memory.
+    assert loader.rows_written() == {}
+    assert all(e.rows == 0 and e.outcome == "ok" for e in stats.entries())
+    for tenant_id in sandbox.tenant_ids():
+        assert stats.api_calls(tenant_id) == 4
+    assert not any(_tenants_state(loader).values())  # moved out of dlt's state...
+    assert {e: set(loader.cursors(e)) for e in entities} == {  # ...and beside the data
+        e: set(t) for e, t in kept.items()}

@@ -35,8 +35,8 @@ def test_runs_keep_only_the_newest_state_copies(
 ) -> None:
     for _ in range(4):
         duckdb_warehouse.run_ok()
-        sandbox.advance(120)  # every run moves the cursors: a new state copy each time
-    assert _copies(duckdb_warehouse) == state_rows.KEEP
+        sandbox.advance(120)  # every run moves the cursors (beside the data, not in the state)
+    assert 1 <= _copies(duckdb_warehouse) <= state_rows.KEEP
 
 
 def test_the_local_state_is_current_after_a_run_and_behind_when_the_destination_moved_on(
@@ -54,10 +54,12 @@ def test_the_local_state_is_current_after_a_run_and_behind_when_the_destination_
     _change_a_supplier(sandbox, duckdb_warehouse)
     duckdb_warehouse.run_ok()
     shutil.rmtree(home)
-    shutil.move(kept, home)  # this machine's older state is back
-    assert not state_rows.local_state_is_current(duckdb_warehouse.pipeline())
+    shutil.move(kept, home)  # this machine's older working folder is back
+    # The other machine's run moved the cursors, which live beside the data, not in dlt's
+    # state: the state it restores from is no newer than this machine's.
+    assert state_rows.local_state_is_current(duckdb_warehouse.pipeline())
 
-    # so the next run restores the newer state and reads nothing twice
+    # so the next run reads nothing twice
     report = duckdb_warehouse.run_ok()
     suppliers = [o for o in report.summary["organisations"] if o.get("rows_loaded")]
     assert suppliers == [], report.summary
