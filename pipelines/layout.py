@@ -1,7 +1,7 @@
 """Which dlt pipeline a run loads through: one for every organisation, or one per organisation.
 
 - ``shared`` (the default, cron on one machine): one pipeline per destination and dataset,
-  ``xero_<destination>_<dataset>``; every organisation's cursors live in its state.
+  ``xero_<destination>_<dataset>``.
 - ``per_organisation`` (Dagster, several workers): a run of one organisation loads through
   ``xero_<destination>_<dataset>__<tenant>``; a run of several (a Dagster batch) through
   ``xero_<destination>_<dataset>__batch``, in a working folder private to the run

@@ -342,20 +342,21 @@ purged_at | — | When the organisation was purged (UTC); who asked is in the st
     "_xero_memory": TableDoc(
         "Each organisation's memory of its records, kept beside its data instead of in dlt's "
         "state (`connector/memory.py`): which contacts are suppliers, a content hash per "
-        "record, a snapshot's last values and when a key was found missing. Appended in the "
+        "record, a snapshot's last values and when a key was found missing, and per organisation "
+        "and entity the run's cursors and flags (`record_id` `~cursors`). Appended in the "
         "load package of the rows it describes; a row counts once its load is in `_dlt_loads` "
         "(the newest per record), runs delete the rest after loading. Read one organisation at "
         "a time; not for analysis (the views never read it).",
         _columns("""
 entity | — | The table the record belongs to (suppliers, accounts, tax_rates, tracking_categories, tracking_options).
-record_id | — | The record's Xero key (ContactID in lower case, AccountID, TaxType, TrackingCategoryID, TrackingOptionID).
+record_id | — | The record's Xero key (ContactID in lower case, AccountID, TaxType, TrackingCategoryID, TrackingOptionID); `~cursors` for the organisation's cursors and flags of the entity.
 member | — | Suppliers: true while the contact is held as a supplier (reconciliation compares it with Xero's list).
 hash | — | A content hash of the record as Xero last sent it (suppliers: only near the cursor, to drop re-sent unchanged rows).
 updated_at | Contact.UpdatedDateUTC | Suppliers: the record's UpdatedDateUTC when its hash was taken (UTC).
 targeted | — | Suppliers: the hash was taken by a webhook-driven read.
 found_by | — | Suppliers: the start (Xero's clock) of the full read that found the contact; an interrupted full read resumes with it.
 deleted_at | — | Snapshot tables: when the key was found missing at Xero (UTC).
-last_values | — | Snapshot tables: the record's last values as Xero sent them (JSON), to mark its deletion with.
+last_values | — | Snapshot tables: the record's last values as Xero sent them (JSON), to mark its deletion with; on a `~cursors` row, the cursors and flags (JSON: the read's cursor, the last whole snapshot, the reconciliation's place).
 forget | — | True: the record is forgotten from this row's load on (runs then delete the record's rows).
 load_id | — | The dlt load that wrote the row (`_dlt_loads.load_id`): rows of a load that never completed do not count.
 """),
@@ -364,10 +365,9 @@ load_id | — | The dlt load that wrote the row (`_dlt_loads.load_id`): rows of 
 
 DLT_TABLES = {
     "_dlt_loads": "One row per load (`load_id`, `inserted_at`, `status` 0 = done).",
-    "_dlt_pipeline_state": "The pipeline's state (per organisation a few hundred bytes: "
-                           "cursors and flags; the per-record memory is `_xero_memory`); runs "
-                           "keep the newest two copies, and a machine whose own copy is older "
-                           "or lost restores from here.",
+    "_dlt_pipeline_state": "The pipeline's state: nothing per organisation (the cursors and "
+                           "the per-record memory are in `_xero_memory`, loaded with the data); "
+                           "runs keep the newest two copies.",
     "_dlt_version": "Every version of the dlt schema the dataset went through.",
 }
 
