@@ -232,3 +232,21 @@ def instance() -> Iterator[Any]:
 
     with dg.instance_for_test() as found:
         yield found
+
+
+@pytest.fixture
+def turns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every dataset load turn a run's TurnTakingPipeline takes (not the nested, lock-free
+    ones), for the tests that count them."""
+    from pipelines.runlocks import TurnTakingPipeline
+
+    taken: list[str] = []
+    original = TurnTakingPipeline._turn
+
+    def counting(self: TurnTakingPipeline, write: bool = True) -> Any:
+        if not self._holding and not (self._reading and not write):
+            taken.append(self._lock)
+        return original(self, write)
+
+    monkeypatch.setattr(TurnTakingPipeline, "_turn", counting)
+    return taken

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from dlt.common.versioned_state import compress_state, decompress_state
 
 from connector.memory import CURSORS_KEY, MEMORY_TABLE
@@ -18,26 +17,11 @@ from pipelines import exitcodes
 from pipelines.destinations import resolve_target
 from pipelines.layout import batch_pipeline_name, organisation_pipeline_name
 from pipelines.purge import purge
-from pipelines.runlocks import TurnTakingPipeline, load_lock
+from pipelines.runlocks import load_lock
 from tests.pipelines.conftest import Warehouse
 from tests.sandbox_handle import SandboxHandle
 
 BATCH = {"layout": "per_organisation", "schedule": False}
-
-
-@pytest.fixture
-def turns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every lock a run's TurnTakingPipeline takes (not the nested, lock-free ones)."""
-    taken: list[str] = []
-    original = TurnTakingPipeline._turn
-
-    def counting(self: TurnTakingPipeline, write: bool = True) -> Any:
-        if not self._holding and not (self._reading and not write):
-            taken.append(self._lock)
-        return original(self, write)
-
-    monkeypatch.setattr(TurnTakingPipeline, "_turn", counting)
-    return taken
 
 
 def _loads(wh: Warehouse) -> set[str]:

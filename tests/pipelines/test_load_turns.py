@@ -21,21 +21,6 @@ from tests.pipelines.conftest import Warehouse
 from tests.sandbox_handle import SandboxHandle
 
 
-@pytest.fixture
-def turns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every lock a run's TurnTakingPipeline takes (not the nested, lock-free ones)."""
-    taken: list[str] = []
-    original = TurnTakingPipeline._turn
-
-    def counting(self: TurnTakingPipeline, write: bool = True) -> Any:
-        if not self._holding and not (self._reading and not write):
-            taken.append(self._lock)
-        return original(self, write)
-
-    monkeypatch.setattr(TurnTakingPipeline, "_turn", counting)
-    return taken
-
-
 def test_a_no_change_run_of_one_organisation_takes_three_turns_and_none_while_extracting(
     duckdb_warehouse: Warehouse, sandbox: SandboxHandle, turns: list[str],
     monkeypatch: pytest.MonkeyPatch,
