@@ -14,6 +14,7 @@ a supplier touches every child table) and each older row gets its key from its p
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -95,3 +96,69 @@ def _fill(client: Any, child: str, parent: str, key: str) -> int:
            f"WHERE {child}.{parent_id} = p.{row_id} AND {child}.{position} IS NULL")
     with client.execute_query(sql) as cursor:
         return max(getattr(cursor, "rowcount", 0) or 0, 0)
+
+
+NESTING_COLUMNS = ("_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx")
+"""dlt's columns tying a nested table's rows to their parent's row: gone from child tables that
+are tables of their own (every entity without history; ``connector.arrow_pages``)."""
+LOAD_ID = "_dlt_load_id"
+
+
+def unnest(client: Any, history: Collection[str] = ()) -> int:
+    """Make the child tables of entities without history tables of their own in the dataset:
+    each row takes its parent's ``_dlt_load_id``, dlt's nesting columns are dropped (the
+    natural keys, which ``migrate`` fills first, replace them), and the staging copy is dropped
+    (dlt makes it again). Returns the tables moved; one query finds there is nothing to do."""
+    tables = {t: pk for t, pk in child_tables().items() if pk[0] not in history}
+    nested = _nested_tables(client, client.dataset_name, tables)
+    for table in nested:
+        parent, _ = tables[table]
+        child = client.make_qualified_table_name(table)
+        load_id, root_id, row_id = (client.escape_column_name(c)
+                                    for c in (LOAD_ID, "_dlt_root_id", "_dlt_id"))
+        client.execute_sql(f"ALTER TABLE {child} ADD COLUMN IF NOT EXISTS {load_id} VARCHAR")
+        client.execute_sql(
+            f"UPDATE {child} SET {load_id} = p.{load_id} "  # noqa: S608 (names are ours)
+            f"FROM {client.make_qualified_table_name(parent)} AS p "
+            f"WHERE {child}.{root_id} = p.{row_id} AND {child}.{load_id} IS NULL")
+        for column in NESTING_COLUMNS:
+            # CASCADE: PostgreSQL's views that read the column (the analysts' views, which
+            # every load makes again) go with it.
+            client.execute_sql(f"ALTER TABLE {child} DROP COLUMN IF EXISTS "
+                               f"{client.escape_column_name(column)} CASCADE")
+    if nested:
+        with client.with_staging_dataset():
+            for table in nested:
+                client.execute_sql(
+                    f"DROP TABLE IF EXISTS {client.make_qualified_table_name(table)}")
+    return len(nested)
+
+
+def _nested_tables(client: Any, dataset: str, tables: Collection[str]) -> list[str]:
+    """Of ``tables``, those that still have dlt's nesting columns."""
+    if not tables:
+        return []
+    marks = ", ".join(["%s"] * len(tables))
+    rows = client.execute_sql(
+        "SELECT DISTINCT table_name FROM information_schema.columns "  # noqa: S608
+        f"WHERE table_schema = %s AND column_name = %s AND table_name IN ({marks})",
+        dataset, "_dlt_parent_id", *sorted(tables))
+    return sorted(str(row[0]) for row in rows or [])
+
+
+def unnest_schema(schema: Any, history: Collection[str] = ()) -> list[str]:
+    """The same in dlt's schema: the child tables of entities without history stop being
+    nested (no ``parent``, no nesting columns, a ``_dlt_load_id``). Returns the tables changed;
+    a schema already moved (or none yet) is left as it is."""
+    changed = []
+    flat = {name for name in ENTITY_TABLE if name not in history}
+    for name, table in (schema.tables.items() if schema is not None else ()):
+        if table.get("parent") not in flat:
+            continue
+        table.pop("parent", None)
+        columns = table["columns"]
+        for column in NESTING_COLUMNS:
+            columns.pop(column, None)
+        columns.setdefault(LOAD_ID, {"name": LOAD_ID, "data_type": "text", "nullable": False})
+        changed.append(name)
+    return changed

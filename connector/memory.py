@@ -50,7 +50,7 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -99,8 +99,9 @@ class Memory(Protocol):
     def cursors(self, tenant_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """The stored cursors of these organisations, per (tenant_id, entity)."""
 
-    def prepare(self) -> None:
-        """Bring the dataset's tables up to this version before anything is read or loaded."""
+    def prepare(self, history: Collection[str] = ()) -> None:
+        """Bring the dataset's tables up to this version before anything is read or loaded
+        (``history``: the entities keeping history, whose child tables stay nested)."""
 
     def close(self) -> None:
         """Release what reading opened."""
@@ -109,7 +110,7 @@ class Memory(Protocol):
 class NoMemory:
     """No destination to read (a source run without a pipeline): every run is a first run."""
 
-    def prepare(self) -> None:
+    def prepare(self, history: Collection[str] = ()) -> None:
         pass
 
     def read(self, tenant_id: str, entity: str) -> list[dict[str, Any]]:
@@ -207,23 +208,32 @@ class DestinationMemory:
             for key, value in cursors.items():
                 self._cursors.setdefault(key, {**value, MOVED: True})
 
-    def prepare(self) -> None:
+    def prepare(self, history: Collection[str] = ()) -> None:
         """Child tables loaded before their natural keys existed get them
-        (``connector.child_keys.migrate``), once for this memory (every resource of a run
-        asks). The client is closed again: reads open it when they first need it, and a
-        no-change run needs none (with ``TurnTakingPipeline`` an open client holds the
-        dataset's load turn, through the extraction)."""
+        (``connector.child_keys.migrate``), and those of entities without history stop being
+        nested (``child_keys.unnest``), once for this memory (every resource of a run asks).
+        The client is closed again: reads open it when they first need it, and a no-change run
+        needs none (with ``TurnTakingPipeline`` an open client holds the dataset's load turn,
+        through the extraction)."""
         with self._lock:
             if self._prepared:
                 return
         try:
             with self._lock:
-                migrated = child_keys.migrate(self._open())
+                client = self._open()
+                migrated = child_keys.migrate(client)
+                unnested = child_keys.unnest(client, history)
+                # dlt's schema follows whether or not the tables moved now (a fresh machine
+                # restores the schema of the last completed load, which may predate the move).
+                if self._pipeline.default_schema_name:
+                    child_keys.unnest_schema(self._pipeline.default_schema, history)
                 self._prepared = True
         finally:
             self.close()
         if migrated:
             log.info("child tables: %d older rows given their natural key", migrated)
+        if unnested:
+            log.info("child tables: %d moved from dlt's nesting to natural keys", unnested)
 
     def tax_numbers(self, tenant_id: str, contact_ids: list[str]) -> dict[str, str]:
         from dlt.destinations.exceptions import DatabaseUndefinedRelation

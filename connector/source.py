@@ -51,10 +51,12 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from connector import child_keys, masking, wire
+from connector.arrow_pages import PageTables, child_variant
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
 from connector.memory import (
+    MEMORY_TABLE,
     DestinationMemory,
     Memory,
     NoMemory,
@@ -260,7 +262,7 @@ class _Run:
                     raise
             if self._memory is None:
                 self._memory = self._given_memory or _destination_memory()
-                self._memory.prepare()
+                self._memory.prepare(self.settings.history)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
                                                 thread_name_prefix="xero-org")
@@ -380,7 +382,8 @@ def _destination_memory() -> Memory:
 
 # --- snapshot entities ---------------------------------------------------------------------------
 
-def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
+def _snapshot_rows(run: _Run, entity: Entity, history: bool, tables: _Tables
+                   ) -> Iterator[Any]:
     """Per organisation, the rows of a snapshot entity that changed (all of them, with history),
     and the memory rows that changed with them (``connector.memory``).
 
@@ -443,7 +446,7 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool) -> Iterator[Any]:
                                          history or run.full_refresh, partial=partial)
             clean = run.stats.entry(org.tenant_id, entity.name).skipped_records == skipped
             if rows:
-                yield rows
+                yield from tables.items(rows)
             changes = stored.changes(after, everything=SnapshotState.is_legacy(legacy))
             if changes:
                 changed = True
@@ -596,7 +599,7 @@ def _read_options(run: _Run) -> ReadOptions:
     )
 
 
-def _supplier_rows(run: _Run) -> Iterator[Any]:
+def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
     """Yield suppliers as organisations read them (in parallel), each page's memory rows with
     it; record each organisation's state only once the rows it covers have been handed over."""
     entity = ENTITY_TABLE["suppliers"]
@@ -679,7 +682,7 @@ def _supplier_rows(run: _Run) -> Iterator[Any]:
                                           tenants_state)
                 continue
             if item is not _DONE and item:
-                yield item
+                yield from tables.items(item)
             # Only now, with the rows handed over, may the state (and memory) move past them.
             if progress is not None:
                 state, changes = progress
@@ -730,22 +733,86 @@ def _resource(
         hints["merge_key"] = key if entity.incremental else TENANT_ID
     else:
         hints["write_disposition"] = "merge"
+    contract = _contract(settings.schema_contract)
+    tables = _Tables(entity, settings, contract)
+
     def gen() -> Iterator[Any]:
         run.open()  # opened by the first resource to extract, closed by the last to finish
         try:
+            tables.start()
             mine = run.for_entity(entity.name)
             if entity.incremental:
-                yield from _supplier_rows(mine)
+                yield from _supplier_rows(mine, tables)
             else:
-                yield from _snapshot_rows(mine, entity, history)
+                yield from _snapshot_rows(mine, entity, history, tables)
         finally:
             run.resource_done()
+    # With history, dlt's normalizer makes the child tables (nested: scd2 versions them with
+    # their parent's row hash); without, they are tables of their own (connector.arrow_pages).
+    nested = child_keys.nested_hints(entity.name) if tables.nested else None
     resource = dlt.resource(
-        gen, name=entity.name, columns=columns, nested_hints=child_keys.nested_hints(entity.name),
-        schema_contract=_contract(settings.schema_contract), **hints,
+        gen, name=entity.name, columns=columns, nested_hints=nested, schema_contract=contract,
+        **hints,
     )()
     memory_hints(resource)  # each page's memory rows go to the memory table, with the page
     return resource
+
+
+class _Tables:
+    """How a resource hands a page's rows to dlt: as Arrow tables, its own and one per child
+    table (``connector.arrow_pages``), built once and written by dlt as they are; with history
+    (scd2), as the rows themselves, which dlt's normalizer versions with their child rows."""
+
+    def __init__(self, entity: Entity, settings: XeroSettings, contract: Any) -> None:
+        self.entity = entity
+        self.history = settings.history_for(entity.name)
+        self.kept_nested = tuple(settings.history)  # entities whose child tables stay nested
+        self.contract = contract
+        self.resource: DltResource | None = None
+        self._builder = PageTables(entity.name, entity.key)
+        self._declared: set[str] = set()
+        self._unnested = False
+        self.file_format: str | None = None
+
+    def start(self) -> None:
+        """The extraction began: the tables this resource adds take the file format dlt was
+        asked for (``loader_file_format``, set on the resource's own table as it starts; on
+        PostgreSQL without it an Arrow table goes by CSV, where an empty text becomes NULL)."""
+        # The resource dlt extracts (the source holds a copy of the one made here).
+        self.resource = dlt.current.resource()
+        self.file_format = self.resource.compute_table_schema().get("file_format")
+        if self.file_format:
+            self.resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True,
+                                      file_format=self.file_format)
+
+    @property
+    def nested(self) -> bool:
+        """The rows go to dlt's normalizer, their child tables nested (with history)."""
+        return self.history
+
+    def items(self, rows: list[dict]) -> Iterator[Any]:
+        """What to yield for ``rows`` (validated, with ``tenant_id``)."""
+        if self.nested:
+            yield rows
+            return
+        schema = dlt.current.source_schema()
+        prefix = self.entity.name + "__"
+        if not self._unnested:  # the schema being extracted into (the memory moved the tables)
+            child_keys.unnest_schema(schema, self.kept_nested)
+            self._unnested = True
+        known = {name: table["columns"] for name, table in schema.tables.items()
+                 if name == self.entity.name or name.startswith(prefix)}
+        children = [name for name in known if name != self.entity.name]
+        load_id = dlt.current.load_package_state()["load_id"]
+        built = self._builder.build(rows, load_id, known, children)
+        assert self.resource is not None
+        for name, table in built.items():
+            own = name == self.entity.name
+            if not own and name not in self._declared:
+                child_variant(self.resource, name, self.entity.key, self.contract,
+                              self.file_format)
+                self._declared.add(name)
+            yield table if own else dlt.mark.with_table_name(table, name)
 
 
 @dlt.source(name="xero", section="xero")
@@ -814,6 +881,12 @@ def xero_source(
     return [_resource(run, ENTITY_TABLE[name], settings) for name in names]
 
 
+def _is_variant(name: str, column: Mapping[str, Any]) -> bool:
+    """A variant column by its name (``<column>__v_<type>``): dlt's normalizer marks the ones
+    it makes, but the hint does not survive a column that arrives in an Arrow table."""
+    return name.endswith(f"__v_{column.get('data_type')}")
+
+
 def schema_changes(load_info: Any) -> list[str]:
     """Human-readable schema changes a load made: new columns, and variant columns (a field
     whose type changed at Xero); for logs and run summaries.
@@ -829,7 +902,7 @@ def schema_changes(load_info: Any) -> list[str]:
             for column_name, column in (table.get("columns") or {}).items():
                 if column_name.startswith("_dlt"):
                     continue
-                if column.get("variant"):
+                if column.get("variant") or _is_variant(column_name, column):
                     messages.append(
                         f"{table_name}.{column_name}: a field changed type at Xero; values of "
                         f"the new type ({column.get('data_type')}) go to this variant column"

@@ -369,13 +369,18 @@ def _tax_rates_sql(cat: Catalog) -> str:
     if cat.has(components) and "rate" in cat.columns[components]:
         compound = "is_compound" if "is_compound" in cat.columns[components] \
             else "CAST(FALSE AS BOOLEAN) AS is_compound"
-        # DISTINCT: with history, a version whose content returns keeps one set of components.
+        if "_dlt_parent_id" in cat.columns[components]:
+            # With history the components are nested in each version of their tax rate;
+            # DISTINCT: a version whose content returns keeps one set of components.
+            key, position, on = "_dlt_parent_id", "_dlt_list_idx", "tc._dlt_parent_id = t._dlt_id"
+        else:  # a table of its own, keyed by its tax rate's natural key
+            key, position = "tenant_id, tax_type", "position"
+            on = "tc.tenant_id = t.tenant_id AND tc.tax_type = t.tax_type"
         parts = (
-            "LEFT JOIN (SELECT _dlt_parent_id, SUM(rate) AS component_rate_total, "
+            f"LEFT JOIN (SELECT {key}, SUM(rate) AS component_rate_total, "
             "COUNT(*) AS component_count, BOOL_OR(is_compound) AS has_compound_component "
-            f"FROM (SELECT DISTINCT _dlt_parent_id, _dlt_list_idx, rate, {compound} "
-            f"FROM {cat.table(components)}) AS d GROUP BY _dlt_parent_id) AS tc\n"
-            "  ON tc._dlt_parent_id = t._dlt_id"
+            f"FROM (SELECT DISTINCT {key}, {position}, rate, {compound} "
+            f"FROM {cat.table(components)}) AS d GROUP BY {key}) AS tc\n  ON {on}"
         )
         part_cols = ["tc.component_rate_total AS component_rate_total",
                      "COALESCE(tc.component_count, 0) AS component_count",

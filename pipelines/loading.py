@@ -209,7 +209,7 @@ def _load_group(pipeline: Any, target: Target, store: Store, connections: list[A
         keep_turn(pipeline, reads_only=True)
         memory = DestinationMemory(pipeline)
         # Before the extraction gives the dataset's turn back: the migration is a write.
-        memory.prepare()
+        memory.prepare(settings.history)
         # The organisations' cursors, in one query while the turn is held (the source asks the
         # memory for them when it opens, and gets this answer).
         try:

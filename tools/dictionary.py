@@ -62,11 +62,12 @@ deleted_at | — | When a run first found the row missing at Xero (UTC); NULL wh
 _dlt_valid_from | — | History on (scd2): when this version was loaded (UTC).
 _dlt_valid_to | — | History on (scd2): when this version was replaced or removed (UTC); NULL for the current version.
 _dlt_load_id | — | The dlt load that wrote the row (see `_dlt_loads`).
-_dlt_id | — | dlt's unique row id; child rows point at it with `_dlt_parent_id`.
-_dlt_parent_id | — | The parent row's `_dlt_id` (join child to parent on it).
-_dlt_root_id | — | The top-level row's `_dlt_id` (the same as `_dlt_parent_id` one level down).
-_dlt_list_idx | — | Position in the Xero list the row came from (0-based); the same as `position`.
+_dlt_id | — | dlt's unique row id (random; with history on, a hash of the version, and child rows point at it with `_dlt_parent_id`).
+_dlt_parent_id | — | History on only: the parent version's `_dlt_id` (join child to parent version on it).
+_dlt_root_id | — | History on only: the top-level row's `_dlt_id` (the same as `_dlt_parent_id` one level down).
+_dlt_list_idx | — | History on only: position in the Xero list the row came from (0-based); the same as `position`.
 position | — | A child row's 0-based place in its parent's Xero list: with `tenant_id` and the parent's key, the child row's key.
+_xero_tombstone | — | Bookkeeping, always empty: a load marks with it the row that clears a parent's list (a supplier that lost its last phone); that row deletes the parent's old rows and is never stored.
 """)
 
 _CONTACT = "GET /Contacts?where=IsSupplier==true&includeArchived=true"
@@ -390,8 +391,9 @@ a fresh load and this document drift.
 - **Child tables** are keyed by `tenant_id`, their parent's key under the parent's column name
   (`contact_id`, `tax_type`) and `position`, the row's 0-based place in Xero's list: join
   `suppliers__phones` to `suppliers` on `(tenant_id, contact_id)`. A supplier that loses a phone
-  loses its row. With history on, a child row belongs to one version of its parent: join it on
-  `child._dlt_parent_id = parent._dlt_id` (which always works).
+  loses its row. Each load of a parent replaces all its child rows. With history on, dlt nests
+  the child tables instead: a child row belongs to one version of its parent, joined on
+  `child._dlt_parent_id = parent._dlt_id`.
 - **Organisations**: every row of every Xero table, child tables included, has `tenant_id`. The
   organisation's name is one join away: `JOIN xero.organisations USING (tenant_id)`.
 - **Types** (dlt's names; what DuckDB / PostgreSQL call them):

@@ -11,20 +11,25 @@ reference path before the change.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector import child_keys, wire
 from connector import source as source_module
-from connector import wire
+from connector.arrow_pages import TOMBSTONE
 from connector.memory import MEMORY_COLUMNS, MEMORY_TABLE
 from connector.models import XeroModel
 from tests.connector.conftest import Loader
 
 FIXTURE = Path(__file__).with_name("row_shape_columns.json")
-_DLT_VALUES = {"_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id"}
+CONTENT_FIXTURE = Path(__file__).with_name("row_shape_content.json")
+_BOOKKEEPING = {"_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx",
+                TOMBSTONE}
 
 
 def _reference_validate(model: type[XeroModel], record: dict) -> tuple[dict, list[str]]:
@@ -87,27 +92,41 @@ def _hints(loader: Loader) -> dict[str, dict[str, tuple]]:
     }
 
 
-def _content(loader: Loader, columns: dict[str, dict[str, str]]) -> dict[str, list[tuple]]:
-    """Every table's rows, sorted, without dlt's per-load ids; a child row carries its
-    parent's primary key instead of ``_dlt_parent_id``."""
-    schema = loader.pipeline.default_schema
+def _content(loader: Loader, columns: dict[str, dict[str, str]], *, instants: bool = True
+             ) -> dict[str, list[tuple]]:
+    """Every table's rows, sorted, without dlt's bookkeeping (per-load ids and, before issue
+    22, its nesting columns): a child row carries its parent's key and its position. Without
+    ``instants`` a timestamp shows only its type and zone (the sandbox dates records from the
+    moment it starts)."""
     content: dict[str, list[tuple]] = {}
     for table, cols in columns.items():
-        names = sorted(c for c in cols if c not in _DLT_VALUES)
-        select = ", ".join(f't."{c}"' for c in names)
-        parent = schema.tables[table].get("parent")
-        if parent:
-            keys = [c for c, spec in schema.tables[parent]["columns"].items()
-                    if spec.get("primary_key")]
-            select += ", " + ", ".join(f'p."{k}"' for k in keys)
-            sql = (f'select {select} from "{table}" t join "{parent}" p '  # noqa: S608
-                   "on t._dlt_parent_id = p._dlt_id")
-        else:
-            sql = f'select {select} from "{table}" t'  # noqa: S608
-        rows = loader.query(sql)
-        assert len(rows) == loader.count(f'"{table}"'), f"{table}: a child row lost its parent"
-        content[table] = sorted(tuple(repr(v) for v in row) for row in rows)
+        names = sorted(c for c in cols if c not in _BOOKKEEPING)
+        select = ", ".join(f'"{c}"' for c in names)
+        rows = loader.query(f'select {select} from "{table}"')  # noqa: S608
+        content[table] = sorted(tuple(repr(v) if instants or not isinstance(v, datetime)
+                                      else f"datetime({v.tzinfo!r})" for v in row)
+                                for row in rows)
     return content
+
+
+def _digests(loader: Loader, columns: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per data table, its row count and one digest of its sorted rows."""
+    content = _content(loader, columns, instants=False)
+    return {table: {"rows": len(rows),
+                    "sha256": hashlib.sha256(repr(rows).encode()).hexdigest()}
+            for table, rows in sorted(content.items()) if table != MEMORY_TABLE}
+
+
+def _as_tables_are_now(columns: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The committed columns of the tables before issue 22, as the Arrow load path makes them:
+    a child table loses dlt's nesting columns and gains ``_dlt_load_id`` and the tombstone."""
+    moved = {}
+    for table, cols in columns.items():
+        if table in child_keys.child_tables():
+            cols = {c: kind for c, kind in cols.items() if c not in child_keys.NESTING_COLUMNS}
+            cols.update({"_dlt_load_id": "VARCHAR", TOMBSTONE: "BOOLEAN"})
+        moved[table] = cols
+    return moved
 
 
 def test_rows_keep_their_tables_columns_types_and_content(
@@ -127,10 +146,13 @@ def test_rows_keep_their_tables_columns_types_and_content(
     # pinned here by its declared columns.
     memory = columns.pop(MEMORY_TABLE)
     assert set(memory) == set(MEMORY_COLUMNS)
-    assert columns == json.loads(FIXTURE.read_text())
+    assert columns == _as_tables_are_now(json.loads(FIXTURE.read_text()))
     ref_columns.pop(MEMORY_TABLE)
     assert hints == _hints(reference)
     ref_content = _content(reference, ref_columns)
+    # The same rows as the tables held before the Arrow load path (issue 22): counts and
+    # digests of every table's data, written by that version from the same seeded sandbox.
+    assert _digests(loader, columns) == json.loads(CONTENT_FIXTURE.read_text())
     for table in ref_content:
         assert len(content[table]) == len(ref_content[table]), table
         for mine, theirs in zip(content[table], ref_content[table], strict=True):
@@ -139,19 +161,15 @@ def test_rows_keep_their_tables_columns_types_and_content(
     assert any("Decimal" in v for row in content["tax_rates__tax_components"] for v in row)
     assert any("datetime" in v for row in content["suppliers"] for v in row)
     assert all("tenant_id" in cols for cols in columns.values())
-    # Every child row carries its natural key: tenant_id, the parent's key, its position; unique,
-    # and the same parent as dlt's _dlt_parent_id says.
-    schema = loader.pipeline.default_schema
-    for table in columns:
-        parent = schema.tables[table].get("parent")
-        if not parent:
+    # Every child row carries its natural key: tenant_id, the parent's key, its position;
+    # unique, and a parent row has that key.
+    for table, (parent, key) in child_keys.child_tables().items():
+        if table not in columns:
             continue
-        key = next(c for c, spec in schema.tables[parent]["columns"].items()
-                   if spec.get("primary_key") and c != "tenant_id")
         assert loader.query(
-            f'select count(*) from "{table}" t join "{parent}" p on t._dlt_parent_id = p._dlt_id '  # noqa: S608
-            f'where t.tenant_id = p.tenant_id and t."{key}" = p."{key}" '
-            "and t.position = t._dlt_list_idx")[0][0] == loader.count(f'"{table}"'), table
+            f'select count(*) from "{table}" t join "{parent}" p '  # noqa: S608
+            f'on t.tenant_id = p.tenant_id and t."{key}" = p."{key}" '
+            "where t.position >= 0")[0][0] == loader.count(f'"{table}"'), table
         assert loader.query(
             f'select count(*) from (select distinct tenant_id, "{key}", position '  # noqa: S608
             f'from "{table}") d')[0][0] == loader.count(f'"{table}"'), table
