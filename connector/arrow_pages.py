@@ -188,19 +188,6 @@ class PageTables:
             nullable = column not in keys and known.get(column, {}).get("nullable", True)
             return pa.field(column, kind, nullable=nullable)
 
-        # Most pages fit their columns' types: Arrow converts the rows in one call. A value
-        # that does not fit (a changed type, a long decimal) sends the page the long way.
-        kinds = {name: _kind(name, rows, known) for name in names}
-        if all(kind in _EXACT for kind in kinds.values()):
-            schema = pa.schema([field(n, arrow_type(k, known.get(n))) for n, k in kinds.items()])
-            try:
-                fast = pa.Table.from_pylist(rows, schema=schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-                pass
-            else:
-                for extra, array in bookkeeping:
-                    fast = fast.append_column(extra, array)
-                return fast
         fields, arrays = [], []
         for name in names:
             values = [row.get(name) for row in rows]
