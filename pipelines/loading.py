@@ -39,6 +39,11 @@ RELEASE_MEMORY_ROWS = 5_000
 # slices). A configured value (`[data_writer]`, `DATA_WRITER__...`) wins.
 WRITER_DEFAULTS: dict[str, int] = {"data_writer.file_max_items": 5_000,
                                    "data_writer.buffer_max_items": 1_000}
+# glibc gives every thread that allocates an arena of its own (up to 8 per core); the pages the
+# reading threads decoded stay in their arenas, freed but resident, through the load. Two arenas
+# keep that bounded (``MALLOC_ARENA_MAX`` set in the environment wins).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def finish_pending(pipeline: Any, target: Target) -> int:
@@ -313,6 +318,7 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
     # kept until the run's bookkeeping is written (pipelines.runlocks).
     give_back_turn(pipeline)
     _bounded_slices()
+    _bounded_allocators()
     pipeline.extract(source, loader_file_format=target.loader_file_format)
     rows = sum(item.rows for item in stats.entries())
     if rows >= RELEASE_MEMORY_ROWS:
@@ -348,6 +354,22 @@ def _bounded_slices() -> None:
     for key, value in WRITER_DEFAULTS.items():
         if dlt.config.get(key) is None:
             dlt.config[key] = value
+
+
+def _bounded_allocators() -> None:
+    """Allocators that hand freed memory back: at most ``MALLOC_ARENAS`` glibc arenas, and
+    Arrow's buffers from the system allocator, which ``_release_memory`` can trim, rather than
+    Arrow's default mimalloc pool, which keeps what it took (unless ``MALLOC_ARENA_MAX`` or
+    ``ARROW_DEFAULT_MEMORY_POOL`` is set). Called before the extraction starts its threads."""
+    import os
+
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to bound
+            ctypes.CDLL(None).mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        import pyarrow
+
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
 
 def _release_memory() -> None:
