@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import dagster_timeline
 from bench.world import NO_CHANGE_CALLS_PER_ORG
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ DAGSTER_YAML = """\
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 concurrency:
   runs:
     max_concurrent_runs: {runs}
@@ -151,6 +154,7 @@ def _measure(bench: Bench, sb: BenchSandbox, env: dict[str, str], run_dir: Path,
         with _daemon(env | {"PIPELINES__DAGSTER__SCHEDULE_CRON": once}, run_dir):
             runs = _wait_runs(instance, orgs, scheduled=True)
             calls = sb.calls()
+        timeline = dagster_timeline.timelines(instance, runs, tick.timestamp())
     started = min(r.start_time for r in runs)
     ended = max(r.end_time for r in runs)
     failed = sum(1 for r in runs if not r.dagster_run.is_success)
@@ -158,7 +162,8 @@ def _measure(bench: Bench, sb: BenchSandbox, env: dict[str, str], run_dir: Path,
               f"{failed} failed runs")
     return {"wall_s": ended - started, "calls": calls, "runs": len(runs), "failed_runs": failed,
             "mean_run_s": sum(r.end_time - r.start_time for r in runs) / len(runs),
-            "storage": storage_kind}
+            "storage": storage_kind, "timeline": {"runs": timeline},
+            "tick_to_end_s": ended - tick.timestamp()}
 
 
 @contextlib.contextmanager
@@ -223,6 +228,8 @@ def render(results: dict[str, Any]) -> str:
 
     rows = [
         ("wall time, no-change pass", f"{cron['wall_s']:.1f} s", f"{dagster['wall_s']:.1f} s"),
+        ("from the schedule's tick to the last run's end", "—",
+         f"{dagster['tick_to_end_s']:.1f} s" if dagster.get("tick_to_end_s") else "—"),
         ("API calls", calls(cron["calls"]), calls(dagster["calls"])),
         ("runs", "1 process", f"{dagster['runs']} ({dagster['failed_runs']} failed), "
                               f"mean {dagster['mean_run_s']:.1f} s, "
@@ -238,4 +245,5 @@ def render(results: dict[str, Any]) -> str:
         "side, and Dagster's daemon starting runs over batches of organisation partitions "
         "(`[pipelines.dagster] batch_size`).", "",
         *table, "",
+        *dagster_timeline.render(dagster.get("timeline") or {}),
     ])
