@@ -33,6 +33,11 @@ NORMALIZE_WORKERS = 2
 # Below this many extracted rows the extract step's heap is small: handing it back to the system
 # (a full gc and malloc_trim, 0.2 s a run with many threads) is not worth it.
 RELEASE_MEMORY_ROWS = 5_000
+# dlt's load jobs at once. DuckDB runs one statement at a time anyway (threads=1), and jobs side
+# by side share its memory_limit: with a table of its own per child list, 100,000 suppliers'
+# copy and merge jobs together ran out of DuckDB's 100 MB one load in three.
+DUCKDB_LOAD_WORKERS = 1
+LOAD_WORKERS = 20  # dlt's default
 # Bounded slices: dlt starts a new intermediate file every so many rows of a table and writes
 # its buffers out at fewer, so extract and normalize hold a bounded slice of a large load rather
 # than all of it (normalize peaked at 423 MB for 25,000 suppliers in one file; 214 MB in
@@ -331,7 +336,7 @@ def _extract_normalize_load(pipeline: Any, source: Any, stats: Any, target: Targ
         pipeline.abort_packages()
         return gone
     keep_turn(pipeline)
-    info = pipeline.load()
+    info = pipeline.load(workers=DUCKDB_LOAD_WORKERS if target.duckdb_file else LOAD_WORKERS)
     _compact_memory(pipeline, info, tenants)
     return set()
 
