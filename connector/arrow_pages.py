@@ -110,9 +110,6 @@ class PageTables:
     Args:
         table: the entity's table (``suppliers``).
         key: Xero's key field (``ContactID``); its column names the parent in child rows.
-        known: the columns the schema has for a table (``{}`` for a new one).
-        children: child tables that may hold rows of the page's parents already (they get
-            tombstones for parents that now have no rows in them).
     """
 
     def __init__(self, table: str, key: str) -> None:
@@ -123,8 +120,11 @@ class PageTables:
     def build(self, rows: Sequence[Mapping[str, Any]], load_id: str,
               known: Mapping[str, Mapping[str, Mapping[str, Any]]],
               children: Sequence[str] = ()) -> dict[str, Any]:
-        """The page's Arrow tables by table name: the entity's first, then its child tables
-        (with tombstones); ``known``: the schema's columns of each table that exists."""
+        """The page's Arrow tables by table name: the entity's first, then its child tables.
+
+        ``known``: the schema's columns of each table that exists; ``children``: child tables
+        that may hold rows of the page's parents already (a parent with no rows in one now gets
+        a tombstone there)."""
         parents: list[dict[str, Any]] = []
         child_rows: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -251,10 +251,14 @@ def _array(values: list[Any], kind: str, column: Mapping[str, Any] | None) -> An
 
     if kind == "json":
         values = [None if v is None else json.dumps(v, default=str) for v in values]
-    elif kind == "decimal":
-        values = [v if v is None or v.as_tuple().exponent >= -DECIMAL_SCALE  # type: ignore[union-attr]
-                  else v.quantize(_QUANTUM) for v in values]
+    elif kind == "decimal":  # more places than the column keeps: rounded, as the database would
+        values = [v.quantize(_QUANTUM) if _too_fine(v) else v for v in values]
     return pa.array(values, type=arrow_type(kind, column))
+
+
+def _too_fine(value: Any) -> bool:
+    exponent = value.as_tuple().exponent if isinstance(value, Decimal) else 0
+    return isinstance(exponent, int) and exponent < -DECIMAL_SCALE
 
 
 def child_variant(resource: Any, table: str, parent_key: str, contract: Any,
