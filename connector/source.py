@@ -51,7 +51,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from connector import child_keys, masking, wire
-from connector.arrow_pages import PageTables, child_variant
+from connector.arrow_pages import DEDUPLICATED, PageTables, child_variant
 from connector.client import XeroClient
 from connector.entities import ENTITY_TABLE, TRACKING_PATH, Entity, select_entities
 from connector.errors import XeroError
@@ -773,6 +773,10 @@ class _Tables:
         self._declared: set[str] = set()
         self._unnested = False
         self.file_format: str | None = None
+        # The parents handed over in this extraction (hashes: a collision only costs the
+        # deduplication it skips); one seen twice turns the child tables' deduplication on.
+        self._parents: set[int] = set()
+        self._repeated = False
 
     def start(self) -> None:
         """The extraction began: the tables this resource adds take the file format dlt was
@@ -784,6 +788,14 @@ class _Tables:
         if self.file_format:
             self.resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True,
                                       file_format=self.file_format)
+
+    def _repeats(self, rows: list[dict]) -> bool:
+        """Whether a parent of ``rows`` was handed over before in this extraction (Xero's
+        pages can repeat a record: ``connector.suppliers``)."""
+        key, parents = self.entity.key, self._parents
+        before = len(parents)
+        parents.update(hash((row.get(TENANT_ID), row.get(key))) for row in rows)
+        return len(parents) - before < len(rows)
 
     @property
     def nested(self) -> bool:
@@ -806,11 +818,16 @@ class _Tables:
         load_id = dlt.current.load_package_state()["load_id"]
         built = self._builder.build(rows, load_id, known, children)
         assert self.resource is not None
+        if not self._repeated and self._repeats(rows):
+            self._repeated = True  # (declared again below, with deduplication)
+            self._declared.clear()
+            for name in children:  # a hint dlt merged in stays unless taken out
+                schema.tables[name].pop(DEDUPLICATED, None)
         for name, table in built.items():
             own = name == self.entity.name
             if not own and name not in self._declared:
                 child_variant(self.resource, name, self.entity.key, self.contract,
-                              self.file_format)
+                              self.file_format, deduplicated=not self._repeated)
                 self._declared.add(name)
             yield table if own else dlt.mark.with_table_name(table, name)
 
