@@ -151,17 +151,19 @@ class PageTables:
         for path, items in lists.items():
             found = out.setdefault(child_table(self.table, path), [])
             for position, item in enumerate(items):
-                flat: dict[str, Any] = {**keys, POSITION: position}
+                flat: dict[str, Any] = {}
                 if type(item) is dict:
                     nested: dict[tuple[str, ...], list] = {}
                     flatten(item, flat, nested)
                     for inner, value in nested.items():  # a list in a child row: JSON text
                         if value:  # (an empty one is nothing, as dlt has it)
                             flat[_column("__".join(inner))] = json.dumps(value, default=str)
-                    flat.update(keys)  # the row's own copy of the keys may be stale
-                    flat[POSITION] = position
                 elif item is not None:
                     flat["value"] = item
+                # The keys the row may carry already are its parent's now (the table's hints
+                # put the key columns first).
+                flat.update(keys)
+                flat[POSITION] = position
                 found.append(flat)
 
     def _tombstones(self, parents: list[dict[str, Any]],
@@ -202,13 +204,12 @@ class PageTables:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _kind(name: str, rows: list[dict[str, Any]], known: Mapping[str, Mapping[str, Any]]
-          ) -> str:
+def _kind(name: str, values: list[Any], known: Mapping[str, Mapping[str, Any]]) -> str:
     """A column's dlt type: the schema's, else its first value's (dlt's detection too)."""
     kind = (known.get(name) or {}).get("data_type")
     if kind is not None:
         return str(kind)
-    first = next(v for row in rows if (v := row.get(name)) is not None)
+    first = next(v for v in values if v is not None)
     kind = py_type_to_sc_type(type(first))
     if kind == "text" and is_iso_timestamp(str, first):
         return "timestamp"
@@ -223,7 +224,7 @@ def _typed(name: str, values: list[Any], known: Mapping[str, Mapping[str, Any]]
     kinds.discard(type(None))
     if not kinds:
         return {}
-    target = _kind(name, [{name: v} for v in values if v is not None][:1], known)
+    target = _kind(name, values, known)
     if kinds <= _EXACT.get(target, frozenset()):
         return {name: (target, values)}
     own: list[Any] = []
