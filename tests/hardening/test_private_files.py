@@ -16,10 +16,20 @@ pytestmark = pytest.mark.hardening
 
 
 def open_to_others(root: Path) -> list[str]:
-    """Files and folders under ``root`` (itself included) with any group or other access."""
-    paths = [root, *root.rglob("*")]
-    return [f"{p} {stat.S_IMODE(p.lstat().st_mode):04o}" for p in paths
-            if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    """Files and folders under ``root`` (itself included) with any group or other access.
+
+    A file may go between listing and looking: SQLite deletes its `-wal` file when the last
+    connection closes, and the test process's own store connections close whenever they are
+    collected."""
+    found = []
+    for path in [root, *root.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            found.append(f"{path} {stat.S_IMODE(mode):04o}")
+    return found
 
 
 def test_a_run_writes_private_files_and_keeps_no_loaded_data(cli_home: CliHome) -> None:
