@@ -81,6 +81,9 @@ TENANT_ID = "tenant_id"
 PAGES_IN_HAND = 16
 # Snapshot answers (per entity) fetched but not yet taken by the extraction.
 SNAPSHOTS_IN_HAND = 32
+# Incremental reads' first pages in flight or in hand across organisations (beside
+# PAGES_IN_HAND, as many as the HTTP client's connections).
+PROBES_IN_HAND = 48
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -405,7 +408,11 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool, tables: _Tables
 
     for org in run.orgs:
         run.stats.start(org.tenant_id, entity.name, org.name)
-    for future, org, asked_since in _windowed(run, entity, since):
+    for ready in _windowed(run, entity, since):
+        if ready is None:
+            yield None  # nothing ready yet: dlt reads the other resources meanwhile
+            continue
+        future, org, asked_since = ready
         mark = marks[org.tenant_id]
         partial = asked_since is not None
         try:
@@ -485,10 +492,15 @@ def _snapshot_every(run: _Run, entity: Entity) -> timedelta | None:
 
 
 def _windowed(run: _Run, entity: Entity, since: Callable[[Organisation], datetime | None]
-              ) -> Iterator[tuple[Future[SnapshotAnswer], Organisation, datetime | None]]:
+              ) -> Iterator[tuple[Future[SnapshotAnswer], Organisation, datetime | None] | None]:
     """Each organisation's snapshot fetch (``If-Modified-Since`` ``since(org)``) as it
     completes, at most ``SNAPSHOTS_IN_HAND`` at a time: an answer waits decoded until the
-    extraction takes it, so 1,000 organisations' answers must not all wait at once."""
+    extraction takes it, so 1,000 organisations' answers must not all wait at once.
+
+    None while no answer is ready, rather than waiting: dlt's round robin moves on to the
+    run's other resources at a None, so every entity's calls are in flight together (waiting
+    here read the entities one after another: a no-change run of 1,000 small organisations
+    took 2.7 times its floor)."""
     waiting = iter(run.orgs)
     running: dict[Future[SnapshotAnswer], tuple[Organisation, datetime | None]] = {}
 
@@ -499,7 +511,10 @@ def _windowed(run: _Run, entity: Entity, since: Callable[[Organisation], datetim
     for org in itertools.islice(waiting, SNAPSHOTS_IN_HAND):
         submit(org)
     while running:
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        done = [future for future in running if future.done()]
+        if not done:
+            yield None
+            continue
         for future in done:
             org, moment = running.pop(future)
             following = next(waiting, None)
@@ -580,9 +595,9 @@ def _diff_snapshot(
 _DONE = object()
 
 
-def _give_back(slots: threading.BoundedSemaphore, count: int) -> None:
-    for _ in range(count):
-        slots.release()
+def _give_back(given: list[threading.BoundedSemaphore]) -> None:
+    for gate in given:
+        gate.release()
 
 
 def _read_options(run: _Run) -> ReadOptions:
@@ -608,36 +623,40 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
     latest: dict[str, dict[str, Any]] = {}  # cursors handed over, not yet written
     options = _read_options(run)
     # (organisation, rows | _DONE | an error, progress, page slots to give back)
-    pages: queue.Queue[tuple[Organisation, Any, Progress | None, int]] = queue.Queue()
+    pages: queue.Queue[tuple[Organisation, Any, Progress | None, list[Any]]] = queue.Queue()
     # Pages fetched and decoded but not yet handed to dlt, across all organisations: a reader
     # takes a slot before it fetches a page and the slot comes back once dlt has the page's
     # rows. Readers wait without a page in hand (1,000 organisations' first load held every
     # organisation's decoded page at once: bounding the queue alone left them in the readers).
     slots = threading.BoundedSemaphore(PAGES_IN_HAND)
+    # An incremental read's first page mostly comes back empty (a no-change run is one such
+    # call per organisation): those take a probe instead, so 1,000 organisations' probes are
+    # not queued behind PAGES_IN_HAND. A probe with rows is held like a page.
+    probes = threading.BoundedSemaphore(PROBES_IN_HAND)
     cancelled = threading.Event()
     memory = run.memory
 
-    def put(item: tuple[Organisation, Any, Progress | None, int]) -> bool:
+    def put(item: tuple[Organisation, Any, Progress | None, list[Any]]) -> bool:
         if cancelled.is_set():
             return False
         pages.put(item)
         return True
 
     def read(org: Organisation, stored: dict[str, Any] | None) -> None:
-        held = 0  # slots taken for pages not handed over yet
+        held: list[threading.BoundedSemaphore] = []  # slots for pages not handed over yet
 
-        def admit() -> None:
-            nonlocal held
+        def admit(probe: bool) -> None:
             if held:  # a slot not used yet (the end of a page list): never wait holding one
                 return
+            gate = probes if probe else slots
             while not cancelled.is_set():
-                if slots.acquire(timeout=0.2):
-                    held += 1
+                if gate.acquire(timeout=0.2):
+                    held.append(gate)
                     return
 
         def emit(rows: list[dict], progress: Progress | None) -> bool:
-            nonlocal held
-            given, held = held, 0
+            given = held[:]
+            held.clear()
             return put((org, rows, progress, given))
 
         mine = options if run.contact_ids is None else replace(
@@ -670,9 +689,13 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
             run.pool.submit(read, org, found.get(org.tenant_id))
         active = len(run.orgs)
         while active:
-            org, item, progress, given = pages.get()
+            try:
+                org, item, progress, given = pages.get_nowait()
+            except queue.Empty:
+                yield None  # as in _windowed: the other resources go on meanwhile
+                continue
             if isinstance(item, BaseException):
-                _give_back(slots, given)
+                _give_back(given)
                 active -= 1
                 if not isinstance(item, XeroError):
                     log.error("unexpected error reading suppliers for %s: %r", org.tenant_id,
@@ -689,7 +712,7 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
                 if changes:
                     yield as_memory(supplier_rows(org.tenant_id, changes))
                 latest[org.tenant_id] = state
-            _give_back(slots, given)
+            _give_back(given)
             if item is _DONE:
                 yield from _cursors_moved(org.tenant_id, entity.name, latest, found,
                                           tenants_state)

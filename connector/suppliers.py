@@ -283,7 +283,7 @@ class SupplierRead:
         stored: masking.StoredValues,
         emit: Emit,
         memory: Callable[[], SupplierState] | None = None,
-        admit: Callable[[], None] = lambda: None,
+        admit: Callable[[bool], None] = lambda probe: None,
     ) -> None:
         self.session = session
         self._take(state)
@@ -370,11 +370,13 @@ class SupplierRead:
                     raise
                 self._switch_to_high_volume()
 
-    def _admitted(self, pages: Iterator[Page]) -> Iterator[Page]:
+    def _admitted(self, pages: Iterator[Page], *, probe: bool = False) -> Iterator[Page]:
         """``pages``, each fetched only once ``admit`` lets it: the run bounds how many
-        decoded pages wait for dlt across all organisations (a reader waits without one)."""
+        decoded pages wait for dlt across all organisations (a reader waits without one).
+        ``probe``: the first page is an incremental read's, mostly empty (``admit(True)``)."""
         while True:
-            self.admit()
+            self.admit(probe)
+            probe = False
             try:
                 page = next(pages)
             except StopIteration:
@@ -432,7 +434,7 @@ class SupplierRead:
         assert state.cursor is not None
         since = state.cursor - self.options.overlap
         watermark: datetime | None = None
-        for page in self._admitted(self._pages(since=since)):
+        for page in self._admitted(self._pages(since=since), probe=True):
             if watermark is None:
                 watermark = page.server_time
             if page.records and self._memory is not None:
@@ -622,7 +624,7 @@ class SupplierRead:
         step = max(1, self.options.ids_per_call)
         for i in range(0, len(wanted), step):
             chunk = wanted[i:i + step]
-            self.admit()
+            self.admit(False)
             page = self.session.get_page(
                 PATH, COLLECTION, entity=ENTITY,
                 params={"IDs": ",".join(chunk), "includeArchived": "true", "page": "1",
