@@ -41,7 +41,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -84,9 +84,31 @@ SNAPSHOTS_IN_HAND = 32
 # Incremental reads' first pages in flight or in hand across organisations (beside
 # PAGES_IN_HAND, as many as the HTTP client's connections).
 PROBES_IN_HAND = 48
+# Cursors rows gathered before they go to dlt as one table (``_Cursors``).
+CURSORS_PER_TABLE = 1000
 
 
 # --- small helpers -------------------------------------------------------------------------------
+
+class _Cursors:
+    """Cursors rows of many organisations, handed to dlt as one memory table per
+    ``CURSORS_PER_TABLE``: one row per organisation and entity, each its own Arrow table, left
+    dlt writing tables of a thousand one-row chunks (1.2 s of a 400-organisation no-change
+    run's 12). A row still goes in the load package of the rows it covers, after them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, *rows: dict[str, Any]) -> Iterator[Any]:
+        self.rows.extend(rows)
+        if len(self.rows) >= CURSORS_PER_TABLE:
+            yield from self.drain()
+
+    def drain(self) -> Iterator[Any]:
+        if self.rows:
+            rows, self.rows = self.rows, []
+            yield as_memory(rows)
+
 
 def _canonical(record: dict) -> str:
     """A stable JSON text of a raw record (hashing, and the copy kept to mark deletions)."""
@@ -406,6 +428,7 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool, tables: _Tables
     def since(org: Organisation) -> datetime | None:
         return marks[org.tenant_id].modified_since(run.started_at, every, overlap)
 
+    cursors = _Cursors()
     for org in run.orgs:
         run.stats.start(org.tenant_id, entity.name, org.name)
     for ready in _windowed(run, entity, since):
@@ -470,10 +493,11 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool, tables: _Tables
         else:
             mark = SnapshotMarks(digest=digest)
         if mark.dump() != found.get(org.tenant_id) or org.tenant_id in tenants_state:
-            yield as_memory([cursors_row(org.tenant_id, entity.name, mark.dump())])
+            yield from cursors.add(cursors_row(org.tenant_id, entity.name, mark.dump()))
             tenants_state.pop(org.tenant_id, None)
         run.stats.add_rows(org.tenant_id, entity.name, len(rows))
         run.stats.finish(org.tenant_id, entity.name, OK)
+    yield from cursors.drain()
 
 
 def _hashed(raws: list[dict]) -> list[tuple[dict, str, str]]:
@@ -683,6 +707,7 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
         except BaseException as exc:
             put((org, exc, None, held))
 
+    cursors = _Cursors()
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
@@ -701,8 +726,8 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
                     log.error("unexpected error reading suppliers for %s: %r", org.tenant_id,
                               item)
                 run.stats.fail(org.tenant_id, entity.name, item)
-                yield from _cursors_moved(org.tenant_id, entity.name, latest, found,
-                                          tenants_state)
+                yield from cursors.add(*_cursors_moved(org.tenant_id, entity.name, latest,
+                                                       found, tenants_state))
                 continue
             if item is not _DONE and item:
                 yield from tables.items(item)
@@ -714,18 +739,20 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
                 latest[org.tenant_id] = state
             _give_back(given)
             if item is _DONE:
-                yield from _cursors_moved(org.tenant_id, entity.name, latest, found,
-                                          tenants_state)
+                yield from cursors.add(*_cursors_moved(org.tenant_id, entity.name, latest,
+                                                       found, tenants_state))
                 active -= 1
                 run.stats.finish(org.tenant_id, entity.name, OK)
                 continue
             run.stats.add_rows(org.tenant_id, entity.name, len(item))
+        yield from cursors.drain()
     finally:
         cancelled.set()
 
 
 def _cursors_moved(tenant_id: str, entity: str, latest: dict[str, dict[str, Any]],
-                   found: dict[str, Any], tenants_state: dict[str, Any]) -> Iterator[Any]:
+                   found: dict[str, Any], tenants_state: dict[str, Any]
+                   ) -> Iterator[dict[str, Any]]:
     """The cursors row of an organisation whose read ended (or failed after some pages), once
     per run and only if the cursors moved since stored; an older version's entry in dlt's
     state is dropped with it (same load package)."""
@@ -733,7 +760,7 @@ def _cursors_moved(tenant_id: str, entity: str, latest: dict[str, dict[str, Any]
     if state is None:
         return
     if state != found.get(tenant_id) or tenant_id in tenants_state:
-        yield as_memory([cursors_row(tenant_id, entity, state)])
+        yield cursors_row(tenant_id, entity, state)
         tenants_state.pop(tenant_id, None)
 
 
