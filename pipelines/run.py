@@ -641,7 +641,8 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
 
     try:
         expire_stale_invites(store)  # so lapsed invites read `expired` in the table too
-        _write_bookkeeping(pipeline, bookkeeping_resources(outcomes, store.list_connections()))
+        _write_bookkeeping(pipeline, bookkeeping_resources(outcomes, store.list_connections()),
+                           target)
     except Exception as exc:
         log.error("could not write sync_runs/connections: %s", _one_line(exc))
         return
@@ -657,13 +658,16 @@ def _record(pipeline: Any, store: Store, outcomes: RunOutcomes, connections: lis
         log.error("could not create the analyst views: %s", _one_line(exc))
 
 
-def _write_bookkeeping(pipeline: Any, resources: list[Any]) -> None:
+def _write_bookkeeping(pipeline: Any, resources: list[Any], target: Target) -> None:
     """``pipeline.run(resources)`` with only the load in the dataset's turn (kept for pruning
     and the views after it): extracting and normalizing a few rows is local work, and in a
     batch of per-organisation runs every second in the turn is paid by every organisation
-    waiting for it. A killed run leaves the package for the next run's ``finish_pending``."""
+    waiting for it. A killed run leaves the package for the next run's ``finish_pending``.
+
+    In the run's file format, as the data: DuckDB's preferred insert_values spent 7.6 s
+    parsing the INSERT statements of 1,000 organisations' 4,000 sync_runs rows (py-spy)."""
     give_back_turn(pipeline)
-    pipeline.extract(resources)
+    pipeline.extract(resources, loader_file_format=target.loader_file_format)
     pipeline.normalize()
     keep_turn(pipeline)
     pipeline.load()
