@@ -36,8 +36,20 @@ SUPPLIERS = 20
 # Dagster's own storage in PostgreSQL, as docs/deploy.md sets it up for many machines (SQLite
 # storage serialises the event log writes of runs side by side); SQLite when there is none.
 POSTGRES_STORAGE = """\
-storage:
-  postgres:
+run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    postgres_url: "{url}"
+event_log_storage:
+  module: pipelines.dagster_storage
+  class: PooledPostgresEventLogStorage
+  config:
+    postgres_url: "{url}"
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
     postgres_url: "{url}"
 """
 DAGSTER_YAML = """\

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import LoadFigures
-from bench.measure import run_child
+from bench.measure import BenchError, run_child
 from bench.world import NO_CHANGE_CALLS_PER_ORG, BenchSandbox, Home, snapshot_reads_spec
 from connector.client import MAX_CONNECTIONS
+from pipelines.destinations import DUCKDB_GLOBAL_CONFIG
 
 if TYPE_CHECKING:
     from bench.harness import Bench
@@ -35,6 +37,8 @@ FLOOR_SCRIPT = str(Path(__file__).resolve().parent / "fetch_floor.py")
 TOKEN_LIFE = timedelta(minutes=30)  # Xero's access tokens
 HOURLY_AGE = timedelta(minutes=31)  # what an hourly run finds: every access token expired
 RUNS_PER_DAY = 24
+TARGET_FIRST_LOAD_MB = 400.0  # issue 22: the platform's first load, peak RSS
+TARGET_STATE_MB = 2.0  # issue 22: dlt's state of the pipeline, in all
 # Requests in flight across all organisations: the connector's one HTTP client allows this
 # many, and the floor is held to the same.
 CONNECTIONS = MAX_CONNECTIONS
@@ -70,6 +74,7 @@ def platform(bench: Bench) -> None:
         figures["hourly"] = asdict(bench.load(sb, home, "platform-hourly"))
         figures["reused"] = asdict(bench.load(sb, home, "platform-within-half-hour"))
         figures["state_copies"] = _state_copies(home.path.parent / "xero_elt.duckdb")
+        figures["fresh"] = _fresh_machine(bench, sb, home)
         grants_file = _grants_file(floor_home)
         figures["floor_hourly"] = asdict(_floor(
             bench, sb, floor_home, grants_file, "platform-floor-hourly", refresh=True,
@@ -80,6 +85,20 @@ def platform(bench: Bench) -> None:
         bench.results["platform"] = figures
     finally:
         sb.stop()
+
+
+def _fresh_machine(bench: Bench, sb: BenchSandbox, home: Home) -> dict[str, Any]:
+    """A no-change run on a machine that has the store and the DuckDB file but not dlt's
+    working folder (its state, schemas, packages): dlt restores the state from the destination,
+    with DuckDB at xero-elt's 100 MB (``pipelines.destinations.DUCKDB_GLOBAL_CONFIG``)."""
+    pipelines = home.path / "pipelines"
+    shutil.rmtree(pipelines, ignore_errors=True)
+    try:
+        load = bench.load(sb, home, "platform-fresh-machine")
+    except BenchError as exc:
+        return {"error": str(exc).splitlines()[0][:300]}
+    return {"load": asdict(load), "memory_limit": DUCKDB_GLOBAL_CONFIG.get("memory_limit"),
+            "state_kb": sum(f.stat().st_size for f in pipelines.glob("*/state.json")) / 1024}
 
 
 def _state_copies(database: Path) -> list[int]:
@@ -163,7 +182,41 @@ def verdicts(results: dict[str, Any], target: float) -> list[list[str]]:
             ("**met**" if met else f"**missed** by {multiple / target:.2f}×")
             if multiple is not None else "–",
         ])
+    peak = pf["first"]["peak_rss_mb"]
+    rows.append([f"platform, {pf['orgs']:,} organisations: first load peak RSS under "
+                 f"{TARGET_FIRST_LOAD_MB:.0f} MB", f"{peak:.0f} MB",
+                 "**met**" if peak < TARGET_FIRST_LOAD_MB
+                 else f"**missed** by {peak - TARGET_FIRST_LOAD_MB:.0f} MB"])
+    if pf.get("state_mb") is not None:
+        copies = pf.get("state_copies") or []
+        largest = max([pf["state_mb"], *(c / 2**20 for c in copies)])
+        rows.append([f"platform, {pf['orgs']:,} organisations: dlt state under "
+                     f"{TARGET_STATE_MB:.0f} MB (the local file and every copy in the "
+                     "destination)", f"{largest * 1024:.0f} KB at most",
+                     "**met**" if largest < TARGET_STATE_MB else "**missed**"])
+    fresh = pf.get("fresh")
+    if fresh:
+        rows.append([f"platform, {pf['orgs']:,} organisations: a fresh machine's first run "
+                     "restores the state and loads, DuckDB at 100 MB", _fresh_text(pf, fresh),
+                     "**met**" if _fresh_ok(pf, fresh) else "**missed**"])
     return rows
+
+
+def _fresh_ok(pf: dict[str, Any], fresh: dict[str, Any]) -> bool:
+    """The fresh machine's run ended well, read nothing again and made a no-change run's calls."""
+    load = fresh.get("load")
+    return bool(load) and load["records"] == 0 and load["calls"]["api"] == pf["call_floor"] \
+        and load["calls"]["rate_limited"] == 0
+
+
+def _fresh_text(pf: dict[str, Any], fresh: dict[str, Any]) -> str:
+    load = fresh.get("load")
+    if not load:
+        return f"failed: {fresh.get('error')}"
+    return (f"exit 0 in {_s(load['wall_s'])}, {load['records']:,} records read again, "
+            f"{load['calls']['api']:,} API calls (a no-change run's {pf['call_floor']:,}), "
+            f"peak RSS {load['peak_rss_mb']:.0f} MB, DuckDB memory_limit "
+            f"{fresh.get('memory_limit')}; restored state {fresh.get('state_kb', 0):.0f} KB")
 
 
 def render(results: dict[str, Any]) -> str:
@@ -221,6 +274,11 @@ def render(results: dict[str, Any]) -> str:
                   f"({', '.join(f'{c / 2**20:.1f}' for c in copies)} MB compressed): runs keep "
                   "the newest two, and read a copy back only when it is newer than their own "
                   "(`pipelines/state_rows.py`).")
+    fresh = pf.get("fresh")
+    if fresh:
+        state += (" Then, as on a fresh machine (the store and the DuckDB file kept, dlt's "
+                  "working folder with its state deleted), one more no-change run: "
+                  f"{_fresh_text(pf, fresh)}.")
     table = ["|  | first load (sets state) | no change, hourly | no change, within 30 min |",
              "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join([

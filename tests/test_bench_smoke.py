@@ -76,6 +76,9 @@ def test_bench_smoke_many_organisation_scenarios_run_and_write_their_figures(
     assert platform["hourly"]["calls"]["token"] == platform["orgs"]  # every token had expired
     assert platform["reused"]["calls"]["token"] == 0  # ...and was then reused
     assert platform["hourly"]["calls"]["api"] == platform["call_floor"]
+    # A fresh machine (dlt's working folder gone) restores the state and reads nothing again.
+    assert platform["fresh"]["load"]["records"] == 0
+    assert platform["fresh"]["load"]["calls"]["api"] == platform["call_floor"]
     assert platform["floor_hourly"]["calls"]["token"] == platform["orgs"]
     assert [r["resets"] + r["other_failures"] for r in figures["burst"]["runs"]] == [0, 0, 0]
     scale = figures["scale"]  # the app's budget binds: passes wait for its window, no 429

@@ -16,6 +16,10 @@ from tests.sandbox_handle import SandboxHandle
 
 defs_module = import_dagster_defs()
 import dagster as dg  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from dagster_postgres.event_log import PostgresEventLogStorage  # noqa: E402
+
+from pipelines.dagster_storage import MAX_OVERFLOW  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
@@ -44,7 +48,10 @@ def test_the_documented_dagster_yaml_keeps_runs_in_postgresql(
 
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        # dagster-postgres's event log, keeping its connection between writes
+        assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert type(instance.event_log_storage._engine.pool).__name__ == "QueuePool"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         limits = instance.get_concurrency_config().run_queue_config
         assert limits.max_concurrent_runs == 16
@@ -54,6 +61,9 @@ def test_the_documented_dagster_yaml_keeps_runs_in_postgresql(
         tenant = sandbox.tenant_ids()[0]
         instance.add_dynamic_partitions("xero_organisations", [tenant])
         job = defs_module.defs.resolve_job_def("xero_sync_job")
+        connects: list[object] = []
+        sa.event.listen(instance.event_log_storage._engine, "connect",
+                        lambda *_: connects.append(None))
         result = job.execute_in_process(partition_key=tenant, instance=instance)
         assert result.success
         run_id = result.run_id
@@ -66,3 +76,6 @@ def test_the_documented_dagster_yaml_keeps_runs_in_postgresql(
                     "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id,))
         (materialised,) = cur.fetchone()
     assert materialised == len(defs_module.xero_organisation_tables.keys)
+    # Every event of the run (more than a dozen) went over the connections kept, not a new one
+    # each (dagster-postgres's own storage connects for every event).
+    assert len(connects) <= 1 + MAX_OVERFLOW
