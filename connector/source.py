@@ -219,6 +219,7 @@ class _Run:
         self._tokens: TokenProvider | None = None
         self._client: XeroClient | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         self._orgs: list[Organisation] | None = None
         self._tracking: dict[str, Future[list[dict]]] = {}
         self._tracking_lock = threading.Lock()  # not _lock: pool threads take it while closing
@@ -269,9 +270,15 @@ class _Run:
 
     @property
     def pool(self) -> ThreadPoolExecutor:
-        """Threads reading organisations in parallel (while a resource is extracting)."""
+        """Threads fetching organisations' snapshots (while a resource is extracting)."""
         assert self._pool is not None, "the run is not open"
         return self._pool
+
+    @property
+    def readers(self) -> ThreadPoolExecutor:
+        """Threads reading organisations' suppliers (while a resource is extracting)."""
+        assert self._readers is not None, "the run is not open"
+        return self._readers
 
     def open(self) -> None:
         """A resource starts extracting: open what the run needs, the first time."""
@@ -289,8 +296,15 @@ class _Run:
                 self._memory = self._given_memory or _destination_memory()
                 self._memory.prepare(self.settings.history)
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self._orgs)),
+                # Snapshot fetches: each entity keeps SNAPSHOTS_IN_HAND in flight.
+                self._pool = ThreadPoolExecutor(max_workers=4 * SNAPSHOTS_IN_HAND,
                                                 thread_name_prefix="xero-org")
+            if self._readers is None:
+                # Supplier readers: one per organisation would be a thread per organisation
+                # waiting for a slot (1,000 threads, ~130 MB of a no-change run's peak); a
+                # reader beyond the slots would only wait, so it waits queued instead.
+                self._readers = ThreadPoolExecutor(max_workers=PAGES_IN_HAND + PROBES_IN_HAND,
+                                                   thread_name_prefix="xero-suppliers")
             self._active += 1
 
     def resource_done(self) -> None:
@@ -301,11 +315,12 @@ class _Run:
                 self._release()
 
     def _release(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # On Ctrl-C nobody waits for pages in flight (Xero may take seconds to answer):
-            # the run stops now, and what was extracted stays for the next run.
-            pool.shutdown(wait=not _handling_interrupt(), cancel_futures=True)
+        pools, self._pool, self._readers = (self._readers, self._pool), None, None
+        for pool in pools:
+            if pool is not None:
+                # On Ctrl-C nobody waits for pages in flight (Xero may take seconds to
+                # answer): the run stops now, and what was extracted stays for the next run.
+                pool.shutdown(wait=not _handling_interrupt(), cancel_futures=True)
         if self._client is not None:
             self._client.close()  # sessions (and their pacing) stay; connections close
         if self._tokens is not None:
@@ -711,7 +726,7 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
     try:
         for org in run.orgs:
             run.stats.start(org.tenant_id, entity.name, org.name)
-            run.pool.submit(read, org, found.get(org.tenant_id))
+            run.readers.submit(read, org, found.get(org.tenant_id))
         active = len(run.orgs)
         while active:
             try:
