@@ -58,6 +58,7 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 
 from connector.entities import ENTITY_TABLE
+from connector.errors import ConfigurationError
 from connector.settings import ENTITIES as TABLES
 from pipelines import exitcodes
 from pipelines.destinations import target_key
@@ -70,6 +71,13 @@ PARTITIONS = "xero_organisations"
 POOL = "xero_organisations"
 # A run's organisations: tenant ids (exact, what the schedule reads) and names (for people).
 TENANTS_TAG = "xero_elt/tenant_ids"
+# Dagster's PostgreSQL storage indexes run tags (key and value) in a btree, whose rows hold at
+# most 2,704 bytes: a sensor asking for a run of 100 organisations failed its tick with
+# "index row size 3736 exceeds btree version 4 maximum 2704 for index idx_run_tags" and the
+# run never started. A Xero tenant id is 36 characters, and a comma between ids.
+PG_TAG_INDEX_BYTES = 2704
+TENANT_ID_CHARS = 36
+MAX_BATCH_SIZE = 64
 ORGANISATIONS_TAG = "xero_elt/organisations"
 NAMES_TAG_CHARS = 200
 # Dagster's own tags for a run over a range of partitions (dagster/_core/storage/tags.py).
@@ -102,7 +110,16 @@ class DagsterSettings(BaseConfiguration):
     (``PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS``)."""
     batch_size: int = 50
     """Organisations (partitions) one run of the schedule or the sensor loads at most, side by
-    side in one process (``PIPELINES__DAGSTER__BATCH_SIZE``); 1 is a run per organisation."""
+    side in one process (``PIPELINES__DAGSTER__BATCH_SIZE``); 1 is a run per organisation, at
+    most ``MAX_BATCH_SIZE``."""
+
+    def on_resolved(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ConfigurationError(
+                f"pipelines.dagster.batch_size must be between 1 and {MAX_BATCH_SIZE}, got "
+                f"{self.batch_size}: a run's tag {TENANTS_TAG} lists its organisations' ids "
+                f"({TENANT_ID_CHARS + 1} characters each) and Dagster's PostgreSQL storage "
+                f"indexes run tags of at most {PG_TAG_INDEX_BYTES:,} bytes")
 
 
 SETTINGS = resolve_configuration(DagsterSettings(), sections=("pipelines", "dagster"))

@@ -5,6 +5,7 @@ run recorded there."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import psycopg2
@@ -79,3 +80,31 @@ def test_the_documented_dagster_yaml_keeps_runs_in_postgresql(
     # Every event of the run (more than a dozen) went over the connections kept, not a new one
     # each (dagster-postgres's own storage connects for every event).
     assert len(connects) <= 1 + MAX_OVERFLOW
+
+
+def test_a_run_of_the_largest_batch_fits_dagsters_postgresql_tag_index(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dagster._core.storage.dagster_run import DagsterRun, RunsFilter
+    from dagster_postgres.run_storage import PostgresRunStorage
+    from dlt.common.configuration import resolve_configuration
+
+    url = postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1)
+    runs = PostgresRunStorage(url)
+
+    def run_of(orgs: int) -> DagsterRun:
+        keys = [str(uuid.uuid4()) for _ in range(orgs)]
+        request = defs_module.batch_request(keys, {k: f"Org {k[:4]}" for k in keys}, "k")
+        return DagsterRun(job_name="xero_sync_job", run_id=str(uuid.uuid4()),
+                          tags=request.tags)
+
+    largest = run_of(defs_module.MAX_BATCH_SIZE)
+    runs.add_run(largest)
+    (stored,) = runs.get_runs(RunsFilter(run_ids=[largest.run_id]))
+    assert stored.tags[defs_module.TENANTS_TAG].count(",") == defs_module.MAX_BATCH_SIZE - 1
+    # One past what the index holds is what a batch_size of 100 met: the run is never stored.
+    with pytest.raises(sa.exc.OperationalError, match="exceeds btree"):
+        runs.add_run(run_of(100))
+    monkeypatch.setenv("PIPELINES__DAGSTER__BATCH_SIZE", "100")
+    with pytest.raises(Exception, match="batch_size must be between 1 and 64, got 100"):
+        resolve_configuration(defs_module.DagsterSettings(), sections=("pipelines", "dagster"))
