@@ -102,7 +102,7 @@ def test_a_run_of_the_largest_batch_fits_dagsters_postgresql_tag_index(
     runs.add_run(largest)
     (stored,) = runs.get_runs(RunsFilter(run_ids=[largest.run_id]))
     assert stored.tags[defs_module.TENANTS_TAG].count(",") == defs_module.MAX_BATCH_SIZE - 1
-    # One past what the index holds is what a batch_size of 100 met: the run is never stored.
+    # A run of 100, what a batch_size of 100 asked for, is never stored.
     with pytest.raises(sa.exc.OperationalError, match="exceeds btree"):
         runs.add_run(run_of(100))
     monkeypatch.setenv("PIPELINES__DAGSTER__BATCH_SIZE", "100")
