@@ -228,6 +228,23 @@ def _wait_runs(instance: Any, orgs: int, scheduled: bool = False) -> list[Any]:
                        f"of {orgs} organisations")
 
 
+TARGET_MULTIPLE = 1.5  # issue 24: the Dagster pass within 1.5x the same pass by `xero-elt run`
+
+
+def verdicts(results: dict[str, Any]) -> list[list[str]]:
+    """The targets table's row: Dagster's no-change pass against `xero-elt run`'s."""
+    data = results.get("dagster")
+    if not data or not data["cron"]["wall_s"]:
+        return []
+    cron, dagster = data["cron"]["wall_s"], data["dagster"]["wall_s"]
+    multiple = dagster / cron
+    return [[f"{data['orgs']} organisations, no-change pass on Dagster within "
+             f"{TARGET_MULTIPLE}× the same pass by `xero-elt run`",
+             f"{multiple:.2f}× ({dagster:.1f} s vs {cron:.1f} s)",
+             "**met**" if multiple <= TARGET_MULTIPLE
+             else f"**missed** by {multiple / TARGET_MULTIPLE:.2f}×"]]
+
+
 def render(results: dict[str, Any]) -> str:
     """The report's section for this scenario (empty when it did not run)."""
     data = results.get("dagster")

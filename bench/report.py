@@ -261,6 +261,7 @@ def _targets(results: dict[str, Any]) -> str:
                      f"{x(multiple)} ({s(s4['all']['wall_s'])} vs {s(s4['one']['wall_s'])})",
                      _verdict(multiple is not None and multiple <= TARGET_SIDE_BY_SIDE)])
     rows += platform_scenario.verdicts(results, TARGET_PLATFORM_FLOOR_MULTIPLE)
+    rows += dagster_scenario.verdicts(results)
     rows += burst.verdicts(results)
     rows += scale_scenario.verdicts(results)
     rows += bill_scenario.verdicts(results)
