@@ -209,11 +209,12 @@ def _finished(instance: Any, scheduled: bool = False) -> list[Any]:
             and (not scheduled or "dagster/schedule_name" in r.dagster_run.tags)]
 
 
-def _covered(runs: list[Any]) -> int:
+def _covered(instance: Any, runs: list[Any]) -> int:
     """Organisations (partitions) the runs covered: a batched run covers several."""
     from pipelines.dagster_defs import run_partitions
 
-    return sum(len(run_partitions(r.dagster_run.tags)) for r in runs)
+    order = instance.get_dynamic_partitions("xero_organisations")
+    return sum(len(run_partitions(r.dagster_run.tags, order)) for r in runs)
 
 
 def _wait_runs(instance: Any, orgs: int, scheduled: bool = False) -> list[Any]:
@@ -221,11 +222,11 @@ def _wait_runs(instance: Any, orgs: int, scheduled: bool = False) -> list[Any]:
     deadline = time.monotonic() + PASS_TIMEOUT_S
     while time.monotonic() < deadline:
         done = _finished(instance, scheduled)
-        if _covered(done) >= orgs:
+        if _covered(instance, done) >= orgs:
             return done
         time.sleep(5)
-    raise TimeoutError(f"Dagster runs covered only {_covered(_finished(instance, scheduled))} "
-                       f"of {orgs} organisations")
+    covered = _covered(instance, _finished(instance, scheduled))
+    raise TimeoutError(f"Dagster runs covered only {covered} of {orgs} organisations")
 
 
 TARGET_MULTIPLE = 1.5  # issue 24: the Dagster pass within 1.5x the same pass by `xero-elt run`

@@ -88,7 +88,7 @@ def size_of(bench: Bench) -> ScaleSize:
                          client_budget=9, batch_size=3, tick_lead_s=20)
     return ScaleSize(orgs=int(override or 10_000), app_limit=XERO_APP_MINUTE,
                      app_window_s=XERO_APP_WINDOW_S, client_budget=None,
-                     batch_size=int(os.environ.get("BENCH_SCALE_BATCH_SIZE", "50")),
+                     batch_size=int(os.environ.get("BENCH_SCALE_BATCH_SIZE", "100")),
                      tick_lead_s=40)
 
 

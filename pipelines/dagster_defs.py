@@ -18,7 +18,7 @@
 - ``xero_sync_job``: materialises the five tables of the run's organisations.
 
 Batches. A Python process per run costs seconds before any work (docs/benchmarks.md), so the
-schedule and the sensor ask for runs over up to ``batch_size`` (50) partitions at once, by
+schedule and the sensor ask for runs over up to ``batch_size`` (100) partitions at once, by
 Dagster's partition-range tags ``dagster/asset_partition_range_start`` / ``…_end`` — what
 Dagster's docs give for one run over many partitions, and the one of its mechanisms a schedule
 and a sensor can use (``BackfillPolicy.multi_run`` applies to backfills only, and a run request
@@ -36,8 +36,10 @@ partition failed: planned by a failed run and not materialised — only that org
 do not use dagster-dlt's ``@dlt_assets``: it runs the dlt pipeline itself, which would be a
 second loading path beside the one with our locks, bookkeeping and exit meanings.
 
-Run tags: ``xero_elt/tenant_ids`` (the batch's partitions, exact) and ``xero_elt/organisations``
-(their names, cut to ``NAMES_TAG_CHARS``).
+Run tags: Dagster's (``dagster/partition``, or the range's ends) say which partitions, and
+``xero_elt/organisations`` their names, cut to ``NAMES_TAG_CHARS``. No tag lists a batch's tenant
+ids: Dagster's PostgreSQL storage indexes tags of at most 2,704 bytes, which a list of 100 ids
+(37 characters each) passes, and a run request whose tag is refused never starts.
 
 Concurrency: at most one run per organisation comes from the store's organisation locks (every
 worker sees them); the schedule leaves out organisations a queued or running run already
@@ -49,7 +51,7 @@ loading at once (docs/deploy.md has both).
 # No `from __future__ import annotations`: Dagster reads the config class from the annotations.
 import hashlib
 import logging
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -69,15 +71,7 @@ log = logging.getLogger("xero_elt.dagster")
 
 PARTITIONS = "xero_organisations"
 POOL = "xero_organisations"
-# A run's organisations: tenant ids (exact, what the schedule reads) and names (for people).
-TENANTS_TAG = "xero_elt/tenant_ids"
-# Dagster's PostgreSQL storage indexes run tags (key and value) in a btree, whose rows hold at
-# most 2,704 bytes: a sensor asking for a run of 100 organisations failed its tick with
-# "index row size 3736 exceeds btree version 4 maximum 2704 for index idx_run_tags" and the
-# run never started. A Xero tenant id is 36 characters, and a comma between ids.
-PG_TAG_INDEX_BYTES = 2704
-TENANT_ID_CHARS = 36
-MAX_BATCH_SIZE = 64
+# A run's organisations' names, for people (the partitions are Dagster's own tags).
 ORGANISATIONS_TAG = "xero_elt/organisations"
 NAMES_TAG_CHARS = 200
 # Dagster's own tags for a run over a range of partitions (dagster/_core/storage/tags.py).
@@ -108,18 +102,16 @@ class DagsterSettings(BaseConfiguration):
     sensor_interval_seconds: int = 30
     """How often the sensor compares partitions with the store
     (``PIPELINES__DAGSTER__SENSOR_INTERVAL_SECONDS``)."""
-    batch_size: int = 50
+    batch_size: int = 100
     """Organisations (partitions) one run of the schedule or the sensor loads at most, side by
-    side in one process (``PIPELINES__DAGSTER__BATCH_SIZE``); 1 is a run per organisation, at
-    most ``MAX_BATCH_SIZE``."""
+    side in one process (``PIPELINES__DAGSTER__BATCH_SIZE``); 1 is a run per organisation.
+    Dagster's advice for 1,000+ partitions is 50–100 a run."""
 
     def on_resolved(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+        if self.batch_size < 1:
             raise ConfigurationError(
-                f"pipelines.dagster.batch_size must be between 1 and {MAX_BATCH_SIZE}, got "
-                f"{self.batch_size}: a run's tag {TENANTS_TAG} lists its organisations' ids "
-                f"({TENANT_ID_CHARS + 1} characters each) and Dagster's PostgreSQL storage "
-                f"indexes run tags of at most {PG_TAG_INDEX_BYTES:,} bytes")
+                f"pipelines.dagster.batch_size must be at least 1 (1 is a run per "
+                f"organisation), got {self.batch_size}")
 
 
 SETTINGS = resolve_configuration(DagsterSettings(), sections=("pipelines", "dagster"))
@@ -312,9 +304,8 @@ def batch_request(keys: Sequence[str], names: dict[str, str], run_key: str,
                   run_config: dict[str, Any] | None = None) -> dg.RunRequest:
     """One run over these partitions (neighbours in the partitions' order): a single one by
     ``partition_key`` (so ``dagster/partition`` and its run tag limit apply), several by
-    Dagster's partition-range tags. Our tags say which organisations, by id and by name."""
-    tags = {TENANTS_TAG: ",".join(keys),
-            ORGANISATIONS_TAG: names_tag([names.get(k) or k for k in keys])}
+    Dagster's partition-range tags. Our tag names the organisations."""
+    tags = {ORGANISATIONS_TAG: names_tag([names.get(k) or k for k in keys])}
     if len(keys) == 1:
         return dg.RunRequest(run_key=run_key, partition_key=keys[0], tags=tags,
                              run_config=run_config or {})
@@ -322,11 +313,20 @@ def batch_request(keys: Sequence[str], names: dict[str, str], run_key: str,
         **tags, RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
 
 
-def run_partitions(tags: dict[str, str]) -> list[str]:
-    """The organisations (partitions) a run of ``xero_sync_job`` covers, from its tags."""
-    if tags.get(TENANTS_TAG):
-        return tags[TENANTS_TAG].split(",")
-    return [tags["dagster/partition"]] if tags.get("dagster/partition") else []
+def run_partitions(tags: Mapping[str, str], order: Sequence[str]) -> list[str]:
+    """The organisations (partitions) a run of ``xero_sync_job`` covers, from its tags: its
+    partition, or every key between its range's ends in ``order`` (the partitions' order,
+    ``instance.get_dynamic_partitions``). New partitions are appended, so a range never gains
+    keys; an end since removed (a disconnected organisation) leaves the ends still known."""
+    if tags.get("dagster/partition"):
+        return [tags["dagster/partition"]]
+    ends = [tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)]
+    if not all(ends):
+        return []
+    where = {key: i for i, key in enumerate(order)}
+    if all(end in where for end in ends):
+        return list(order[where[ends[0]]:where[ends[1]] + 1])
+    return [end for end in ends if end in where]
 
 
 def needs_first_load(conn: Connection) -> bool:
@@ -383,8 +383,8 @@ def xero_hourly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | 
     locks (a second batch would be refused them). Without this a pass longer than the interval
     would pile up a queue without end."""
     tick = context.scheduled_execution_time.isoformat()
-    busy = _busy_partitions(context.instance)
     order = context.instance.get_dynamic_partitions(PARTITIONS)
+    busy = _busy_partitions(context.instance, order)
     connected = connected_organisations()
     wanted = {t for t in order if t not in busy}
     if not wanted and busy:
@@ -413,13 +413,13 @@ def _due(connections: list[Connection]) -> dict[str, list[str]]:
         store.close()
 
 
-def _busy_partitions(instance: dg.DagsterInstance) -> set[str]:
+def _busy_partitions(instance: dg.DagsterInstance, order: Sequence[str]) -> set[str]:
     """Organisations with a run of the job that is queued or under way."""
     records = instance.get_run_records(dg.RunsFilter(
         job_name=xero_sync_job.name,
         statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                   dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
-    return {key for r in records for key in run_partitions(dict(r.dagster_run.tags))}
+    return {key for r in records for key in run_partitions(r.dagster_run.tags, order)}
 
 
 defs = dg.Definitions(

@@ -53,16 +53,17 @@ def _finished_runs(instance: dg.DagsterInstance) -> list[Any]:
     return [r for r in records if r.dagster_run.is_finished]
 
 
-def _covered(record: Any) -> list[str]:
+def _covered(record: Any, instance: dg.DagsterInstance) -> list[str]:
     """The organisations (partitions) a run covered, from its tags."""
-    return defs_module.run_partitions(dict(record.dagster_run.tags))
+    return defs_module.run_partitions(
+        record.dagster_run.tags, instance.get_dynamic_partitions("xero_organisations"))
 
 
 def _wait_for_each(instance: dg.DagsterInstance, tenants: list[str], count: int,
                    deadline: float) -> list[Any]:
     while time.monotonic() < deadline:
         done = _finished_runs(instance)
-        per_org = [sum(1 for r in done if t in _covered(r)) for t in tenants]
+        per_org = [sum(1 for r in done if t in _covered(r, instance)) for t in tenants]
         if min(per_org) >= count:
             return done
         time.sleep(2)
@@ -125,10 +126,10 @@ def test_schedule_and_sensor_drive_organisations_one_run_each_at_a_time(
     failed = [r.dagster_run.run_id for r in runs if not r.dagster_run.is_success]
     assert not failed, log[-3000:]
     # Runs of two organisations each (partition ranges), never one per organisation.
-    assert {len(_covered(r)) for r in runs} == {2}, [_covered(r) for r in runs]
+    assert {len(_covered(r, instance)) for r in runs} == {2}, [_covered(r, instance) for r in runs]
     by_org: dict[str, list[tuple[float, float]]] = {}
     for record in runs:
-        for tenant in _covered(record):
+        for tenant in _covered(record, instance):
             by_org.setdefault(tenant, []).append((record.start_time, record.end_time))
     assert sorted(by_org) == sorted(sandbox.tenant_ids())
     for tenant, spans in by_org.items():

@@ -50,9 +50,12 @@ def _evaluate_sensor(instance: dg.DagsterInstance) -> dg.SensorResult:
     return result
 
 
-def _covered(request: dg.RunRequest) -> list[str]:
+def _covered(request: dg.RunRequest, instance: dg.DagsterInstance) -> list[str]:
     """The organisations a run request covers, as its tags say."""
-    return defs_module.run_partitions(dict(request.tags))
+    if request.partition_key:  # Dagster tags the run with it when it creates the run
+        return [request.partition_key]
+    return defs_module.run_partitions(
+        request.tags, instance.get_dynamic_partitions("xero_organisations"))
 
 
 def test_definitions_name_what_conventions_fix() -> None:
@@ -78,7 +81,7 @@ def test_sensor_partitions_follow_the_store_and_partitions_load_like_xero_elt_ru
     first = _evaluate_sensor(instance)
     assert sorted(instance.get_dynamic_partitions("xero_organisations")) == sorted(tenants)
     # One first load for both (a batch: batch_size 50), its tags naming them.
-    assert [sorted(_covered(r)) for r in first.run_requests] == [sorted(tenants)]
+    assert [sorted(_covered(r, instance)) for r in first.run_requests] == [sorted(tenants)]
     again = _evaluate_sensor(instance)
     assert again.run_requests == [], "a known organisation gets no second first load"
 
@@ -115,7 +118,7 @@ def test_sensor_partitions_follow_the_store_and_partitions_load_like_xero_elt_ru
     schedule = defs_module.defs.resolve_schedule_def("xero_hourly")
     ticks = schedule(dg.build_schedule_context(
         instance=instance, scheduled_execution_time=datetime(2026, 1, 1, tzinfo=UTC)))
-    assert [_covered(r) for r in ticks] == [[tenants[1]]]
+    assert [_covered(r, instance) for r in ticks] == [[tenants[1]]]
 
 
 def test_a_partition_whose_organisation_is_locked_fails_without_loading(
@@ -142,15 +145,15 @@ def test_the_schedule_skips_organisations_whose_run_is_still_queued(
     instance.add_dynamic_partitions("xero_organisations", ["t-queued", "t-idle"])
     instance.add_run(dg.DagsterRun(
         job_name="xero_sync_job", run_id="queued-run", status=dg.DagsterRunStatus.NOT_STARTED,
-        tags={defs_module.TENANTS_TAG: "t-queued", "dagster/partition": "t-queued"}))
+        tags={"dagster/partition": "t-queued"}))
     schedule = defs_module.defs.resolve_schedule_def("xero_hourly")
 
     def tick() -> Any:
         return schedule(dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 1, 1, tzinfo=UTC)))
 
-    assert [_covered(r) for r in tick()] == [["t-idle"]]
+    assert [_covered(r, instance) for r in tick()] == [["t-idle"]]
     instance.add_run(dg.DagsterRun(
         job_name="xero_sync_job", run_id="queued-too", status=dg.DagsterRunStatus.NOT_STARTED,
-        tags={defs_module.TENANTS_TAG: "t-idle", "dagster/partition": "t-idle"}))
+        tags={"dagster/partition": "t-idle"}))
     assert isinstance(tick(), dg.SkipReason)
