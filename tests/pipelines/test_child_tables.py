@@ -107,3 +107,43 @@ def test_nested_child_tables_are_moved_by_the_next_run(
     # The views read the moved tables (tax_rates_current joins its components by key).
     assert warehouse.query("SELECT count(*) FROM {ds}.tax_rates_current "
                            "WHERE component_count > 0")[0][0] > 0
+
+
+def _dispositions(warehouse: Warehouse, tables: list[str]) -> dict[str, str]:
+    """Each table's write disposition in the schema of the last load."""
+    schema = warehouse.pipeline().default_schema
+    return {table: schema.tables[table].get("write_disposition") for table in tables}
+
+
+def test_a_first_load_appends_and_every_later_load_merges(
+    warehouse: Warehouse, sandbox: SandboxHandle,
+) -> None:
+    """An organisation with no cursors in the dataset has no rows there: its rows are appended
+    (no staging, no delete across the table), without tombstones; once loaded, it merges. A
+    second organisation's first load appends beside the first one's rows."""
+    first, second = sandbox.tenant_ids()[:2]
+    tables = ["suppliers", PHONES, "accounts", "tax_rates", "tax_rates__tax_components"]
+    warehouse.run_ok(tenants=[first])
+    assert set(_dispositions(warehouse, tables).values()) == {"append"}
+    assert {t for t, _ in _phones(warehouse)} == {first}
+    assert warehouse.query(f"SELECT count(*) FROM {{ds}}.{PHONES} "
+                           f"WHERE {TOMBSTONE} OR position < 0") == [(0,)]
+    counts = {t: warehouse.query(f"SELECT count(*) FROM {{ds}}.{t}")[0][0] for t in tables}
+
+    warehouse.run_ok(tenants=[second])  # the second's first load: appended beside the first's
+    assert set(_dispositions(warehouse, tables).values()) == {"append"}
+    both = _phones(warehouse)
+    assert {t for t, _ in both} == {first, second}
+
+    # Every row again (full refresh): merged, so nothing is doubled.
+    warehouse.run_ok(full_refresh=True)
+    assert set(_dispositions(warehouse, tables).values()) == {"merge"}
+    assert _phones(warehouse) == both
+    for table in tables:
+        keys = "tenant_id, contact_id, position" if table == PHONES else "*"
+        assert warehouse.query(f"SELECT count(*) FROM (SELECT DISTINCT {keys} "
+                               f"FROM {{ds}}.{table}) d") == warehouse.query(
+            f"SELECT count(*) FROM {{ds}}.{table}"), table
+    first_only = {t: warehouse.query(f"SELECT count(*) FROM {{ds}}.{t} WHERE tenant_id = %s",
+                                     first)[0][0] for t in tables}
+    assert first_only == counts
