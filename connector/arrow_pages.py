@@ -297,7 +297,8 @@ def child_variant(resource: Any, table: str, parent_key: str, contract: Any,
         TENANT_ID: {"data_type": "text", "nullable": False},
         key: {"data_type": "text", "nullable": False},
         POSITION: {"data_type": "bigint", "nullable": False},
-        TOMBSTONE: {"data_type": "bool", "nullable": True, "hard_delete": True},
+        # (appended rows delete nothing: dlt warns of a hard_delete hint outside a merge)
+        TOMBSTONE: {"data_type": "bool", "nullable": True, "hard_delete": not append},
     }
     resource.apply_hints(table_name=table, create_table_variant=True, columns=columns,
                          primary_key=[TENANT_ID, key, POSITION], merge_key=[TENANT_ID, key],

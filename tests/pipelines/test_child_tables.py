@@ -116,7 +116,7 @@ def _dispositions(warehouse: Warehouse, tables: list[str]) -> dict[str, str]:
 
 
 def test_a_first_load_appends_and_every_later_load_merges(
-    warehouse: Warehouse, sandbox: SandboxHandle,
+    warehouse: Warehouse, sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An organisation with no cursors in the dataset has no rows there: its rows are appended
     (no staging, no delete across the table), without tombstones; once loaded, it merges. A
@@ -147,3 +147,5 @@ def test_a_first_load_appends_and_every_later_load_merges(
     first_only = {t: warehouse.query(f"SELECT count(*) FROM {{ds}}.{t} WHERE tenant_id = %s",
                                      first)[0][0] for t in tables}
     assert first_only == counts
+    # No hint dlt would ignore (and warn of) on the way: hard_delete is only for a merge.
+    assert not [r for r in caplog.records if "will be ignored" in r.getMessage()]
