@@ -907,6 +907,7 @@ class _Tables:
                 schema.tables[name].pop(DEDUPLICATED, None)
             if self._appending:  # merged after all: dlt took each table's hints as it began
                 self._appending = False
+                self.resource.apply_hints(write_disposition="merge")
                 for name in (self.entity.name, *children):
                     schema.tables[name]["write_disposition"] = "merge"
         # Appended rows replace nothing: a parent without child rows needs no tombstone.
