@@ -39,8 +39,13 @@ def test_duckdb_gets_a_bounded_pool_unless_configured(
 def test_dlt_writes_bounded_slices_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_WRITER__BUFFER_MAX_ITEMS", "777")
     loading._bounded_slices()
-    assert dlt.config.get("data_writer.file_max_items") == 5_000
+    assert dlt.config.get("data_writer.file_max_items") == 50_000  # Arrow tables
     assert int(dlt.config.get("data_writer.buffer_max_items")) == 777
+    loading._bounded_slices(normalized=True)  # rows through dlt's normalizer (history)
+    assert dlt.config.get("data_writer.file_max_items") == 5_000
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "123")
+    loading._bounded_slices()
+    assert int(dlt.config.get("data_writer.file_max_items")) == 123  # a configured value wins
 
 
 _FREED_BLOCKS = """
