@@ -38,8 +38,8 @@ second loading path beside the one with our locks, bookkeeping and exit meanings
 
 Run tags: Dagster's (``dagster/partition``, or the range's ends) say which partitions, and
 ``xero_elt/organisations`` their names, cut to ``NAMES_TAG_CHARS``. No tag lists a batch's tenant
-ids: Dagster's PostgreSQL storage indexes tags of at most 2,704 bytes, which a list of 100 ids
-(37 characters each) passes, and a run request whose tag is refused never starts.
+ids: Dagster's PostgreSQL storage indexes tags of at most 2,704 bytes, a list of 100 ids (37
+characters each) is longer, and a run request whose tag is refused never starts.
 
 Concurrency: at most one run per organisation comes from the store's organisation locks (every
 worker sees them); the schedule leaves out organisations a queued or running run already
