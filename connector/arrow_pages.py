@@ -121,12 +121,12 @@ class PageTables:
 
     def build(self, rows: Sequence[Mapping[str, Any]], load_id: str,
               known: Mapping[str, Mapping[str, Mapping[str, Any]]],
-              children: Sequence[str] = (), tombstones: bool = True) -> dict[str, Any]:
+              children: Sequence[str] = ()) -> dict[str, Any]:
         """The page's Arrow tables by table name: the entity's first, then its child tables.
 
         ``known``: the schema's columns of each table that exists; ``children``: child tables
         that may hold rows of the page's parents already (a parent with no rows in one now gets
-        a tombstone there, unless ``tombstones`` is off: rows appended replace nothing)."""
+        a tombstone there)."""
         parents: list[dict[str, Any]] = []
         child_rows: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -139,8 +139,7 @@ class PageTables:
         tables = {self.table: self._arrow(self.table, parents, load_id, known.get(self.table))}
         for table in dict.fromkeys([*children, *child_rows]):
             found = child_rows.get(table, [])
-            if tombstones and table in known:  # old rows may exist: clear the parents that
-                # now have none
+            if table in known:  # old rows may exist: clear the parents that now have none
                 found.extend(self._tombstones(parents, found))
             if found:
                 tables[table] = self._arrow(table, found, load_id, known.get(table))
@@ -279,16 +278,14 @@ def _too_fine(value: Any) -> bool:
 
 
 def child_variant(resource: Any, table: str, parent_key: str, contract: Any,
-                  file_format: str | None = None, deduplicated: bool = True,
-                  append: bool = False) -> None:
+                  file_format: str | None = None, deduplicated: bool = True) -> None:
     """Give ``resource`` the child table ``table`` as a table variant of its own hints: merged
     per parent (``merge_key``), keyed by position, the tombstone its ``hard_delete`` column.
 
     A variant starts from the resource's hints; a child table takes none of them (the parent's
     columns, keys and write disposition) but the schema contract. ``deduplicated``: no parent
     came twice in this load, so no key does either and the merge skips its deduplication (a
-    window over every staged row, which ran DuckDB's 100 MB out at 200,000 suppliers).
-    ``append``: the load's parents have no rows in the table yet (their first load)."""
+    window over every staged row, which ran DuckDB's 100 MB out at 200,000 suppliers)."""
     key = _column(parent_key)
     resource.apply_hints(table_name=table, create_table_variant=True, columns={},
                          merge_key="", primary_key="", schema_contract={}, nested_hints={},
@@ -297,15 +294,13 @@ def child_variant(resource: Any, table: str, parent_key: str, contract: Any,
         TENANT_ID: {"data_type": "text", "nullable": False},
         key: {"data_type": "text", "nullable": False},
         POSITION: {"data_type": "bigint", "nullable": False},
-        # (appended rows delete nothing: dlt warns of a hard_delete hint outside a merge)
-        TOMBSTONE: {"data_type": "bool", "nullable": True, "hard_delete": not append},
+        TOMBSTONE: {"data_type": "bool", "nullable": True, "hard_delete": True},
     }
     resource.apply_hints(table_name=table, create_table_variant=True, columns=columns,
                          primary_key=[TENANT_ID, key, POSITION], merge_key=[TENANT_ID, key],
                          schema_contract=contract or {}, file_format=file_format,
-                         write_disposition="append" if append else {
-                             "disposition": "merge", "strategy": "delete-insert",
-                             "deduplicated": deduplicated})
+                         write_disposition={"disposition": "merge", "strategy": "delete-insert",
+                                            "deduplicated": deduplicated})
 
 
 __all__ = [

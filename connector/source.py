@@ -436,7 +436,6 @@ def _snapshot_rows(run: _Run, entity: Entity, history: bool, tables: _Tables
     """
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     found = run.stored_cursors(entity.name, tenants_state)
-    tables.first_load(found)
     marks = {org.tenant_id: SnapshotMarks.load(found.get(org.tenant_id)) for org in run.orgs}
     every = _snapshot_every(run, entity)
     overlap = timedelta(seconds=run.settings.cursor_overlap_seconds)
@@ -660,7 +659,6 @@ def _supplier_rows(run: _Run, tables: _Tables) -> Iterator[Any]:
     entity = ENTITY_TABLE["suppliers"]
     tenants_state: dict[str, Any] = dlt.current.resource_state().setdefault("tenants", {})
     found = run.stored_cursors(entity.name, tenants_state)
-    tables.first_load(found)
     latest: dict[str, dict[str, Any]] = {}  # cursors handed over, not yet written
     options = _read_options(run)
     # (organisation, rows | _DONE | an error, progress, page slots to give back)
@@ -844,8 +842,6 @@ class _Tables:
         # deduplication it skips); one seen twice turns the child tables' deduplication on.
         self._parents: set[int] = set()
         self._repeated = False
-        # The run's organisations have no rows in these tables yet (``first_load``): appended.
-        self._appending = False
 
     def start(self) -> None:
         """The extraction began: the tables this resource adds take the file format dlt was
@@ -857,20 +853,6 @@ class _Tables:
         if self.file_format:
             self.resource.apply_hints(table_name=MEMORY_TABLE, create_table_variant=True,
                                       file_format=self.file_format)
-
-    def first_load(self, stored: Mapping[str, Any]) -> None:
-        """Append this extraction's rows when none of its organisations has cursors for the
-        entity (``stored``, from the memory or an older version's state): none was loaded into
-        this dataset (the cursors load in the package of the rows they cover), so there is
-        nothing to merge with. A merge stages every row and then deletes by key across the
-        whole table: on DuckDB that read every organisation's keys into its buffer pool for
-        each slice of a first load, and was most of a large first load's load step. A parent
-        that comes twice (Xero's pages can repeat a record) turns the merge back on."""
-        if self.nested or stored:  # (nested: dlt's normalizer versions the rows, scd2)
-            return
-        assert self.resource is not None
-        self._appending = True
-        self.resource.apply_hints(write_disposition="append")
 
     def _repeats(self, rows: list[dict]) -> bool:
         """Whether a parent of ``rows`` was handed over before in this extraction (Xero's
@@ -899,27 +881,18 @@ class _Tables:
                  if name == self.entity.name or name.startswith(prefix)}
         children = [name for name in known if name != self.entity.name]
         load_id = dlt.current.load_package_state()["load_id"]
+        built = self._builder.build(rows, load_id, known, children)
         assert self.resource is not None
         if not self._repeated and self._repeats(rows):
             self._repeated = True  # (declared again below, with deduplication)
             self._declared.clear()
             for name in children:  # a hint dlt merged in stays unless taken out
                 schema.tables[name].pop(DEDUPLICATED, None)
-            if self._appending:  # merged after all: dlt took each table's hints as it began
-                self._appending = False
-                self.resource.apply_hints(write_disposition="merge")
-                for name in (self.entity.name, *children):
-                    schema.tables[name]["write_disposition"] = "merge"
-        # Appended rows replace nothing: a parent without child rows needs no tombstone.
-        built = self._builder.build(rows, load_id, known,
-                                    () if self._appending else children,
-                                    tombstones=not self._appending)
         for name, table in built.items():
             own = name == self.entity.name
             if not own and name not in self._declared:
                 child_variant(self.resource, name, self.entity.key, self.contract,
-                              self.file_format, deduplicated=not self._repeated,
-                              append=self._appending)
+                              self.file_format, deduplicated=not self._repeated)
                 self._declared.add(name)
             yield table if own else dlt.mark.with_table_name(table, name)
 

@@ -46,9 +46,8 @@ class LayoutSettings(BaseConfiguration):
     per organisation: what Dagster runs). Also ``PIPELINES__LAYOUT``."""
     first_loads_per_package: int = 25
     """Organisations never loaded before that one load package takes at most: a run of many
-    first loads loads them in slices, so its memory is bounded by a slice (DuckDB ingests a
-    package in one go; a first load appends, ``connector.source._Tables.first_load``) rather
-    than by the number of organisations. Organisations loaded
+    first loads loads them in slices, so its memory is bounded by a slice (DuckDB merges a
+    package in one go) rather than by the number of organisations. Organisations loaded
     before all go in one package (their runs are small). Also
     ``PIPELINES__FIRST_LOADS_PER_PACKAGE``."""
 

@@ -391,9 +391,7 @@ a fresh load and this document drift.
 - **Child tables** are keyed by `tenant_id`, their parent's key under the parent's column name
   (`contact_id`, `tax_type`) and `position`, the row's 0-based place in Xero's list: join
   `suppliers__phones` to `suppliers` on `(tenant_id, contact_id)`. A supplier that loses a phone
-  loses its row. Each load of a parent replaces all its child rows. (An organisation's first
-  load appends its rows, as dlt's schema then says: there is nothing to merge with.) With
-  history on, dlt nests
+  loses its row. Each load of a parent replaces all its child rows. With history on, dlt nests
   the child tables instead: a child row belongs to one version of its parent, joined on
   `child._dlt_parent_id = parent._dlt_id`.
 - **Organisations**: every row of every Xero table, child tables included, has `tenant_id`. The
@@ -514,10 +512,6 @@ def render(schema: Any) -> str:
 
 def _disposition(table: dict[str, Any]) -> str:
     disposition = table.get("write_disposition", "append")
-    if disposition == "append" and any(c.get("primary_key") for c in table["columns"].values()):
-        # Keyed tables merge; the schema says append after a load of only first loads
-        # (connector.source._Tables.first_load), which had nothing to merge with.
-        disposition = "merge"
     strategy = (table.get("x-merge-strategy") or "")
     return f"{disposition} ({strategy})" if strategy and strategy != "delete-insert" \
         else str(disposition)

@@ -99,8 +99,7 @@ def test_a_full_read_misses_no_supplier_while_xero_edits_and_creates_mid_read(
     missing = set(before) - _loaded_ids(loader)
     assert not missing, f"{len(missing)} suppliers that existed throughout the read are missing"
     # A create pushes the page's last supplier into the next page: handed over twice, it and its
-    # child rows are still kept once (the repeat turns the first load's append into a merge and
-    # the child tables' deduplication on).
+    # child rows are still kept once (the repeat turns the child tables' deduplication on).
     assert loader.query("select count(*) - count(distinct contact_id) from suppliers") == [(0,)]
     for table in ("suppliers__phones", "suppliers__addresses"):
         assert loader.query(f"select count(*) from (select tenant_id, contact_id, position "  # noqa: S608
